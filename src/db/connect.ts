@@ -1,0 +1,59 @@
+import pg from 'pg';
+import { ConnectionConfigError, DatabaseError } from '../errors.ts';
+
+/** Where to connect. `databaseUrl` wins over the DATABASE_URL environment variable. */
+export interface ConnectionOptions {
+  /** A libpq-style connection string; default: process.env.DATABASE_URL. */
+  databaseUrl?: string | undefined;
+}
+
+/** Resolves the connection string or explains how to give one. */
+export function resolveDatabaseUrl(options: ConnectionOptions = {}, env: NodeJS.ProcessEnv = process.env): string {
+  const url = options.databaseUrl ?? env['DATABASE_URL'];
+  if (url === undefined || url.trim() === '') {
+    throw new ConnectionConfigError('no database to connect to: neither --database-url nor DATABASE_URL is set', {
+      hint: 'Pass --database-url postgres://user@host:5432/dbname or export DATABASE_URL.',
+    });
+  }
+  return url;
+}
+
+// Every connection says who it is, so the audit trail's db_identity and
+// pg_stat_activity name this tool.
+const applicationName = 'audit-trail';
+
+/** Opens one client; the caller ends it. */
+export async function connectClient(options: ConnectionOptions = {}): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: resolveDatabaseUrl(options), application_name: applicationName });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw DatabaseError.fromPg(err);
+  }
+  return client;
+}
+
+/** Creates a pool; the caller ends it. */
+export function createPool(options: ConnectionOptions & { max?: number } = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: resolveDatabaseUrl(options),
+    application_name: applicationName,
+    max: options.max ?? 4,
+  });
+  // An idle client that loses its server must not crash the process.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Runs `fn` with a fresh client and always ends it; pg errors become DatabaseError. */
+export async function withClient<T>(options: ConnectionOptions, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connectClient(options);
+  try {
+    return await fn(client);
+  } catch (err) {
+    throw DatabaseError.fromPg(err);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

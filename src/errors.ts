@@ -1,0 +1,170 @@
+/**
+ * Error classes of the TypeScript layer.
+ *
+ * Every error carries a five-character `code`: the server's SQLSTATE when the
+ * database raised it, otherwise a standard SQLSTATE that describes the failure
+ * (see the table in docs/migrations.md). Callers match on `code`, never on
+ * message text, so messages can be improved without breaking anyone.
+ */
+
+/** The fields PostgreSQL sends with an error, all optional except the code. */
+export interface ServerErrorFields {
+  code: string;
+  detail?: string | undefined;
+  hint?: string | undefined;
+  where?: string | undefined;
+  schema?: string | undefined;
+  table?: string | undefined;
+  column?: string | undefined;
+  constraint?: string | undefined;
+}
+
+/** The JSON shape of an error, as printed by the CLI with --json. */
+export interface SerializedError extends ServerErrorFields {
+  name: string;
+  message: string;
+}
+
+export interface AuditTrailErrorOptions {
+  detail?: string | undefined;
+  hint?: string | undefined;
+  cause?: unknown;
+}
+
+/** Base class: every error this package throws on purpose is one of these. */
+export class AuditTrailError extends Error {
+  readonly code: string;
+  readonly detail: string | undefined;
+  readonly hint: string | undefined;
+
+  constructor(message: string, code: string, options: AuditTrailErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.detail = options.detail;
+    this.hint = options.hint;
+  }
+
+  toJSON(): SerializedError {
+    const out: SerializedError = { name: this.name, message: this.message, code: this.code };
+    if (this.detail !== undefined) out.detail = this.detail;
+    if (this.hint !== undefined) out.hint = this.hint;
+    return out;
+  }
+}
+
+/** Bad input from a person: a wrong option, a missing argument, malformed JSON. SQLSTATE 22023. */
+export class UsageError extends AuditTrailError {
+  constructor(message: string, options: AuditTrailErrorOptions = {}) {
+    super(message, '22023', {
+      ...options,
+      hint: options.hint ?? 'Run the command with --help to see its options.',
+    });
+  }
+}
+
+/** No connection string was given. SQLSTATE 08001 (client unable to establish connection). */
+export class ConnectionConfigError extends AuditTrailError {
+  constructor(message: string, options: AuditTrailErrorOptions = {}) {
+    super(message, '08001', options);
+  }
+}
+
+/** The server cannot host the audit trail (version, encoding). SQLSTATE 0A000 (feature not supported). */
+export class UnsupportedServerError extends AuditTrailError {
+  constructor(message: string, options: AuditTrailErrorOptions = {}) {
+    super(message, '0A000', options);
+  }
+}
+
+/**
+ * The migration files and the ledger disagree (a migration was added before one
+ * that already ran, a file is missing). SQLSTATE 55000 (object not in prerequisite state).
+ */
+export class MigrationStateError extends AuditTrailError {
+  constructor(message: string, options: AuditTrailErrorOptions = {}) {
+    super(message, '55000', options);
+  }
+}
+
+/** An error raised by PostgreSQL, with every field the server sent. */
+export class DatabaseError extends AuditTrailError {
+  readonly where: string | undefined;
+  readonly schema: string | undefined;
+  readonly table: string | undefined;
+  readonly column: string | undefined;
+  readonly constraint: string | undefined;
+
+  constructor(message: string, fields: ServerErrorFields, cause?: unknown) {
+    super(message, fields.code, { detail: fields.detail, hint: fields.hint, cause });
+    this.where = fields.where;
+    this.schema = fields.schema;
+    this.table = fields.table;
+    this.column = fields.column;
+    this.constraint = fields.constraint;
+  }
+
+  /**
+   * Wraps whatever a `pg` call threw. Server errors keep their SQLSTATE and
+   * fields; socket errors (refused, reset, DNS) become class 08 so that callers
+   * can still match on a code.
+   */
+  static fromPg(err: unknown): AuditTrailError {
+    if (err instanceof AuditTrailError) return err;
+    if (isPgServerError(err)) {
+      return new DatabaseError(err.message, {
+        code: err.code,
+        detail: err.detail,
+        hint: err.hint,
+        where: err.where,
+        schema: err.schema,
+        table: err.table,
+        column: err.column,
+        constraint: err.constraint,
+      }, err);
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const sysCode = (err as { code?: unknown } | null)?.code;
+    if (typeof sysCode === 'string' && /^E[A-Z]+$/.test(sysCode)) {
+      return new DatabaseError(`could not connect to the database: ${message}`, {
+        code: '08006',
+        hint: 'Check that the server is running and that the host and port in the connection string are right.',
+      }, err);
+    }
+    return new DatabaseError(message, { code: 'XX000' }, err);
+  }
+
+  override toJSON(): SerializedError {
+    const out = super.toJSON();
+    for (const key of ['where', 'schema', 'table', 'column', 'constraint'] as const) {
+      const value = this[key];
+      if (value !== undefined) out[key] = value;
+    }
+    return out;
+  }
+}
+
+interface PgServerErrorShape {
+  message: string;
+  code: string;
+  detail?: string;
+  hint?: string;
+  where?: string;
+  schema?: string;
+  table?: string;
+  column?: string;
+  constraint?: string;
+}
+
+function isPgServerError(err: unknown): err is PgServerErrorShape {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  // A SQLSTATE is five characters of digits and upper-case letters; Node's
+  // system errors (ECONNREFUSED, ...) also have a `code` but never that shape.
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && 'severity' in err;
+}
+
+/** Turns anything thrown into an AuditTrailError, keeping the original as `cause`. */
+export function toAuditTrailError(err: unknown): AuditTrailError {
+  return DatabaseError.fromPg(err);
+}
