@@ -1,0 +1,98 @@
+-- The canonical byte encoding of an event, version 1 (docs/hash-chain.md).
+--
+-- Every field is written as a 4-byte big-endian length followed by that many
+-- bytes; SQL NULL is the length 0xFFFFFFFF with no bytes. Text is UTF-8, a
+-- timestamp is the int64 count of microseconds since 1970-01-01T00:00:00Z, a
+-- bigint is int64, jsonb is the UTF-8 text PostgreSQL's jsonb output gives
+-- (keys ordered, fixed spacing; independent of every session setting).
+--
+-- record_hash = sha256(event_body || field(sequence_no) || field(prev_hash)).
+-- The body (every field but the chain position) is computed at capture time;
+-- only the last two fields are added while the tenant's chain head is held.
+-- These are SQL-standard function bodies: bound at creation, immune to search_path.
+
+create function audit_trail.encode_text(p_value text) returns bytea
+language sql stable parallel safe
+return case when p_value is null then '\xffffffff'::bytea
+            else pg_catalog.int4send(pg_catalog.octet_length(p_value)) operator(pg_catalog.||) pg_catalog.textsend(p_value) end;
+
+create function audit_trail.encode_jsonb(p_value jsonb) returns bytea
+language sql stable parallel safe
+return audit_trail.encode_text(p_value::text);
+
+create function audit_trail.encode_timestamp(p_value timestamptz) returns bytea
+language sql immutable parallel safe
+return case when p_value is null then '\xffffffff'::bytea
+            else '\x00000008'::bytea operator(pg_catalog.||) pg_catalog.int8send(
+              (extract(epoch from pg_catalog.timezone('UTC', p_value)) operator(pg_catalog.*) 1000000)::bigint) end;
+
+create function audit_trail.encode_body(
+  p_event_id text, p_tenant_id text, p_occurred_at timestamptz, p_ingested_at timestamptz,
+  p_actor_type text, p_actor_id text, p_actor_name text, p_auth_method text, p_source_ip text,
+  p_user_agent_hash text, p_action text, p_resource_type text, p_resource_id text,
+  p_parent_type text, p_parent_id text, p_changes jsonb, p_reason text, p_context jsonb,
+  p_db_identity jsonb) returns bytea
+language sql stable parallel safe
+return '\x504741540001'::bytea  -- 'PGAT' then the encoding version, uint16 big-endian
+  operator(pg_catalog.||) audit_trail.encode_text(p_event_id)
+  operator(pg_catalog.||) audit_trail.encode_text(p_tenant_id)
+  operator(pg_catalog.||) audit_trail.encode_timestamp(p_occurred_at)
+  operator(pg_catalog.||) audit_trail.encode_timestamp(p_ingested_at)
+  operator(pg_catalog.||) audit_trail.encode_text(p_actor_type)
+  operator(pg_catalog.||) audit_trail.encode_text(p_actor_id)
+  operator(pg_catalog.||) audit_trail.encode_text(p_actor_name)
+  operator(pg_catalog.||) audit_trail.encode_text(p_auth_method)
+  operator(pg_catalog.||) audit_trail.encode_text(p_source_ip)
+  operator(pg_catalog.||) audit_trail.encode_text(p_user_agent_hash)
+  operator(pg_catalog.||) audit_trail.encode_text(p_action)
+  operator(pg_catalog.||) audit_trail.encode_text(p_resource_type)
+  operator(pg_catalog.||) audit_trail.encode_text(p_resource_id)
+  operator(pg_catalog.||) audit_trail.encode_text(p_parent_type)
+  operator(pg_catalog.||) audit_trail.encode_text(p_parent_id)
+  operator(pg_catalog.||) audit_trail.encode_jsonb(p_changes)
+  operator(pg_catalog.||) audit_trail.encode_text(p_reason)
+  operator(pg_catalog.||) audit_trail.encode_jsonb(p_context)
+  operator(pg_catalog.||) audit_trail.encode_jsonb(p_db_identity);
+
+-- The chain step: the hash of a body at a position after a previous hash.
+create function audit_trail.chain_hash(p_body bytea, p_sequence_no bigint, p_prev_hash bytea) returns bytea
+language sql immutable parallel safe
+return pg_catalog.sha256(p_body
+  operator(pg_catalog.||) '\x00000008'::bytea operator(pg_catalog.||) pg_catalog.int8send(p_sequence_no)
+  operator(pg_catalog.||) '\x00000020'::bytea operator(pg_catalog.||) p_prev_hash);
+
+comment on function audit_trail.encode_body is 'Canonical encoding v1 of an event without its chain position (docs/hash-chain.md).';
+comment on function audit_trail.chain_hash(bytea, bigint, bytea) is 'record_hash = sha256(body || field(sequence_no) || field(prev_hash)).';
+
+-- A ULID (https://github.com/ulid/spec): 48-bit millisecond time + 80 random
+-- bits, Crockford base32, 26 characters, lexicographically time-ordered.
+create function audit_trail.new_ulid(p_at timestamptz default pg_catalog.clock_timestamp()) returns text
+language plpgsql volatile parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  c constant text := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  v_ms bigint := (extract(epoch from p_at) * 1000)::bigint;
+  r bytea := uuid_send(gen_random_uuid());
+  -- 2 x 40 random bits (uuid v4 has 122 random bits; bytes 0-4 and 10-14 are fully random)
+  a bigint := (get_byte(r, 0)::bigint << 32) | (get_byte(r, 1)::bigint << 24) | (get_byte(r, 2)::bigint << 16)
+              | (get_byte(r, 3)::bigint << 8) | get_byte(r, 4);
+  b bigint := (get_byte(r, 10)::bigint << 32) | (get_byte(r, 11)::bigint << 24) | (get_byte(r, 12)::bigint << 16)
+              | (get_byte(r, 13)::bigint << 8) | get_byte(r, 14);
+begin
+  return substr(c, ((v_ms >> 45) & 31)::int + 1, 1) || substr(c, ((v_ms >> 40) & 31)::int + 1, 1)
+      || substr(c, ((v_ms >> 35) & 31)::int + 1, 1) || substr(c, ((v_ms >> 30) & 31)::int + 1, 1)
+      || substr(c, ((v_ms >> 25) & 31)::int + 1, 1) || substr(c, ((v_ms >> 20) & 31)::int + 1, 1)
+      || substr(c, ((v_ms >> 15) & 31)::int + 1, 1) || substr(c, ((v_ms >> 10) & 31)::int + 1, 1)
+      || substr(c, ((v_ms >> 5) & 31)::int + 1, 1) || substr(c, (v_ms & 31)::int + 1, 1)
+      || substr(c, ((a >> 35) & 31)::int + 1, 1) || substr(c, ((a >> 30) & 31)::int + 1, 1)
+      || substr(c, ((a >> 25) & 31)::int + 1, 1) || substr(c, ((a >> 20) & 31)::int + 1, 1)
+      || substr(c, ((a >> 15) & 31)::int + 1, 1) || substr(c, ((a >> 10) & 31)::int + 1, 1)
+      || substr(c, ((a >> 5) & 31)::int + 1, 1) || substr(c, (a & 31)::int + 1, 1)
+      || substr(c, ((b >> 35) & 31)::int + 1, 1) || substr(c, ((b >> 30) & 31)::int + 1, 1)
+      || substr(c, ((b >> 25) & 31)::int + 1, 1) || substr(c, ((b >> 20) & 31)::int + 1, 1)
+      || substr(c, ((b >> 15) & 31)::int + 1, 1) || substr(c, ((b >> 10) & 31)::int + 1, 1)
+      || substr(c, ((b >> 5) & 31)::int + 1, 1) || substr(c, (b & 31)::int + 1, 1);
+end
+$$;
+comment on function audit_trail.new_ulid(timestamptz) is 'A new ULID for the given moment (event_id).';

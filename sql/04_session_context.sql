@@ -1,0 +1,99 @@
+-- Who, why and when, as told by the application through the audit_trail.* settings.
+--
+-- An application sets them per transaction, with SET LOCAL or set_config(..., true),
+-- or all at once with audit_trail.set_context(jsonb). The trail also records what
+-- the database itself knows (db_identity), whatever the application claims.
+
+create function audit_trail.set_context(p_context jsonb)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_key text;
+  v_value jsonb;
+  v_text text;
+  c_allowed constant text[] := array['tenant_id', 'actor_id', 'actor_type', 'actor_name', 'auth_method',
+    'source_ip', 'user_agent_hash', 'reason', 'request_id', 'session_id', 'correlation_id',
+    'capture_method', 'occurred_at', 'context'];
+begin
+  if p_context is null or jsonb_typeof(p_context) <> 'object' then
+    raise exception 'audit_trail.set_context expects a JSON object'
+      using errcode = '22023',
+            hint = 'Pass an object such as {"actor_id": "usr_42", "reason": "Re-classified after PLC alarm review"}.';
+  end if;
+  for v_key, v_value in select key, value from jsonb_each(p_context) loop
+    if not v_key = any (c_allowed) then
+      raise exception 'unknown audit context key "%"', v_key
+        using errcode = '22023', hint = 'Allowed keys: ' || array_to_string(c_allowed, ', ') || '.';
+    end if;
+    if v_key = 'context' then
+      if jsonb_typeof(v_value) <> 'object' then
+        raise exception 'audit context key "context" must be a JSON object, not %', jsonb_typeof(v_value)
+          using errcode = '22023', hint = 'Pass plant, line and other ids as {"context": {"plant_id": "plt_01"}}.';
+      end if;
+      v_text := v_value::text;
+    elsif jsonb_typeof(v_value) = 'null' then
+      v_text := '';
+    elsif jsonb_typeof(v_value) <> 'string' then
+      raise exception 'audit context key "%" must be a string, not %', v_key, jsonb_typeof(v_value)
+        using errcode = '22023', hint = 'Quote the value: {"' || v_key || '": "..."}.';
+    else
+      v_text := v_value #>> '{}';
+    end if;
+    perform audit_trail.check_context_value(v_key, v_text);
+    perform set_config('audit_trail.' || v_key, v_text, true);
+  end loop;
+end
+$$;
+comment on function audit_trail.set_context(jsonb) is
+  'Validates and sets the audit_trail.* settings for the current transaction (like SET LOCAL).';
+
+-- Validation shared by set_context() and the capture path (which also reads raw SET LOCAL values).
+create function audit_trail.check_context_value(p_key text, p_value text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_value is null or p_value = '' then
+    return;
+  end if;
+  if octet_length(p_value) > 65536 then
+    raise exception 'audit_trail.% is % bytes long; the limit is 65536', p_key, octet_length(p_value)
+      using errcode = '54000', hint = 'Keep identifiers and reasons short; put large evidence in an attached document and record its digest.';
+  end if;
+  case p_key
+    when 'actor_type' then
+      if p_value not in ('user', 'service', 'system') then
+        raise exception 'audit_trail.actor_type must be user, service or system, not "%"', p_value
+          using errcode = '22023', hint = 'SET LOCAL audit_trail.actor_type = ''user'';';
+      end if;
+    when 'source_ip' then
+      begin
+        perform p_value::inet;
+      exception when invalid_text_representation then
+        raise exception 'audit_trail.source_ip "%" is not an IP address', p_value
+          using errcode = '22023', hint = 'Give the client''s address, e.g. SET LOCAL audit_trail.source_ip = ''10.45.12.88'';';
+      end;
+    when 'occurred_at' then
+      if p_value !~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$' then
+        raise exception 'audit_trail.occurred_at "%" is not an ISO 8601 timestamp with a time zone', p_value
+          using errcode = '22007', hint = 'Use UTC with an offset, e.g. 2026-04-19T08:42:17.382Z.';
+      end if;
+    when 'context' then
+      begin
+        if jsonb_typeof(p_value::jsonb) <> 'object' then
+          raise exception 'audit_trail.context must be a JSON object' using errcode = '22023',
+            hint = 'SET LOCAL audit_trail.context = ''{"plant_id": "plt_01", "line_id": "line_02"}'';';
+        end if;
+      exception when invalid_text_representation then
+        raise exception 'audit_trail.context is not valid JSON' using errcode = '22023',
+          hint = 'SET LOCAL audit_trail.context = ''{"plant_id": "plt_01", "line_id": "line_02"}'';';
+      end;
+    else
+      null;
+  end case;
+end
+$$;
+comment on function audit_trail.check_context_value(text, text) is 'Validates one audit_trail.* setting; raises 22023/22007/54000 with a hint.';

@@ -1,0 +1,286 @@
+-- Turning capture on and off for a domain table.
+--
+-- enable() runs with the caller's rights, because only the table's owner may
+-- put triggers on it; it must also be a member of audit_trail_admin. Writing
+-- the configuration and its audit event is done by register_audited_table(),
+-- which runs as audit_trail_owner. Configuration events go to the chain of
+-- the reserved tenant '_system'.
+
+create function audit_trail.register_audited_table(p_table regclass, p_options jsonb, p_enabled boolean, p_reason text)
+returns void
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_before audit_trail.audited_tables;
+begin
+  select * into v_before from audit_trail.audited_tables where table_oid = p_table;
+  insert into audit_trail.audited_tables as t (table_oid, table_name, options, enabled)
+  values (p_table, p_table::text, p_options, p_enabled)
+  on conflict (table_oid) do update
+     set table_name = excluded.table_name, options = excluded.options, enabled = excluded.enabled,
+         changed_at = clock_timestamp(), changed_by = session_user;
+  perform audit_trail.record_administrative_event('_system',
+    case when p_enabled then 'execute' else 'execute' end, 'audited_table', p_table::text,
+    jsonb_build_array(
+      jsonb_build_object('field', 'enabled', 'before', v_before.enabled, 'after', p_enabled),
+      jsonb_build_object('field', 'options', 'before', v_before.options, 'after', p_options)),
+    p_reason, not p_enabled);
+end
+$$;
+comment on function audit_trail.register_audited_table(regclass, jsonb, boolean, text) is
+  'Internal: records a table''s capture configuration and the configuration event.';
+
+create function audit_trail.enable(target regclass, options jsonb default '{}')
+returns jsonb
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_options jsonb := coalesce(options, '{}');
+  v_allowed constant text[] := array['tenant_column', 'tenant', 'resource_type', 'parent', 'soft_delete',
+    'hard_delete', 'exclude_columns', 'redact_columns', 'reason_required', 'actor_required', 'key_columns',
+    'max_inline_bytes'];
+  v_columns text[];
+  v_key text;
+  v_keys text[];
+  v_norm jsonb;
+  v_relkind char;
+  v_schema name;
+  v_value jsonb;
+begin
+  if target is null then
+    raise exception 'audit_trail.enable needs a table' using errcode = '22023', hint = 'select audit_trail.enable(''public.orders'');';
+  end if;
+  if not pg_has_role(current_user, 'audit_trail_admin', 'member') then
+    raise exception 'only members of audit_trail_admin may turn auditing on or off' using errcode = '42501',
+      hint = 'GRANT audit_trail_admin TO ' || quote_ident(current_user::text) || '; (as a DBA)';
+  end if;
+  select c.relkind, n.nspname into v_relkind, v_schema
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = target;
+  if v_relkind not in ('r', 'p') then
+    raise exception '% is not a table', target using errcode = '22023', hint = 'Audit the table that holds the data, not a view or sequence.';
+  end if;
+  if v_schema = 'audit_trail' then
+    raise exception 'the audit trail''s own tables cannot be audited' using errcode = '22023', hint = 'They are append-only and hash-chained already.';
+  end if;
+  if jsonb_typeof(v_options) <> 'object' then
+    raise exception 'audit options must be a JSON object' using errcode = '22023',
+      hint = 'e.g. ''{"tenant_column": "tenant_id", "soft_delete": {"column": "deleted_at"}}''';
+  end if;
+  for v_key in select jsonb_object_keys(v_options) loop
+    if not v_key = any (v_allowed) then
+      raise exception 'unknown audit option "%"', v_key using errcode = '22023',
+        hint = 'Allowed options: ' || array_to_string(v_allowed, ', ') || '.';
+    end if;
+  end loop;
+  select array_agg(a.attname::text order by a.attnum) into v_columns
+    from pg_attribute a where a.attrelid = target and a.attnum > 0 and not a.attisdropped;
+
+  v_norm := jsonb_build_object('table', target::text,
+    'resource_type', coalesce(v_options ->> 'resource_type', (select relname::text from pg_class where oid = target)));
+  if jsonb_typeof(v_norm -> 'resource_type') <> 'string' or v_norm ->> 'resource_type' = '' then
+    raise exception 'resource_type must be a non-empty string' using errcode = '22023', hint = 'e.g. "downtime_record".';
+  end if;
+
+  if v_options ? 'tenant_column' and v_options ? 'tenant' then
+    raise exception 'give tenant_column or tenant, not both' using errcode = '22023',
+      hint = 'tenant_column when every row names its tenant; tenant when the whole table belongs to one.';
+  end if;
+  if v_options ? 'tenant_column' then
+    perform audit_trail.check_option_column(target, v_columns, 'tenant_column', v_options -> 'tenant_column');
+    v_norm := v_norm || jsonb_build_object('tenant_column', v_options -> 'tenant_column');
+  elsif v_options ? 'tenant' then
+    if jsonb_typeof(v_options -> 'tenant') <> 'string' or v_options ->> 'tenant' in ('', '*') then
+      raise exception 'tenant must be a non-empty string' using errcode = '22023', hint = 'e.g. {"tenant": "plant_hd"}.';
+    end if;
+    v_norm := v_norm || jsonb_build_object('tenant', v_options -> 'tenant');
+  end if;
+
+  if v_options ? 'key_columns' then
+    if jsonb_typeof(v_options -> 'key_columns') <> 'array' or jsonb_array_length(v_options -> 'key_columns') = 0 then
+      raise exception 'key_columns must be a non-empty array of column names' using errcode = '22023',
+        hint = 'e.g. {"key_columns": ["plant", "order_no"]}.';
+    end if;
+    for v_value in select value from jsonb_array_elements(v_options -> 'key_columns') loop
+      perform audit_trail.check_option_column(target, v_columns, 'key_columns', v_value);
+    end loop;
+    v_norm := v_norm || jsonb_build_object('key_columns', v_options -> 'key_columns');
+  else
+    select jsonb_agg(a.attname::text order by k.ord) into v_value
+      from pg_index i
+      cross join unnest(i.indkey) with ordinality k(attnum, ord)
+      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+     where i.indrelid = target and i.indisprimary;
+    if v_value is null then
+      raise exception 'table % has no primary key, so its rows cannot be identified in the trail', target
+        using errcode = '22023', hint = 'Add a primary key, or name the identifying columns: {"key_columns": ["..."]}.';
+    end if;
+    v_norm := v_norm || jsonb_build_object('key_columns', v_value);
+  end if;
+
+  if v_options ? 'parent' then
+    if jsonb_typeof(v_options -> 'parent') <> 'object' or jsonb_typeof(v_options -> 'parent' -> 'resource_type') <> 'string' then
+      raise exception 'parent must be {"column": "...", "resource_type": "..."}' using errcode = '22023',
+        hint = 'e.g. {"parent": {"column": "order_no", "resource_type": "production_order"}}.';
+    end if;
+    perform audit_trail.check_option_column(target, v_columns, 'parent.column', v_options -> 'parent' -> 'column');
+    v_norm := v_norm || jsonb_build_object('parent', jsonb_build_object('column', v_options -> 'parent' -> 'column',
+                                                      'resource_type', v_options -> 'parent' -> 'resource_type'));
+  end if;
+
+  if v_options ? 'soft_delete' then
+    if jsonb_typeof(v_options -> 'soft_delete') <> 'object'
+       or exists (select from jsonb_object_keys(v_options -> 'soft_delete') k where k not in ('column', 'deleted_value'))
+       or jsonb_typeof(v_options -> 'soft_delete' -> 'deleted_value') in ('object', 'array', 'null') then
+      raise exception 'soft_delete must be {"column": "..."} or {"column": "...", "deleted_value": <scalar>}' using errcode = '22023',
+        hint = '{"column": "deleted_at"} (deleted when it becomes non-null) or {"column": "status", "deleted_value": "deleted"}.';
+    end if;
+    perform audit_trail.check_option_column(target, v_columns, 'soft_delete.column', v_options -> 'soft_delete' -> 'column');
+    v_norm := v_norm || jsonb_build_object('soft_delete', v_options -> 'soft_delete');
+  end if;
+
+  v_norm := v_norm || jsonb_build_object('hard_delete', coalesce(v_options -> 'hard_delete', '"audit"'));
+  if v_norm ->> 'hard_delete' is null or v_norm ->> 'hard_delete' not in ('audit', 'forbid', 'soft') then
+    raise exception 'hard_delete must be "audit", "forbid" or "soft", not %', v_norm -> 'hard_delete' using errcode = '22023',
+      hint = '"soft" turns DELETE into the soft delete and needs soft_delete.';
+  end if;
+  if v_norm ->> 'hard_delete' = 'soft' and not v_norm ? 'soft_delete' then
+    raise exception 'hard_delete "soft" needs the soft_delete option' using errcode = '22023',
+      hint = 'e.g. {"hard_delete": "soft", "soft_delete": {"column": "deleted_at"}}.';
+  end if;
+
+  foreach v_key in array array['exclude_columns', 'redact_columns'] loop
+    if v_options ? v_key then
+      if jsonb_typeof(v_options -> v_key) <> 'array' then
+        raise exception '% must be an array of column names', v_key using errcode = '22023', hint = 'e.g. ["photo"].';
+      end if;
+      for v_value in select value from jsonb_array_elements(v_options -> v_key) loop
+        perform audit_trail.check_option_column(target, v_columns, v_key, v_value);
+        if v_norm -> 'key_columns' ? (v_value #>> '{}') or v_norm ->> 'tenant_column' = v_value #>> '{}'
+           or v_norm -> 'parent' ->> 'column' = v_value #>> '{}' or v_norm -> 'soft_delete' ->> 'column' = v_value #>> '{}' then
+          raise exception '% may not name the key, tenant, parent or soft delete column %', v_key, v_value using errcode = '22023',
+            hint = 'Those columns identify the row and its state in the trail.';
+        end if;
+      end loop;
+      if jsonb_array_length(v_options -> v_key) > 0 then
+        v_norm := v_norm || jsonb_build_object(v_key, v_options -> v_key);
+      end if;
+    end if;
+  end loop;
+
+  if v_options ? 'reason_required' then
+    if jsonb_typeof(v_options -> 'reason_required') = 'array' then
+      for v_value in select value from jsonb_array_elements(v_options -> 'reason_required') loop
+        perform audit_trail.check_option_column(target, v_columns, 'reason_required', v_value);
+      end loop;
+    elsif jsonb_typeof(v_options -> 'reason_required') <> 'boolean' then
+      raise exception 'reason_required must be true, false or an array of column names' using errcode = '22023',
+        hint = 'e.g. {"reason_required": ["reason_code", "duration_seconds"]}.';
+    end if;
+    v_norm := v_norm || jsonb_build_object('reason_required', v_options -> 'reason_required');
+  end if;
+  if v_options ? 'actor_required' then
+    if jsonb_typeof(v_options -> 'actor_required') <> 'boolean' then
+      raise exception 'actor_required must be true or false' using errcode = '22023', hint = 'The default, true, is what ALCOA+ expects.';
+    end if;
+  end if;
+  v_norm := v_norm || jsonb_build_object('actor_required', coalesce(v_options -> 'actor_required', 'true'));
+  if v_options ? 'max_inline_bytes' then
+    if jsonb_typeof(v_options -> 'max_inline_bytes') <> 'number'
+       or (v_options ->> 'max_inline_bytes')::numeric not between 64 and 104857600
+       or (v_options ->> 'max_inline_bytes')::numeric <> trunc((v_options ->> 'max_inline_bytes')::numeric) then
+      raise exception 'max_inline_bytes must be an integer from 64 to 104857600' using errcode = '22023',
+        hint = 'Values larger than this are stored as their SHA-256 and length.';
+    end if;
+  end if;
+  v_norm := v_norm || jsonb_build_object('max_inline_bytes', coalesce(v_options -> 'max_inline_bytes', '4096'));
+
+  -- Derived from the catalog: which columns need the JSON-null and bytea treatment.
+  select jsonb_agg(a.attname::text order by a.attnum) filter (where t.typname in ('json', 'jsonb')),
+         jsonb_agg(a.attname::text order by a.attnum) filter (where t.typname = 'bytea')
+    into v_value, v_options
+    from pg_attribute a
+    join pg_type t on t.oid = case when (select typtype from pg_type where oid = a.atttypid) = 'd'
+                                   then (select typbasetype from pg_type where oid = a.atttypid) else a.atttypid end
+   where a.attrelid = target and a.attnum > 0 and not a.attisdropped;
+  if v_value is not null then
+    v_norm := v_norm || jsonb_build_object('json_columns', v_value);
+  end if;
+  if v_options is not null then
+    v_norm := v_norm || jsonb_build_object('bytea_columns', v_options);
+  end if;
+
+  perform audit_trail.drop_capture_triggers(target);
+  execute format('create trigger audit_trail_capture after insert or update or delete on %s '
+                 'for each row execute function audit_trail.capture_change(%L)', target, v_norm::text);
+  if v_norm ->> 'hard_delete' <> 'audit' then
+    execute format('create trigger audit_trail_hard_delete_policy before delete on %s '
+                   'for each row execute function audit_trail.apply_hard_delete_policy(%L)', target, v_norm::text);
+  end if;
+  execute format('create trigger audit_trail_refuse_truncate before truncate on %s '
+                 'for each statement execute function audit_trail.refuse_truncate_of_audited_table()', target);
+  perform audit_trail.register_audited_table(target, v_norm, true, null);
+  return v_norm;
+end
+$$;
+comment on function audit_trail.enable(regclass, jsonb) is
+  'Turns capture on for a table (again: updates its options). Options: docs/install.md. Returns the normalised options.';
+
+create function audit_trail.check_option_column(p_table regclass, p_columns text[], p_option text, p_value jsonb)
+returns void
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_value is null or jsonb_typeof(p_value) <> 'string' then
+    raise exception '% must name a column of % (a string), not %', p_option, p_table, coalesce(p_value::text, 'nothing')
+      using errcode = '22023', hint = 'Columns of ' || p_table::text || ': ' || array_to_string(p_columns, ', ') || '.';
+  end if;
+  if not (p_value #>> '{}') = any (p_columns) then
+    raise exception '% names column "%", which % does not have', p_option, p_value #>> '{}', p_table
+      using errcode = '42703', hint = 'Columns of ' || p_table::text || ': ' || array_to_string(p_columns, ', ') || '.';
+  end if;
+end
+$$;
+
+create function audit_trail.drop_capture_triggers(p_table regclass)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_name name;
+begin
+  for v_name in select tgname from pg_trigger
+                 where tgrelid = p_table and not tgisinternal
+                   and tgname in ('audit_trail_capture', 'audit_trail_hard_delete_policy', 'audit_trail_refuse_truncate') loop
+    execute format('drop trigger %I on %s', v_name, p_table);
+  end loop;
+end
+$$;
+
+create function audit_trail.disable(target regclass, reason text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_options jsonb;
+begin
+  if not pg_has_role(current_user, 'audit_trail_admin', 'member') then
+    raise exception 'only members of audit_trail_admin may turn auditing on or off' using errcode = '42501',
+      hint = 'GRANT audit_trail_admin TO ' || quote_ident(current_user::text) || '; (as a DBA)';
+  end if;
+  select t.options into v_options from audit_trail.audited_tables t where t.table_oid = target and t.enabled;
+  if not found then
+    raise exception 'auditing is not enabled for %', target using errcode = '22023',
+      hint = 'See select table_name from audit_trail.audited_tables where enabled;';
+  end if;
+  -- The event first: a weak or missing reason refuses the whole change.
+  perform audit_trail.register_audited_table(target, v_options, false, reason);
+  perform audit_trail.drop_capture_triggers(target);
+end
+$$;
+comment on function audit_trail.disable(regclass, text) is
+  'Turns capture off for a table; the reason is mandatory and recorded in the _system chain.';

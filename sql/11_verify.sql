@@ -1,0 +1,136 @@
+-- Verification in the database: one ordered pass over a tenant's chain.
+--
+-- Runs with the caller's rights, so a reader verifies only what row-level
+-- security lets it read. Each event's record_hash is recomputed from its
+-- stored fields (docs/hash-chain.md) and its link, position and the chain
+-- head are checked. The first break is reported:
+--   duplicate      two events hold the same sequence_no
+--   gap            sequence numbers are missing (events deleted)
+--   hash mismatch  an event's fields no longer give its record_hash (edited, moved, renumbered)
+--   broken link    an event's record_hash is not what its successor recorded as prev_hash
+--                  (it was rewritten together with its own hash); the rewritten event is named
+--   truncated      the chain head is ahead of the last event (events removed from the end)
+--   head mismatch  events beyond the chain head, or a last event that is not the head
+create function audit_trail.verify(tenant text, from_seq bigint default 1, to_seq bigint default null)
+returns table (tenant_id text, events_checked bigint, ok boolean, first_bad_sequence_no bigint, problem text, detail text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_from bigint := greatest(coalesce(from_seq, 1), 1);
+  v_head_seq bigint;
+  v_head_hash bytea;
+  v_checked bigint;
+  v_last_seq bigint;
+  v_last_hash bytea;
+  v_bad_seq bigint;
+  v_problem text;
+  v_detail text;
+begin
+  if tenant is null or tenant = '' then
+    raise exception 'audit_trail.verify needs a tenant' using errcode = '22023',
+      hint = 'select * from audit_trail.verify(''plant_hd''); the CLI''s audit-trail verify checks every tenant.';
+  end if;
+  if to_seq is not null and to_seq < v_from then
+    raise exception 'to_seq % is before from_seq %', to_seq, v_from using errcode = '22023', hint = 'Give a range with from_seq <= to_seq.';
+  end if;
+  select h.sequence_no, h.record_hash into v_head_seq, v_head_hash
+    from audit_trail.chain_heads h where h.tenant_id = verify.tenant;
+
+  select count(*) filter (where c.sequence_no >= v_from),
+         max(c.sequence_no), (array_agg(c.record_hash order by c.sequence_no desc))[1],
+         (array_agg(c.bad_seq order by c.bad_seq, c.priority) filter (where c.problem is not null))[1],
+         (array_agg(c.problem order by c.bad_seq, c.priority) filter (where c.problem is not null))[1],
+         (array_agg(c.detail order by c.bad_seq, c.priority) filter (where c.problem is not null))[1]
+    into v_checked, v_last_seq, v_last_hash, v_bad_seq, v_problem, v_detail
+  from (
+    select e.sequence_no, e.record_hash,
+      case
+        when e.dup then e.sequence_no
+        when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end then v_from
+        when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then e.prev_seq + 1
+        when e.computed <> e.record_hash then e.sequence_no
+        when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then 1
+        when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then e.prev_seq
+      end as bad_seq,
+      case
+        when e.dup then 'duplicate'
+        when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end then 'gap'
+        when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then 'gap'
+        when e.computed <> e.record_hash then 'hash mismatch'
+        when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then 'broken link'
+        when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then 'broken link'
+      end as problem,
+      case
+        when e.dup then format('%s events hold sequence_no %s (event ids differ: one of them was inserted)', e.dup_count, e.sequence_no)
+        when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end then
+          format('expected the chain to continue at sequence_no %s, found %s: events %s to %s are missing',
+                 v_from - case when v_from > 1 then 1 else 0 end, e.sequence_no, v_from - case when v_from > 1 then 1 else 0 end, e.sequence_no - 1)
+        when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then
+          format('after sequence_no %s the next event is %s: events %s to %s are missing', e.prev_seq, e.sequence_no, e.prev_seq + 1, e.sequence_no - 1)
+        when e.computed <> e.record_hash then
+          format('event %s (%s): stored record_hash %s, recomputed from its fields %s; its content or position was changed',
+                 e.sequence_no, e.event_id, encode(e.record_hash, 'hex'), encode(e.computed, 'hex'))
+        when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then
+          format('event 1 has prev_hash %s, expected the genesis value (32 zero bytes)', encode(e.prev_hash, 'hex'))
+        when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then
+          format('event %s has record_hash %s but event %s recorded prev_hash %s: event %s was rewritten with a recomputed hash',
+                 e.prev_seq, encode(e.prev_record_hash, 'hex'), e.sequence_no, encode(e.prev_hash, 'hex'), e.prev_seq)
+      end as detail,
+      case when e.dup then 0 else 1 end as priority
+    from (
+      select x.*,
+             lag(x.sequence_no) over w as prev_seq,
+             lag(x.record_hash) over w as prev_record_hash,
+             coalesce(lag(x.dup) over w, false) as prev_dup
+      from (
+        select ev.event_id, ev.sequence_no, ev.prev_hash, ev.record_hash,
+               count(*) over (partition by ev.sequence_no) as dup_count,
+               count(*) over (partition by ev.sequence_no) > 1 as dup,
+               audit_trail.chain_hash(audit_trail.encode_body(ev.event_id, ev.tenant_id, ev.occurred_at, ev.ingested_at,
+                   ev.actor_type, ev.actor_id, ev.actor_name, ev.auth_method, ev.source_ip, ev.user_agent_hash,
+                   ev.action, ev.resource_type, ev.resource_id, ev.parent_type, ev.parent_id, ev.changes, ev.reason,
+                   ev.context, ev.db_identity), ev.sequence_no, ev.prev_hash) as computed
+          from audit_trail.events ev
+         where ev.tenant_id = verify.tenant
+           and ev.sequence_no >= v_from - case when v_from > 1 then 1 else 0 end
+           and (to_seq is null or ev.sequence_no <= to_seq)
+      ) x
+      window w as (order by x.sequence_no, x.record_hash)
+    ) e
+  ) c;
+
+  tenant_id := verify.tenant;
+  events_checked := coalesce(v_checked, 0);
+  if v_problem is not null then
+    ok := false; first_bad_sequence_no := v_bad_seq; problem := v_problem; detail := v_detail;
+  elsif v_head_seq is null and v_last_seq is null then
+    ok := false; problem := 'not found';
+    detail := format('no events and no chain head of tenant %s are visible to role %s (unknown tenant, or not granted)', verify.tenant, current_user);
+  elsif v_head_seq is null then
+    ok := false; problem := 'head mismatch'; first_bad_sequence_no := v_from;
+    detail := format('events of tenant %s exist but its chain head is missing', verify.tenant);
+  elsif to_seq is null and coalesce(v_last_seq, 0) < v_head_seq then
+    ok := false; problem := 'truncated'; first_bad_sequence_no := coalesce(v_last_seq, 0) + 1;
+    detail := format('the chain head is at sequence_no %s but the last event is %s: events %s to %s were removed',
+                     v_head_seq, coalesce(v_last_seq::text, 'none'), coalesce(v_last_seq, 0) + 1, v_head_seq);
+  elsif to_seq is null and v_last_seq > v_head_seq then
+    ok := false; problem := 'head mismatch'; first_bad_sequence_no := v_head_seq + 1;
+    detail := format('the chain head is at sequence_no %s but events run to %s: events after the head were inserted',
+                     v_head_seq, v_last_seq);
+  elsif to_seq is null and v_last_hash <> v_head_hash then
+    ok := false; problem := 'head mismatch'; first_bad_sequence_no := v_head_seq;
+    detail := format('event %s has record_hash %s but the chain head holds %s', v_head_seq,
+                     encode(v_last_hash, 'hex'), encode(v_head_hash, 'hex'));
+  elsif to_seq is not null and coalesce(v_last_seq, 0) < least(to_seq, v_head_seq) then
+    ok := false; problem := 'gap'; first_bad_sequence_no := coalesce(v_last_seq, v_from - 1) + 1;
+    detail := format('the range ends at sequence_no %s but the last event found is %s', least(to_seq, v_head_seq),
+                     coalesce(v_last_seq::text, 'none'));
+  else
+    ok := true;
+  end if;
+  return next;
+end
+$$;
+comment on function audit_trail.verify(text, bigint, bigint) is
+  'Verifies a tenant''s hash chain (or a range of it) in one pass; names the first bad sequence_no and the kind of break.';

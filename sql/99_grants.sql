@@ -1,0 +1,54 @@
+-- Privileges, last: what each role may do. Nothing is granted to PUBLIC.
+
+revoke all on all tables in schema audit_trail from public;
+revoke all on all functions in schema audit_trail from public;
+
+-- Readers and auditors: read, verify.
+grant select on audit_trail.events, audit_trail.chain_heads, audit_trail.my_readable_tenants,
+  audit_trail.tenant_readers, audit_trail.actors to audit_trail_reader;
+grant execute on function audit_trail.verify(text, bigint, bigint),
+  audit_trail.encode_text(text), audit_trail.encode_jsonb(jsonb), audit_trail.encode_timestamp(timestamptz),
+  audit_trail.encode_body(text, text, timestamptz, timestamptz, text, text, text, text, text, text, text, text, text, text, text, jsonb, text, jsonb, jsonb),
+  audit_trail.chain_hash(bytea, bigint, bytea), audit_trail.genesis_hash()
+  to audit_trail_reader, audit_trail_admin, audit_trail_writer;
+
+-- The application: context, application-level events, its own tenant's trail.
+grant select on audit_trail.events, audit_trail.chain_heads to audit_trail_writer;
+grant execute on function audit_trail.set_context(jsonb), audit_trail.check_context_value(text, text),
+  audit_trail.record(text, text, text, jsonb, text, text, text, jsonb, text, timestamptz)
+  to audit_trail_writer;
+
+-- Administrators: configuration and access.
+grant select on audit_trail.events, audit_trail.chain_heads, audit_trail.audited_tables,
+  audit_trail.tenant_readers, audit_trail.my_readable_tenants to audit_trail_admin;
+grant select, insert, update on audit_trail.actors, audit_trail.tenant_policies to audit_trail_admin;
+grant execute on function audit_trail.enable(regclass, jsonb), audit_trail.disable(regclass, text),
+  audit_trail.check_option_column(regclass, text[], text, jsonb), audit_trail.drop_capture_triggers(regclass),
+  audit_trail.register_audited_table(regclass, jsonb, boolean, text),
+  audit_trail.grant_tenant_read(name, text), audit_trail.revoke_tenant_read(name, text),
+  audit_trail.set_context(jsonb), audit_trail.check_context_value(text, text),
+  audit_trail.record(text, text, text, jsonb, text, text, text, jsonb, text, timestamptz),
+  audit_trail.create_partitions(timestamptz), audit_trail.policy_for(text)
+  to audit_trail_admin;
+
+-- Capture runs as the owner through SECURITY DEFINER trigger functions; the
+-- trigger functions may be referenced by the owners of audited tables.
+grant execute on function audit_trail.capture_change(), audit_trail.apply_hard_delete_policy(),
+  audit_trail.refuse_truncate_of_audited_table() to public;
+
+-- The partitions for the coming months.
+select audit_trail.create_partitions(pg_catalog.now());
+
+reset role;
+-- grant_tenant_read() makes reader roles members of audit_trail_reader.
+grant audit_trail_reader to audit_trail_owner with admin option;
+-- The installer gives up its membership in the owner (granted in 00): no
+-- login role keeps the owner's right to alter or disable the trail's triggers.
+do $$
+begin
+  if pg_catalog.pg_has_role(current_user, 'audit_trail_owner', 'member')
+     and not (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+    execute pg_catalog.format('revoke audit_trail_owner from %I', current_user);
+  end if;
+end
+$$;
