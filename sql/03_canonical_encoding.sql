@@ -66,33 +66,38 @@ comment on function audit_trail.chain_hash(bytea, bigint, bytea) is 'record_hash
 
 -- A ULID (https://github.com/ulid/spec): 48-bit millisecond time + 80 random
 -- bits, Crockford base32, 26 characters, lexicographically time-ordered.
+-- ulid_encode() is a plain expression so the planner inlines it into callers.
+create function audit_trail.ulid_encode(p_ms bigint, p_random_high bigint, p_random_low bigint) returns text
+language sql immutable parallel safe
+return pg_catalog.translate(
+    pg_catalog.chr(((p_ms >> 45) & 31)::int + 65) || pg_catalog.chr(((p_ms >> 40) & 31)::int + 65)
+ || pg_catalog.chr(((p_ms >> 35) & 31)::int + 65) || pg_catalog.chr(((p_ms >> 30) & 31)::int + 65)
+ || pg_catalog.chr(((p_ms >> 25) & 31)::int + 65) || pg_catalog.chr(((p_ms >> 20) & 31)::int + 65)
+ || pg_catalog.chr(((p_ms >> 15) & 31)::int + 65) || pg_catalog.chr(((p_ms >> 10) & 31)::int + 65)
+ || pg_catalog.chr(((p_ms >> 5) & 31)::int + 65) || pg_catalog.chr((p_ms & 31)::int + 65)
+ || pg_catalog.chr(((p_random_high >> 35) & 31)::int + 65) || pg_catalog.chr(((p_random_high >> 30) & 31)::int + 65)
+ || pg_catalog.chr(((p_random_high >> 25) & 31)::int + 65) || pg_catalog.chr(((p_random_high >> 20) & 31)::int + 65)
+ || pg_catalog.chr(((p_random_high >> 15) & 31)::int + 65) || pg_catalog.chr(((p_random_high >> 10) & 31)::int + 65)
+ || pg_catalog.chr(((p_random_high >> 5) & 31)::int + 65) || pg_catalog.chr((p_random_high & 31)::int + 65)
+ || pg_catalog.chr(((p_random_low >> 35) & 31)::int + 65) || pg_catalog.chr(((p_random_low >> 30) & 31)::int + 65)
+ || pg_catalog.chr(((p_random_low >> 25) & 31)::int + 65) || pg_catalog.chr(((p_random_low >> 20) & 31)::int + 65)
+ || pg_catalog.chr(((p_random_low >> 15) & 31)::int + 65) || pg_catalog.chr(((p_random_low >> 10) & 31)::int + 65)
+ || pg_catalog.chr(((p_random_low >> 5) & 31)::int + 65) || pg_catalog.chr((p_random_low & 31)::int + 65),
+  -- 'A'..'`' (65..96) stand for the 32 digits; translate maps them to Crockford's alphabet
+  'ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`', '0123456789ABCDEFGHJKMNPQRSTVWXYZ');
+comment on function audit_trail.ulid_encode(bigint, bigint, bigint) is
+  'Crockford base32 of a ULID: 48-bit milliseconds and two 40-bit random halves.';
+
 create function audit_trail.new_ulid(p_at timestamptz default pg_catalog.clock_timestamp()) returns text
 language plpgsql volatile parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  c constant text := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
   v_ms bigint := (extract(epoch from p_at) * 1000)::bigint;
-  r bytea := uuid_send(gen_random_uuid());
-  -- 2 x 40 random bits (uuid v4 has 122 random bits; bytes 0-4 and 10-14 are fully random)
-  a bigint := (get_byte(r, 0)::bigint << 32) | (get_byte(r, 1)::bigint << 24) | (get_byte(r, 2)::bigint << 16)
-              | (get_byte(r, 3)::bigint << 8) | get_byte(r, 4);
-  b bigint := (get_byte(r, 10)::bigint << 32) | (get_byte(r, 11)::bigint << 24) | (get_byte(r, 12)::bigint << 16)
-              | (get_byte(r, 13)::bigint << 8) | get_byte(r, 14);
+  v_high bigint := (random() * 1099511627776)::bigint & 1099511627775;
+  v_low bigint := (random() * 1099511627776)::bigint & 1099511627775;
 begin
-  return substr(c, ((v_ms >> 45) & 31)::int + 1, 1) || substr(c, ((v_ms >> 40) & 31)::int + 1, 1)
-      || substr(c, ((v_ms >> 35) & 31)::int + 1, 1) || substr(c, ((v_ms >> 30) & 31)::int + 1, 1)
-      || substr(c, ((v_ms >> 25) & 31)::int + 1, 1) || substr(c, ((v_ms >> 20) & 31)::int + 1, 1)
-      || substr(c, ((v_ms >> 15) & 31)::int + 1, 1) || substr(c, ((v_ms >> 10) & 31)::int + 1, 1)
-      || substr(c, ((v_ms >> 5) & 31)::int + 1, 1) || substr(c, (v_ms & 31)::int + 1, 1)
-      || substr(c, ((a >> 35) & 31)::int + 1, 1) || substr(c, ((a >> 30) & 31)::int + 1, 1)
-      || substr(c, ((a >> 25) & 31)::int + 1, 1) || substr(c, ((a >> 20) & 31)::int + 1, 1)
-      || substr(c, ((a >> 15) & 31)::int + 1, 1) || substr(c, ((a >> 10) & 31)::int + 1, 1)
-      || substr(c, ((a >> 5) & 31)::int + 1, 1) || substr(c, (a & 31)::int + 1, 1)
-      || substr(c, ((b >> 35) & 31)::int + 1, 1) || substr(c, ((b >> 30) & 31)::int + 1, 1)
-      || substr(c, ((b >> 25) & 31)::int + 1, 1) || substr(c, ((b >> 20) & 31)::int + 1, 1)
-      || substr(c, ((b >> 15) & 31)::int + 1, 1) || substr(c, ((b >> 10) & 31)::int + 1, 1)
-      || substr(c, ((b >> 5) & 31)::int + 1, 1) || substr(c, (b & 31)::int + 1, 1);
+  return audit_trail.ulid_encode(v_ms, v_high, v_low);
 end
 $$;
 comment on function audit_trail.new_ulid(timestamptz) is 'A new ULID for the given moment (event_id).';

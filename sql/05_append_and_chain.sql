@@ -20,6 +20,9 @@ language sql immutable parallel safe
 return '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
 
 -- Creates this session's buffer and its commit trigger (once per session).
+-- The flush empties both tables itself. ON COMMIT DELETE ROWS would do it too,
+-- but its truncation invalidates every cached plan that reads the buffer, so
+-- each transaction would plan the capture statements anew (~300 us here).
 create function audit_trail.create_pending_buffer()
 returns void
 language plpgsql
@@ -48,34 +51,17 @@ begin
     context jsonb not null,
     db_identity jsonb not null,
     body bytea not null
-  ) on commit delete rows;
-  -- A row with flushed_through null asks for a flush at commit.
+  );
+  -- One row asks for a flush at commit (its deferred trigger).
   create temporary table if not exists audit_trail_flush_request (
-    flushed_through bigint
-  ) on commit delete rows;
+    requested boolean
+  );
   if not exists (select from pg_trigger where tgrelid = 'pg_temp.audit_trail_flush_request'::regclass
                    and tgname = 'audit_trail_flush_at_commit') then
     create constraint trigger audit_trail_flush_at_commit
       after insert on pg_temp.audit_trail_flush_request
       deferrable initially deferred
       for each row execute function audit_trail.flush_pending_events();
-  end if;
-end
-$$;
-
--- Refuses a buffer that somebody else created first under the same name.
-create function audit_trail.check_pending_buffer_owner()
-returns void
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-  if exists (select from pg_class c
-              where c.oid in ('pg_temp.audit_trail_pending'::regclass, 'pg_temp.audit_trail_flush_request'::regclass)
-                and c.relowner <> (select oid from pg_roles where rolname = 'audit_trail_owner')) then
-    raise exception 'a temporary table named audit_trail_pending or audit_trail_flush_request exists that pg-audit-trail did not create'
-      using errcode = '42501',
-            hint = 'Drop your temporary tables of these names; they are reserved for the audit trail''s commit buffer.';
   end if;
 end
 $$;
@@ -97,6 +83,8 @@ create function audit_trail.append_event(
 returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Generic plans: a custom plan of the body expression costs more to make than to run.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_now timestamptz := clock_timestamp();
@@ -107,12 +95,25 @@ declare
   v_occurred_text text := nullif(current_setting('audit_trail.occurred_at', true), '');
   v_context_text text := nullif(current_setting('audit_trail.context', true), '');
   v_reason text := coalesce(p_reason, nullif(current_setting('audit_trail.reason', true), ''));
-  v_policy audit_trail.tenant_policies;
-  v_actor audit_trail.actors;
+  v_reject_unknown boolean;
+  v_reject_suspended boolean;
+  v_reject_shared boolean;
+  v_reason_min_length integer;
+  v_weak_reasons text[];
+  v_actor_known boolean;
+  v_actor_status text;
+  v_actor_shared boolean;
+  v_actor_display_name text;
   v_occurred_at timestamptz := p_occurred_at;
   v_context jsonb;
   v_db_identity jsonb;
   v_event_id text;
+  v_auth_method text;
+  v_user_agent_hash text;
+  v_body bytea;
+  v_ms bigint;
+  v_random_high bigint;
+  v_random_low bigint;
 begin
   if p_tenant is null or p_tenant = '' then
     raise exception 'no tenant for this audit event (%.%)', p_resource_type, coalesce(p_resource_id, '')
@@ -132,28 +133,34 @@ begin
             hint = 'SET LOCAL audit_trail.actor_id = ''<user id>''; (or select audit_trail.set_context(''{"actor_id": "<user id>"}'')) in the same transaction, before the change.';
   end if;
 
-  select p.* into v_policy from audit_trail.tenant_policies p
+  -- One look-up for the tenant's rules and, when they need it, the actor's registry row.
+  select p.reject_unknown_actors, p.reject_suspended_actors, p.reject_shared_actors, p.reason_min_length,
+         p.weak_reasons, a.actor_id is not null, a.status, a.is_shared_account, a.display_name
+    into v_reject_unknown, v_reject_suspended, v_reject_shared, v_reason_min_length,
+         v_weak_reasons, v_actor_known, v_actor_status, v_actor_shared, v_actor_display_name
+    from audit_trail.tenant_policies p
+    left join audit_trail.actors a
+      on v_actor_id is not null and a.tenant_id = p_tenant and a.actor_id = v_actor_id
+         and (p.reject_unknown_actors or p.reject_suspended_actors or p.reject_shared_actors)
    where p.tenant_id in (p_tenant, '*') order by (p.tenant_id = '*') limit 1;
 
-  if v_actor_id is not null
-     and (v_policy.reject_unknown_actors or v_policy.reject_suspended_actors or v_policy.reject_shared_actors) then
-    select a.* into v_actor from audit_trail.actors a where a.tenant_id = p_tenant and a.actor_id = v_actor_id;
-    if not found then
-      if v_policy.reject_unknown_actors then
+  if v_actor_id is not null then
+    if not v_actor_known then
+      if v_reject_unknown then
         raise exception 'actor "%" is not registered for tenant %', v_actor_id, p_tenant
           using errcode = 'AT002',
                 hint = 'Register the actor in audit_trail.actors (an administrator''s task), or use a registered actor id.';
       end if;
     else
-      if v_policy.reject_suspended_actors and v_actor.status = 'suspended' then
+      if v_reject_suspended and v_actor_status = 'suspended' then
         raise exception 'actor "%" is suspended for tenant %', v_actor_id, p_tenant
           using errcode = 'AT002', hint = 'A suspended account may not change records; ask an administrator to reactivate it or act as yourself.';
       end if;
-      if v_policy.reject_shared_actors and v_actor.is_shared_account then
+      if v_reject_shared and v_actor_shared then
         raise exception 'actor "%" is a shared account, which tenant % does not accept', v_actor_id, p_tenant
           using errcode = 'AT002', hint = 'Log in with a personal account (badge, PIN, SSO): shared logins make changes unattributable.';
       end if;
-      v_actor_name := coalesce(v_actor_name, v_actor.display_name);
+      v_actor_name := coalesce(v_actor_name, v_actor_display_name);
     end if;
   end if;
 
@@ -163,12 +170,12 @@ begin
         using errcode = 'AT003',
               hint = 'SET LOCAL audit_trail.reason = ''<why, with the evidence: document, alarm, deviation number>'';';
     end if;
-    if p_reason_required and (lower(btrim(v_reason)) = any (v_policy.weak_reasons)
-                              or char_length(btrim(v_reason)) < v_policy.reason_min_length) then
+    if p_reason_required and (lower(btrim(v_reason)) = any (v_weak_reasons)
+                              or char_length(btrim(v_reason)) < v_reason_min_length) then
       raise exception 'the reason "%" carries no evidence', v_reason
         using errcode = 'AT004',
               detail = format('Tenant %s requires at least %s characters and rejects placeholders such as "ok", "see email", "n/a", "fixed".',
-                              p_tenant, v_policy.reason_min_length),
+                              p_tenant, v_reason_min_length),
               hint = 'Say why, with the evidence: e.g. ''Re-classified after review of PLC alarm log 4711; material was available''.';
     end if;
   end if;
@@ -197,26 +204,30 @@ begin
       'client_addr', inet_client_addr()::text,
       'backend_pid', pg_backend_pid(),
       'xid', pg_current_xact_id()::text);
-  v_event_id := audit_trail.new_ulid(v_now);
+  -- Plain variables as arguments let the planner inline ulid_encode().
+  v_ms := (extract(epoch from v_now) * 1000)::bigint;
+  v_random_high := (random() * 1099511627776)::bigint & 1099511627775;
+  v_random_low := (random() * 1099511627776)::bigint & 1099511627775;
+  v_event_id := audit_trail.ulid_encode(v_ms, v_random_high, v_random_low);
 
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
   end if;
+  v_occurred_at := coalesce(v_occurred_at, v_now);
+  v_auth_method := nullif(current_setting('audit_trail.auth_method', true), '');
+  v_user_agent_hash := nullif(current_setting('audit_trail.user_agent_hash', true), '');
+  v_body := audit_trail.encode_body(v_event_id, p_tenant, v_occurred_at, v_now, v_actor_type, v_actor_id,
+      v_actor_name, v_auth_method, v_source_ip, v_user_agent_hash, p_action, p_resource_type, p_resource_id,
+      p_parent_type, p_parent_id, p_changes, v_reason, v_context, v_db_identity);
   insert into pg_temp.audit_trail_pending (tenant_id, event_id, occurred_at, ingested_at, actor_type, actor_id,
       actor_name, auth_method, source_ip, user_agent_hash, action, resource_type, resource_id, parent_type,
       parent_id, changes, reason, context, db_identity, body)
-  values (p_tenant, v_event_id, coalesce(v_occurred_at, v_now), v_now, v_actor_type, v_actor_id, v_actor_name,
-      nullif(current_setting('audit_trail.auth_method', true), ''), v_source_ip,
-      nullif(current_setting('audit_trail.user_agent_hash', true), ''), p_action, p_resource_type, p_resource_id,
-      p_parent_type, p_parent_id, p_changes, v_reason, v_context, v_db_identity,
-      audit_trail.encode_body(v_event_id, p_tenant, coalesce(v_occurred_at, v_now), v_now, v_actor_type, v_actor_id,
-        v_actor_name, nullif(current_setting('audit_trail.auth_method', true), ''), v_source_ip,
-        nullif(current_setting('audit_trail.user_agent_hash', true), ''), p_action, p_resource_type, p_resource_id,
-        p_parent_type, p_parent_id, p_changes, v_reason, v_context, v_db_identity));
+  values (p_tenant, v_event_id, v_occurred_at, v_now, v_actor_type, v_actor_id, v_actor_name, v_auth_method,
+      v_source_ip, v_user_agent_hash, p_action, p_resource_type, p_resource_id, p_parent_type, p_parent_id,
+      p_changes, v_reason, v_context, v_db_identity, v_body);
   -- The request is inserted after the event: with SET CONSTRAINTS ALL IMMEDIATE
   -- the flush runs at the end of this insert and must find the event there.
-  if not exists (select from pg_temp.audit_trail_flush_request where flushed_through is null) then
-    perform audit_trail.check_pending_buffer_owner();
+  if not exists (select from pg_temp.audit_trail_flush_request) then
     insert into pg_temp.audit_trail_flush_request default values;
   end if;
   return v_event_id;
@@ -230,10 +241,13 @@ create function audit_trail.flush_pending_events()
 returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
-  v_from bigint;
-  v_to bigint;
+  v_event_count bigint;
+  v_tenants text[];
+  v_extend boolean;
+  v_owned boolean;
   v_tenant text;
   v_seq bigint;
   v_prev bytea;
@@ -244,19 +258,30 @@ declare
   v_record_hashes bytea[];
   r record;
 begin
-  select coalesce(max(flushed_through), 0) into v_from from pg_temp.audit_trail_flush_request;
-  select max(ordinal) into v_to from pg_temp.audit_trail_pending where ordinal > v_from;
-  if v_to is null then
-    update pg_temp.audit_trail_flush_request set flushed_through = v_from where flushed_through is null;
+  -- The buffer must be ours: a same-named table created first by the session's
+  -- own role could have been edited between capture and commit.
+  select p.event_count, p.tenants, p.max_ingested_at >= h.covered_until,
+         (select bool_and(c.relowner = 'audit_trail_owner'::regrole) from pg_class c
+           where c.oid in ('pg_temp.audit_trail_pending'::regclass, 'pg_temp.audit_trail_flush_request'::regclass))
+    into v_event_count, v_tenants, v_extend, v_owned
+    from (select count(*) as event_count, max(ingested_at) as max_ingested_at,
+                 array_agg(distinct tenant_id order by tenant_id) as tenants
+            from pg_temp.audit_trail_pending) p
+    cross join audit_trail.partition_horizon h;
+  if not v_owned then
+    raise exception 'a temporary table named audit_trail_pending or audit_trail_flush_request exists that pg-audit-trail did not create'
+      using errcode = '42501',
+            hint = 'Drop your temporary tables of these names; they are reserved for the audit trail''s commit buffer.';
+  end if;
+  delete from pg_temp.audit_trail_flush_request;
+  if v_event_count = 0 then
     return null;
   end if;
-  if (select max(ingested_at) from pg_temp.audit_trail_pending where ordinal > v_from)
-     >= (select covered_until from audit_trail.partition_horizon) then
+  if v_extend then
     perform audit_trail.create_partitions(now());
   end if;
 
-  for v_tenant in select distinct tenant_id from pg_temp.audit_trail_pending
-                   where ordinal > v_from order by tenant_id loop
+  foreach v_tenant in array v_tenants loop
     select h.sequence_no, h.record_hash into v_seq, v_prev
       from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
     if not found then
@@ -267,7 +292,7 @@ begin
     end if;
     v_ordinals := '{}'; v_sequence_nos := '{}'; v_prev_hashes := '{}'; v_record_hashes := '{}';
     for r in select p.ordinal, p.body from pg_temp.audit_trail_pending p
-              where p.tenant_id = v_tenant and p.ordinal > v_from order by p.ordinal loop
+              where p.tenant_id = v_tenant order by p.ordinal loop
       v_seq := v_seq + 1;
       v_hash := audit_trail.chain_hash(r.body, v_seq, v_prev);
       v_ordinals := array_append(v_ordinals, r.ordinal);
@@ -290,7 +315,13 @@ begin
        set sequence_no = v_seq, record_hash = v_prev, updated_at = now()
      where tenant_id = v_tenant;
   end loop;
-  update pg_temp.audit_trail_flush_request set flushed_through = v_to where flushed_through is null;
+  -- Empty the buffer. Deleted rows leave dead tuples that are pruned as pages
+  -- are reused; after a large transaction the table is truncated instead.
+  if v_event_count > 10000 or pg_relation_size('pg_temp.audit_trail_pending') > 8388608 then
+    truncate pg_temp.audit_trail_pending;
+  else
+    delete from pg_temp.audit_trail_pending;
+  end if;
   return null;
 end
 $$;

@@ -106,6 +106,7 @@ set datestyle = 'ISO, YMD'
 set intervalstyle = 'postgres'
 set extra_float_digits = 3
 set bytea_output = 'hex'
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   o constant jsonb := TG_ARGV[0]::jsonb;
@@ -125,6 +126,7 @@ declare
   v_marked boolean := false;
   v_old_c record;
   v_new_c record;
+  v_event_id text;
 begin
   if TG_OP = 'INSERT' then
     v_new := to_jsonb(NEW); v_row := v_new; v_action := 'create';
@@ -228,7 +230,7 @@ begin
                         from jsonb_array_elements_text(o -> 'key_columns') with ordinality k(col, ord))::text;
   end if;
 
-  perform audit_trail.append_event(
+  v_event_id := audit_trail.append_event(
     v_tenant, v_action, o ->> 'resource_type', v_resource_id,
     o -> 'parent' ->> 'resource_type', v_row ->> (o -> 'parent' ->> 'column'),
     v_changes, v_reason_required, coalesce((o ->> 'actor_required')::boolean, true), 'trigger',

@@ -1,7 +1,11 @@
 -- Privileges, last: what each role may do. Nothing is granted to PUBLIC.
 
-revoke all on all tables in schema audit_trail from public;
-revoke all on all functions in schema audit_trail from public;
+-- The revocations from PUBLIC of everything in the schema come after
+-- "reset role" below, because the schema may also hold the migration ledger,
+-- which belongs to the installing role.
+revoke all on audit_trail.events, audit_trail.chain_heads, audit_trail.settings, audit_trail.tenant_policies,
+  audit_trail.actors, audit_trail.tenant_readers, audit_trail.audited_tables, audit_trail.partition_horizon,
+  audit_trail.my_readable_tenants from public;
 
 -- Readers and auditors: read, verify.
 grant select on audit_trail.events, audit_trail.chain_heads, audit_trail.my_readable_tenants,
@@ -40,6 +44,9 @@ grant execute on function audit_trail.capture_change(), audit_trail.apply_hard_d
 select audit_trail.create_partitions(pg_catalog.now());
 
 reset role;
+revoke all on all functions in schema audit_trail from public;
+grant execute on function audit_trail.capture_change(), audit_trail.apply_hard_delete_policy(),
+  audit_trail.refuse_truncate_of_audited_table() to public;
 -- grant_tenant_read() makes reader roles members of audit_trail_reader.
 grant audit_trail_reader to audit_trail_owner with admin option;
 -- The installer gives up its membership in the owner (granted in 00): no
