@@ -534,9 +534,8 @@ create function audit_trail.append_event(
   p_occurred_at timestamptz default null)
 returns text
 language plpgsql
-set search_path = pg_catalog, pg_temp
--- Generic plans: a custom plan of the body expression costs more to make than to run.
-set plan_cache_mode = force_generic_plan
+-- No SET clauses: only the owner may call it, from functions that pin
+-- search_path and plan_cache_mode (a SET here would cost every event).
 as $$
 declare
   v_now timestamptz := clock_timestamp();
@@ -835,32 +834,20 @@ begin atomic
 end;
 
 -- Applies redaction and the inline size limit to one side of a change.
--- Returns the new row image and the keys it digested, redacted or found holding JSON null.
-create function audit_trail.condition_row_image(p_row jsonb, p_options jsonb, p_row_record anyelement,
-                                                out image jsonb, out digested text[], out redacted text[], out json_nulls text[])
+-- Returns the new row image and the keys it digested or redacted.
+create function audit_trail.condition_row_image(p_row jsonb, p_options jsonb,
+                                                out image jsonb, out digested text[], out redacted text[])
 language plpgsql
-set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_key text;
   v_value jsonb;
   v_limit integer := coalesce((p_options ->> 'max_inline_bytes')::integer, 4096);
-  v_is_null boolean;
 begin
   image := p_row;
-  digested := '{}'; redacted := '{}'; json_nulls := '{}';
+  digested := '{}'; redacted := '{}';
   if p_row is null then
     return;
-  end if;
-  if p_options ? 'json_columns' then
-    for v_key in select jsonb_array_elements_text(p_options -> 'json_columns') loop
-      if jsonb_typeof(p_row -> v_key) = 'null' then
-        execute format('select ($1).%I is null', v_key) into v_is_null using p_row_record;
-        if not v_is_null then
-          json_nulls := json_nulls || v_key;
-        end if;
-      end if;
-    end loop;
   end if;
   if p_options ? 'redact_columns' then
     for v_key in select jsonb_array_elements_text(p_options -> 'redact_columns') loop
@@ -880,6 +867,35 @@ begin
 end
 $$;
 
+-- The json/jsonb columns of a row that hold the JSON value null (not SQL NULL):
+-- to_jsonb() shows both as null, so the event marks them.
+create function audit_trail.json_null_columns(p_row jsonb, p_options jsonb, p_row_record anyelement)
+returns text[]
+language plpgsql
+as $$
+declare
+  v_key text;
+  v_is_null boolean;
+  v_found text[] := '{}';
+begin
+  if p_row is null then
+    return v_found;
+  end if;
+  for v_key in select jsonb_array_elements_text(p_options -> 'json_columns') loop
+    if jsonb_typeof(p_row -> v_key) = 'null' then
+      execute format('select ($1).%I is null', v_key) into v_is_null using p_row_record;
+      if not v_is_null then
+        v_found := v_found || v_key;
+      end if;
+    end if;
+  end loop;
+  return v_found;
+end
+$$;
+
+-- The trigger itself stays small: plpgsql keeps one compiled copy of a trigger
+-- function per table, and each copy sets up its expressions again in every
+-- transaction. The work is done by capture_row_event(), one copy per session.
 create function audit_trail.capture_change()
 returns trigger
 language plpgsql security definer
@@ -895,6 +911,36 @@ declare
   o constant jsonb := TG_ARGV[0]::jsonb;
   v_old jsonb;
   v_new jsonb;
+  v_json_nulls_old text[];
+  v_json_nulls_new text[];
+  v_event_id text;
+begin
+  if TG_OP <> 'INSERT' then
+    v_old := to_jsonb(OLD);
+  end if;
+  if TG_OP <> 'DELETE' then
+    v_new := to_jsonb(NEW);
+  end if;
+  if o ? 'json_columns' then
+    v_json_nulls_old := audit_trail.json_null_columns(v_old, o, OLD);
+    v_json_nulls_new := audit_trail.json_null_columns(v_new, o, NEW);
+  end if;
+  v_event_id := audit_trail.capture_row_event(o, TG_OP, v_old, v_new, v_json_nulls_old, v_json_nulls_new);
+  return null;
+end
+$$;
+comment on function audit_trail.capture_change() is
+  'AFTER row trigger of audited tables: converts the row images and hands them to capture_row_event (see audit_trail.enable).';
+
+-- The delta, tenant, key and policy of one captured row change; buffers its event.
+create function audit_trail.capture_row_event(o jsonb, p_op text, p_old jsonb, p_new jsonb,
+                                              p_json_nulls_old text[], p_json_nulls_new text[])
+returns text
+language plpgsql
+as $$
+declare
+  v_old jsonb := p_old;
+  v_new jsonb := p_new;
   v_row jsonb;
   v_action text;
   v_changes jsonb;
@@ -907,14 +953,14 @@ declare
   v_was_deleted boolean;
   v_is_deleted boolean;
   v_marked boolean := false;
-  v_old_c record;
-  v_new_c record;
-  v_event_id text;
+  v_digested_old text[] := '{}';
+  v_digested_new text[] := '{}';
+  v_redacted text[] := '{}';
 begin
-  if TG_OP = 'INSERT' then
-    v_new := to_jsonb(NEW); v_row := v_new; v_action := 'create';
-  elsif TG_OP = 'UPDATE' then
-    v_old := to_jsonb(OLD); v_new := to_jsonb(NEW); v_row := v_new; v_action := 'update';
+  if p_op = 'INSERT' then
+    v_row := v_new; v_action := 'create';
+  elsif p_op = 'UPDATE' then
+    v_row := v_new; v_action := 'update';
     if v_soft is not null then
       v_col := v_soft ->> 'column';
       if v_soft ? 'deleted_value' then
@@ -929,14 +975,13 @@ begin
       end if;
     end if;
   else
-    v_old := to_jsonb(OLD); v_row := v_old; v_action := 'delete';
+    v_row := v_old; v_action := 'delete';
   end if;
-
   -- Tenant: the row's tenant column is the truth; a contradicting session tenant is a cross-tenant write.
   if o ? 'tenant_column' then
     v_tenant := v_row ->> (o ->> 'tenant_column');
-    if TG_OP = 'UPDATE' and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column')) then
-      raise exception 'a row of % cannot move from tenant % to tenant %', TG_TABLE_NAME,
+    if p_op = 'UPDATE' and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column')) then
+      raise exception 'a row of % cannot move from tenant % to tenant %', o ->> 'table',
           v_old ->> (o ->> 'tenant_column'), v_new ->> (o ->> 'tenant_column')
         using errcode = '42501', hint = 'Copy the row into the other tenant (an audited create) and delete it here.';
     end if;
@@ -946,7 +991,7 @@ begin
   if v_session_tenant is not null and v_tenant is distinct from v_session_tenant then
     raise exception 'cross-tenant write refused: the session acts for tenant % but the row belongs to tenant %',
         v_session_tenant, coalesce(v_tenant, '(none)')
-      using errcode = '42501', table = TG_TABLE_NAME,
+      using errcode = '42501',
             hint = 'Set audit_trail.tenant_id to the row''s tenant, or write the row in a transaction of its own tenant.';
   end if;
 
@@ -954,13 +999,13 @@ begin
     v_old := v_old - array(select jsonb_array_elements_text(o -> 'exclude_columns'));
     v_new := v_new - array(select jsonb_array_elements_text(o -> 'exclude_columns'));
   end if;
-  if o ? 'redact_columns' or o ? 'json_columns'
+  if o ? 'redact_columns'
      or pg_column_size(v_old) > coalesce((o ->> 'max_inline_bytes')::integer, 4096)
      or pg_column_size(v_new) > coalesce((o ->> 'max_inline_bytes')::integer, 4096) then
-    select * into v_old_c from audit_trail.condition_row_image(v_old, o, OLD);
-    select * into v_new_c from audit_trail.condition_row_image(v_new, o, NEW);
-    v_old := v_old_c.image;
-    v_new := v_new_c.image;
+    select c.image, c.digested, c.redacted into v_old, v_digested_old, v_redacted
+      from audit_trail.condition_row_image(v_old, o) c;
+    select c.image, c.digested, v_redacted || c.redacted into v_new, v_digested_new, v_redacted
+      from audit_trail.condition_row_image(v_new, o) c;
     v_marked := true;
   end if;
 
@@ -973,10 +1018,10 @@ begin
     if v_changes is null then
       return null;  -- nothing changed that is captured: no event
     end if;
-  elsif TG_OP = 'INSERT' then
+  elsif p_op = 'INSERT' then
     select jsonb_agg(jsonb_build_object('field', n.key, 'before', null, 'after', n.value) order by n.key)
       into v_changes from jsonb_each(v_new) n;
-  elsif TG_OP = 'UPDATE' then  -- soft delete: the complete before-state, and the after-state
+  elsif p_op = 'UPDATE' then  -- soft delete: the complete before-state, and the after-state
     select jsonb_agg(jsonb_build_object('field', b.key, 'before', b.value, 'after', v_new -> b.key) order by b.key)
       into v_changes from jsonb_each(v_old) b;
   else
@@ -985,15 +1030,15 @@ begin
   end if;
   v_changes := coalesce(v_changes, '[]');
 
-  if v_marked then
+  if v_marked or p_json_nulls_old <> '{}' or p_json_nulls_new <> '{}' then
     select coalesce(jsonb_agg(c || jsonb_strip_nulls(jsonb_build_object(
-             'redacted', case when c ->> 'field' = any (v_old_c.redacted || v_new_c.redacted) then true end,
+             'redacted', case when c ->> 'field' = any (v_redacted) then true end,
              'stored_as_digest', nullif(array_remove(array[
-                 case when c ->> 'field' = any (v_old_c.digested) then 'before' end,
-                 case when c ->> 'field' = any (v_new_c.digested) then 'after' end], null), '{}'),
+                 case when c ->> 'field' = any (v_digested_old) then 'before' end,
+                 case when c ->> 'field' = any (v_digested_new) then 'after' end], null), '{}'),
              'json_null', nullif(array_remove(array[
-                 case when c ->> 'field' = any (v_old_c.json_nulls) then 'before' end,
-                 case when c ->> 'field' = any (v_new_c.json_nulls) then 'after' end], null), '{}')))
+                 case when c ->> 'field' = any (p_json_nulls_old) then 'before' end,
+                 case when c ->> 'field' = any (p_json_nulls_new) then 'after' end], null), '{}')))
            order by ord), '[]')
       into v_changes
       from jsonb_array_elements(v_changes) with ordinality as x(c, ord);
@@ -1013,16 +1058,15 @@ begin
                         from jsonb_array_elements_text(o -> 'key_columns') with ordinality k(col, ord))::text;
   end if;
 
-  v_event_id := audit_trail.append_event(
+  return audit_trail.append_event(
     v_tenant, v_action, o ->> 'resource_type', v_resource_id,
     o -> 'parent' ->> 'resource_type', v_row ->> (o -> 'parent' ->> 'column'),
     v_changes, v_reason_required, coalesce((o ->> 'actor_required')::boolean, true), 'trigger',
     jsonb_build_object('table', o ->> 'table'));
-  return null;
 end
 $$;
-comment on function audit_trail.capture_change() is
-  'AFTER row trigger of audited tables: computes the field delta and buffers the event (see audit_trail.enable).';
+comment on function audit_trail.capture_row_event(jsonb, text, jsonb, jsonb, text[], text[]) is
+  'Internal: computes the field delta, tenant, key and policy of one row change and buffers its event.';
 
 -- BEFORE DELETE, when hard_delete is 'forbid' or 'soft'.
 create function audit_trail.apply_hard_delete_policy()
@@ -1090,6 +1134,7 @@ create function audit_trail.record(
 returns text
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');

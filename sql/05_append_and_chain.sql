@@ -82,9 +82,8 @@ create function audit_trail.append_event(
   p_occurred_at timestamptz default null)
 returns text
 language plpgsql
-set search_path = pg_catalog, pg_temp
--- Generic plans: a custom plan of the body expression costs more to make than to run.
-set plan_cache_mode = force_generic_plan
+-- No SET clauses: only the owner may call it, from functions that pin
+-- search_path and plan_cache_mode (a SET here would cost every event).
 as $$
 declare
   v_now timestamptz := clock_timestamp();

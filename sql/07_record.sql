@@ -16,6 +16,7 @@ create function audit_trail.record(
 returns text
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
