@@ -168,3 +168,23 @@ function isPgServerError(err: unknown): err is PgServerErrorShape {
 export function toAuditTrailError(err: unknown): AuditTrailError {
   return DatabaseError.fromPg(err);
 }
+
+/**
+ * A file of an export, a key or an anchor store that is missing, unreadable or
+ * malformed. `file` names it. SQLSTATE 58P01 (undefined file) when it is
+ * missing, 22P02 (invalid text representation) when its content is malformed,
+ * 58030 (I/O error) when reading or writing failed.
+ */
+export class EvidenceFileError extends AuditTrailError {
+  readonly file: string;
+
+  constructor(message: string, file: string, code: '58P01' | '22P02' | '58030', options: AuditTrailErrorOptions = {}) {
+    super(message, code, options);
+    this.file = file;
+  }
+
+  override toJSON(): SerializedError & { file: string } {
+    return { ...super.toJSON(), file: this.file };
+  }
+}
+

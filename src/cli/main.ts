@@ -8,6 +8,12 @@ import { AuditTrailError, UsageError, toAuditTrailError } from '../errors.ts';
 import { migrate, pendingMigrations, printSql } from '../db/migrate.ts';
 import { enable, disable } from '../db/capture.ts';
 import { verify, type ChainVerification } from '../db/verify.ts';
+import { exportTenant } from '../export/export.ts';
+import { verifyExport, type ExportVerification } from '../export/verify_export.ts';
+import { generateKeys } from '../anchor/keys.ts';
+import { anchorAll, checkStores, type AnchorRun } from '../anchor/anchor.ts';
+import { verifyWithAnchors } from '../anchor/verify_database.ts';
+import type { ImmutabilityReport } from '../anchor/stores.ts';
 
 export interface Io {
   stdout: (text: string) => void;
@@ -175,22 +181,36 @@ ${connectionHelp}`,
 const sequenceNo = z.string().regex(/^[1-9][0-9]*$/, 'must be a positive integer').transform(Number).optional();
 
 const verifyCommand: Command = {
-  summary: 'check the hash chain of one or every tenant in the database',
+  summary: 'check the hash chain in the database, or an export with no database',
   usage: `Usage: audit-trail verify [options]
+       audit-trail verify --export DIR [--anchors STORE --public-key FILE] [--compare DIR2]
 
-Calls audit_trail.verify() for the tenant, or for every tenant that has events.
-Prints one line per tenant and exits 1 if any chain is broken.
+In the database: calls audit_trail.verify() for the tenant, or for every tenant
+that has events; with --anchors also checks the chain against the signed
+checkpoints (finds a truncated tail or a chain recomputed from genesis).
+With --export: verifies an export offline (no database): every record_hash,
+every link, sequence continuity, the manifest and the SHA-256 of every file.
+Prints one line per tenant and exits 1 if anything is broken.
 
 Options:
-  --tenant T           verify this tenant only
-  --from-seq N         first sequence_no to check (default 1)
+  --tenant T           verify this tenant only (database)
+  --from-seq N         first sequence_no to check (default 1; database, no anchors)
   --to-seq M           last sequence_no to check (default: the newest)
+  --export DIR         verify the export in DIR instead of the database
+  --compare DIR2       (with --export) another export of the tenant: report a
+                       split view (different histories of the same range); repeatable
+  --anchors STORE      file:DIR or s3://bucket/prefix holding checkpoints; repeatable
+  --public-key FILE    public key (PEM) that signed the checkpoints
 ${connectionHelp}`,
   options: {
     ...connectionOptions,
     tenant: { type: 'string' },
     'from-seq': { type: 'string' },
     'to-seq': { type: 'string' },
+    export: { type: 'string' },
+    compare: { type: 'string', multiple: true },
+    anchors: { type: 'string', multiple: true },
+    'public-key': { type: 'string' },
   },
   allowPositionals: false,
   async run(values, _positionals, io) {
@@ -202,13 +222,67 @@ ${connectionHelp}`,
           tenant: z.string().min(1, 'must not be empty').optional(),
           'from-seq': sequenceNo,
           'to-seq': sequenceNo,
+          export: z.string().min(1, 'must not be empty').optional(),
+          compare: z.array(z.string().min(1)).optional(),
+          anchors: z.array(z.string().min(1)).optional(),
+          'public-key': z.string().min(1, 'must not be empty').optional(),
         })
         .refine((o) => o['to-seq'] === undefined || o['to-seq'] >= (o['from-seq'] ?? 1), {
           message: 'must not be smaller than --from-seq',
           path: ['to-seq'],
+        })
+        .refine((o) => o.anchors === undefined || o['public-key'] !== undefined, {
+          message: 'is required with --anchors (the public key that signed the checkpoints)',
+          path: ['public-key'],
+        })
+        .refine((o) => o.export === undefined || (o.tenant === undefined && o['from-seq'] === undefined && o['to-seq'] === undefined), {
+          message: 'verifies the whole export: --tenant, --from-seq and --to-seq do not apply',
+          path: ['export'],
+        })
+        .refine((o) => o.compare === undefined || o.export !== undefined, { message: 'needs --export', path: ['compare'] })
+        .refine((o) => o.anchors === undefined || (o['from-seq'] === undefined && o['to-seq'] === undefined), {
+          message: 'checks whole chains: --from-seq and --to-seq do not apply',
+          path: ['anchors'],
         }),
       values,
     );
+    if (opts.export !== undefined) {
+      const progress = progressReporter(io, opts.json, 'verified');
+      const result = await verifyExport({
+        dir: opts.export,
+        anchors: opts.anchors,
+        publicKeyFile: opts['public-key'],
+        compareWith: opts.compare,
+        onProgress: progress.update,
+      });
+      progress.done();
+      if (opts.json) printJson(io, { ok: result.ok, export: exportVerificationJson(result) });
+      else {
+        io.stdout(`${exportVerificationLine(result)}\n`);
+        for (const r of result.immutability) io.stdout(`${immutabilityLine(r)}\n`);
+      }
+      return result.ok ? 0 : 1;
+    }
+    if (opts.anchors !== undefined) {
+      const { tenants, immutability } = await verifyWithAnchors({
+        databaseUrl: opts['database-url'],
+        tenant: opts.tenant,
+        anchors: opts.anchors,
+        publicKeyFile: opts['public-key'] as string,
+      });
+      const ok = tenants.every((r) => r.ok);
+      if (opts.json) {
+        printJson(io, {
+          ok,
+          tenants: tenants.map((t) => ({ ...verificationJson(t), checkpoints_checked: t.checkpointsChecked })),
+          stores: immutability,
+        });
+      } else {
+        for (const r of tenants) io.stdout(`${verificationLine(r)}${r.ok ? `, ${r.checkpointsChecked} checkpoint(s) match` : ''}\n`);
+        for (const r of immutability) io.stdout(`${immutabilityLine(r)}\n`);
+      }
+      return ok ? 0 : 1;
+    }
     const results = await verify({
       databaseUrl: opts['database-url'],
       tenant: opts.tenant,
@@ -226,6 +300,263 @@ ${connectionHelp}`,
     return ok ? 0 : 1;
   },
 };
+
+function exportVerificationLine(r: ExportVerification): string {
+  const range = r.fromSequenceNo === null ? 'no events' : `sequence_no ${r.fromSequenceNo} to ${r.toSequenceNo}`;
+  const anchors = r.checkpointsChecked > 0 ? `, ${r.checkpointsChecked} checkpoint(s) match` : '';
+  if (r.ok) return `${r.tenantId}: export ${r.dir} OK (${r.eventsChecked} events checked, ${range}${anchors})`;
+  const where = r.firstBadSequenceNo === null ? '' : ` at sequence_no ${r.firstBadSequenceNo}`;
+  return `${r.tenantId}: export ${r.dir} BROKEN${where}: ${r.problem ?? 'unknown problem'}, ${r.detail ?? ''}${r.file === null ? '' : ` (file ${r.file})`}`;
+}
+
+function exportVerificationJson(r: ExportVerification): Record<string, unknown> {
+  return {
+    dir: r.dir,
+    tenant_id: r.tenantId,
+    events_checked: r.eventsChecked,
+    from_sequence_no: r.fromSequenceNo,
+    to_sequence_no: r.toSequenceNo,
+    ok: r.ok,
+    first_bad_sequence_no: r.firstBadSequenceNo,
+    problem: r.problem,
+    detail: r.detail,
+    file: r.file,
+    checkpoints_checked: r.checkpointsChecked,
+    stores: r.immutability,
+  };
+}
+
+function immutabilityLine(r: ImmutabilityReport): string {
+  return `store ${r.store}: ${r.detail}`;
+}
+
+/** A one-line progress indicator on a terminal (stderr); silent with --json or when not a TTY. */
+function progressReporter(io: Io, json: boolean, verb: string): { update: (n: number, total: number) => void; done: () => void } {
+  const tty = !json && io === processIo && process.stderr.isTTY === true;
+  let shown = false;
+  let lastDraw = 0;
+  return {
+    update(n, total) {
+      if (!tty) return;
+      const now = Date.now();
+      if (now - lastDraw < 100 && n < total) return;
+      lastDraw = now;
+      const pct = total > 0 ? Math.min(100, Math.floor((n / total) * 100)) : 100;
+      const width = 30;
+      const filled = Math.round((pct / 100) * width);
+      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% ${n}/${total} events ${verb}`);
+      shown = true;
+    },
+    done() {
+      if (shown) process.stderr.write('\n');
+    },
+  };
+}
+
+const exportCommand: Command = {
+  summary: 'export a tenant\'s events (Parquet or JSON Lines) with a manifest',
+  usage: `Usage: audit-trail export --tenant T --out DIR [options]
+
+Streams the tenant's events through a server-side cursor (constant memory)
+into DIR: data files plus manifest.json (ranges, counts, first and last
+record_hash, the SHA-256 of every file). DIR must be new or empty. Verify it
+anywhere, with no database: audit-trail verify --export DIR.
+
+Options:
+  --tenant T           the tenant to export (required)
+  --out DIR            directory to write (required)
+  --format F           parquet (default) or jsonl
+  --from-seq N         first sequence_no (default 1)
+  --to-seq M           last sequence_no (default: the chain head)
+  --events-per-file N  start a new data file after N events (default 1000000)
+${connectionHelp}`,
+  options: {
+    ...connectionOptions,
+    tenant: { type: 'string' },
+    out: { type: 'string' },
+    format: { type: 'string' },
+    'from-seq': { type: 'string' },
+    'to-seq': { type: 'string' },
+    'events-per-file': { type: 'string' },
+  },
+  allowPositionals: false,
+  async run(values, _positionals, io) {
+    const opts = validate(
+      z
+        .object({
+          'database-url': databaseUrl,
+          json: z.boolean().default(false),
+          tenant: z.string({ error: 'is required' }).min(1, 'must not be empty'),
+          out: z.string({ error: 'is required' }).min(1, 'must not be empty'),
+          format: z.enum(['parquet', 'jsonl'], { error: 'must be parquet or jsonl' }).default('parquet'),
+          'from-seq': sequenceNo,
+          'to-seq': sequenceNo,
+          'events-per-file': sequenceNo,
+        })
+        .refine((o) => o['to-seq'] === undefined || o['to-seq'] >= (o['from-seq'] ?? 1), {
+          message: 'must not be smaller than --from-seq',
+          path: ['to-seq'],
+        }),
+      values,
+    );
+    const progress = progressReporter(io, opts.json, 'exported');
+    const manifest = await exportTenant({
+      databaseUrl: opts['database-url'],
+      tenant: opts.tenant,
+      outDir: opts.out,
+      format: opts.format,
+      fromSeq: opts['from-seq'],
+      toSeq: opts['to-seq'],
+      eventsPerFile: opts['events-per-file'],
+      onProgress: progress.update,
+    });
+    progress.done();
+    if (opts.json) printJson(io, { ok: true, dir: opts.out, manifest });
+    else {
+      const range = manifest.from_sequence_no === null ? 'no events' : `sequence_no ${manifest.from_sequence_no} to ${manifest.to_sequence_no}`;
+      io.stdout(`exported ${manifest.event_count} events of ${manifest.tenant_id} (${range}) to ${opts.out}: ${manifest.files.length} ${manifest.data_format} file(s) and manifest.json\n`);
+      io.stdout(`verify with: audit-trail verify --export ${opts.out}\n`);
+    }
+    return 0;
+  },
+};
+
+const keysCommand: Command = {
+  summary: 'generate the Ed25519 key pair that signs checkpoints',
+  usage: `Usage: audit-trail keys generate --out DIR
+
+Writes checkpoint-signing-key.pem (private, mode 0400) and
+checkpoint-public-key.pem into DIR and prints the key id (hex of the first 16
+bytes of SHA-256 of the raw public key). Never overwrites a key. Keep the
+private key away from the database; give the public key to your auditors.
+
+Options:
+  --out DIR            directory for the two files (required)
+  --json               print the result as one JSON object
+  -h, --help           show this help`,
+  options: { out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  allowPositionals: true,
+  async run(values, positionals, io) {
+    if (positionals.length !== 1 || positionals[0] !== 'generate') {
+      throw new UsageError(`expected "keys generate", got "keys ${positionals.join(' ')}"`, { hint: 'audit-trail keys generate --out DIR' });
+    }
+    const opts = validate(z.object({ json: z.boolean().default(false), out: z.string({ error: 'is required' }).min(1, 'must not be empty') }), values);
+    const keys = await generateKeys({ outDir: opts.out });
+    if (opts.json) printJson(io, { ok: true, key_id: keys.keyId, private_key: keys.privateKeyFile, public_key: keys.publicKeyFile });
+    else io.stdout(`key id ${keys.keyId}\nprivate key: ${keys.privateKeyFile}\npublic key:  ${keys.publicKeyFile}\n`);
+    return 0;
+  },
+};
+
+const intervalText = z
+  .string()
+  .regex(/^[1-9][0-9]*(s|m|h)$/, 'must be a duration such as 60s, 5m or 1h')
+  .transform((t) => Number(t.slice(0, -1)) * ({ s: 1000, m: 60_000, h: 3_600_000 } as const)[t.slice(-1) as 's' | 'm' | 'h']);
+
+const anchorCommand: Command = {
+  summary: 'sign a checkpoint of every tenant\'s chain head and publish it',
+  usage: `Usage: audit-trail anchor --store STORE [--store STORE2] --key FILE [options]
+       audit-trail anchor --check --store STORE
+
+For each tenant, signs a checkpoint of its chain head (tenant, sequence_no,
+record_hash, time, key id, previous checkpoint digest) with the Ed25519 key,
+publishes it to every store and lists it in audit_trail.anchors (the anchoring
+is itself an audit event). A chain head below the last checkpoint, or a chain
+that no longer holds the last anchored hash, is an alarm: no checkpoint, exit 1.
+Connect as a role that reads every tenant (the owner's login or a superuser).
+
+Stores: file:DIR (write-once files, read-only after writing) or
+s3://bucket/prefix (Object Lock COMPLIANCE; AWS_ENDPOINT_URL, AWS_REGION,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY from the environment).
+
+Options:
+  --store STORE        where to publish; repeatable (required)
+  --key FILE           the private key (PEM) from audit-trail keys generate
+  --tenant T           anchor this tenant only
+  --every DURATION     keep running, anchoring every 60s / 5m / 1h
+  --retention-days N   S3 Object Lock retention (default 3653)
+  --check              only report whether each store enforces immutability
+${connectionHelp}`,
+  options: {
+    ...connectionOptions,
+    store: { type: 'string', multiple: true },
+    key: { type: 'string' },
+    tenant: { type: 'string' },
+    every: { type: 'string' },
+    'retention-days': { type: 'string' },
+    check: { type: 'boolean' },
+  },
+  allowPositionals: false,
+  async run(values, _positionals, io) {
+    const opts = validate(
+      z
+        .object({
+          'database-url': databaseUrl,
+          json: z.boolean().default(false),
+          store: z.array(z.string().min(1), { error: 'is required' }).min(1),
+          key: z.string().min(1).optional(),
+          tenant: z.string().min(1).optional(),
+          every: intervalText.optional(),
+          'retention-days': sequenceNo,
+          check: z.boolean().default(false),
+        })
+        .refine((o) => o.check || o.key !== undefined, { message: 'is required (the private key that signs checkpoints)', path: ['key'] }),
+      values,
+    );
+    if (opts.check) {
+      const reports = await checkStores(opts.store, { retentionDays: opts['retention-days'] });
+      if (opts.json) printJson(io, { ok: reports.every((r) => r.enforced), stores: reports });
+      else for (const r of reports) io.stdout(`${immutabilityLine(r)}\n`);
+      return reports.every((r) => r.enforced) ? 0 : 1;
+    }
+    const once = async (): Promise<number> => {
+      const run = await anchorAll({
+        databaseUrl: opts['database-url'],
+        stores: opts.store,
+        keyFile: opts.key as string,
+        tenant: opts.tenant,
+        retentionDays: opts['retention-days'],
+      });
+      printAnchorRun(io, opts.json, run);
+      return run.tenants.some((t) => t.status === 'alarm') ? 1 : 0;
+    };
+    if (opts.every === undefined) return once();
+    let worst = 0;
+    for (;;) {
+      worst = Math.max(worst, await once());
+      await new Promise((resolve) => setTimeout(resolve, opts.every));
+    }
+  },
+};
+
+function printAnchorRun(io: Io, json: boolean, run: AnchorRun): void {
+  if (json) {
+    printJson(io, {
+      ok: run.tenants.every((t) => t.status !== 'alarm'),
+      key_id: run.keyId,
+      tenants: run.tenants.map((t) => ({
+        tenant_id: t.tenantId,
+        status: t.status,
+        sequence_no: t.sequenceNo,
+        record_hash: t.recordHash,
+        checkpoint_digest: t.checkpointDigest,
+        object: t.object,
+        alarm_code: t.alarmCode,
+        detail: t.detail,
+      })),
+      stores: run.immutability,
+    });
+    return;
+  }
+  if (run.tenants.length === 0) io.stdout('no tenant has events yet; nothing to anchor\n');
+  for (const t of run.tenants) {
+    const head = `${t.tenantId} at sequence_no ${t.sequenceNo}`;
+    if (t.status === 'alarm') io.stdout(`ALARM ${head} (${t.alarmCode}): ${t.detail}\n`);
+    else if (t.status === 'unchanged') io.stdout(`${head}: unchanged since the last checkpoint\n`);
+    else io.stdout(`${head}: anchored, checkpoint ${t.checkpointDigest} (${t.object})\n`);
+  }
+  for (const r of run.immutability) io.stdout(`${immutabilityLine(r)}\n`);
+}
 
 function verificationLine(r: ChainVerification): string {
   if (r.ok) return `${r.tenantId}: OK (${r.eventsChecked} events checked)`;
@@ -257,6 +588,9 @@ const commands: Record<string, Command> = {
   enable: enableCommand,
   disable: disableCommand,
   verify: verifyCommand,
+  export: exportCommand,
+  keys: keysCommand,
+  anchor: anchorCommand,
 };
 
 function globalHelp(): string {

@@ -1,0 +1,177 @@
+/**
+ * audit-trail anchor: for every tenant, sign a checkpoint of its chain head,
+ * publish it to every store, and list it in audit_trail.anchors (which also
+ * records the anchoring as an event of the tenant's chain).
+ *
+ * Never backwards: a head below the last anchored checkpoint, or a chain that
+ * no longer holds the last anchored record_hash, is an alarm and no
+ * checkpoint is made.
+ */
+import type pg from 'pg';
+import { DatabaseError } from '../errors.ts';
+import { withClient, type ConnectionOptions } from '../db/connect.ts';
+import { checkpointObjectName, signCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { keyIdOf, loadPrivateKey } from './keys.ts';
+import { openStore, type ImmutabilityReport, type StoreOptions } from './stores.ts';
+import { createPublicKey } from 'node:crypto';
+
+export interface AnchorOptions extends ConnectionOptions, StoreOptions {
+  /** Store URLs (file:DIR, s3://bucket/prefix); at least one. */
+  stores: string[];
+  /** The Ed25519 private key file (PEM). */
+  keyFile: string;
+  /** Anchor this tenant only; default every tenant with a chain. */
+  tenant?: string | undefined;
+}
+
+export interface TenantAnchorResult {
+  tenantId: string;
+  /** anchored: a new checkpoint; unchanged: nothing new since the last one; alarm: the chain went backwards or was rewritten. */
+  status: 'anchored' | 'unchanged' | 'alarm';
+  sequenceNo: number;
+  recordHash: string;
+  checkpointDigest: string | null;
+  /** Object name in every store, when anchored. */
+  object: string | null;
+  /** SQLSTATE-like code of an alarm (AT020 behind the last checkpoint, AT021 rewritten). */
+  alarmCode: string | null;
+  detail: string;
+}
+
+export interface AnchorRun {
+  keyId: string;
+  tenants: TenantAnchorResult[];
+  /** Read back from each store after writing. */
+  immutability: ImmutabilityReport[];
+}
+
+interface HeadRow {
+  tenant_id: string;
+  sequence_no: string;
+  record_hash: string;
+}
+
+interface LastAnchorRow {
+  sequence_no: string;
+  record_hash: string;
+  checkpoint_digest: string;
+}
+
+async function lastAnchor(client: pg.ClientBase, tenant: string): Promise<LastAnchorRow | undefined> {
+  const { rows } = await client.query<LastAnchorRow>(
+    `select sequence_no::text, encode(record_hash, 'hex') as record_hash, encode(checkpoint_digest, 'hex') as checkpoint_digest
+       from audit_trail.anchors where tenant_id = $1 order by sequence_no desc, anchored_at desc limit 1`,
+    [tenant],
+  );
+  return rows[0];
+}
+
+async function hashAt(client: pg.ClientBase, tenant: string, seq: string): Promise<{ record_hash: string; resource_type: string; resource_id: string | null } | undefined> {
+  const { rows } = await client.query<{ record_hash: string; resource_type: string; resource_id: string | null }>(
+    `select encode(record_hash, 'hex') as record_hash, resource_type, resource_id from audit_trail.events
+      where tenant_id = $1 and sequence_no = $2::bigint order by record_hash limit 1`,
+    [tenant, seq],
+  );
+  return rows[0];
+}
+
+/** One anchoring pass over every tenant (or one). */
+export async function anchorAll(options: AnchorOptions): Promise<AnchorRun> {
+  const privateKey = await loadPrivateKey(options.keyFile);
+  const keyId = keyIdOf(createPublicKey(privateKey));
+  const stores = options.stores.map((url) => openStore(url, options));
+  const results: TenantAnchorResult[] = [];
+  let sample: string | undefined;
+
+  await withClient(options, async (client) => {
+    const heads = (
+      await client.query<HeadRow>(
+        `select tenant_id, sequence_no::text, encode(record_hash, 'hex') as record_hash from audit_trail.chain_heads
+          where ($1::text is null or tenant_id = $1) and sequence_no > 0 order by tenant_id`,
+        [options.tenant ?? null],
+      )
+    ).rows;
+    for (const head of heads) {
+      const base = { tenantId: head.tenant_id, sequenceNo: Number(head.sequence_no), recordHash: head.record_hash };
+      const last = await lastAnchor(client, head.tenant_id);
+      if (last !== undefined) {
+        const lastSeq = Number(last.sequence_no);
+        if (base.sequenceNo < lastSeq) {
+          results.push({
+            ...base, status: 'alarm', checkpointDigest: null, object: null, alarmCode: 'AT020',
+            detail: `the chain head is at sequence_no ${base.sequenceNo}, below the last anchored checkpoint at ${lastSeq}: events were removed. No checkpoint made.`,
+          });
+          continue;
+        }
+        const anchoredEvent = await hashAt(client, head.tenant_id, last.sequence_no);
+        if (anchoredEvent?.record_hash !== last.record_hash) {
+          results.push({
+            ...base, status: 'alarm', checkpointDigest: null, object: null, alarmCode: 'AT021',
+            detail: `event ${lastSeq} has record_hash ${anchoredEvent?.record_hash ?? '(missing)'} but was anchored with ${last.record_hash}: the chain was rewritten. No checkpoint made.`,
+          });
+          continue;
+        }
+        if (base.sequenceNo === lastSeq) {
+          results.push({ ...base, status: 'unchanged', checkpointDigest: last.checkpoint_digest, object: null, alarmCode: null, detail: 'no new events since the last checkpoint' });
+          continue;
+        }
+        if (base.sequenceNo === lastSeq + 1) {
+          // The only newer event is the record of the last anchoring itself.
+          const headEvent = await hashAt(client, head.tenant_id, head.sequence_no);
+          if (headEvent?.resource_type === 'anchor' && headEvent.resource_id === last.checkpoint_digest) {
+            results.push({ ...base, status: 'unchanged', checkpointDigest: last.checkpoint_digest, object: null, alarmCode: null, detail: 'no new events since the last checkpoint' });
+            continue;
+          }
+        }
+      }
+      const checkpoint: Checkpoint = {
+        tenant_id: head.tenant_id,
+        sequence_no: base.sequenceNo,
+        record_hash: head.record_hash,
+        anchored_at: new Date().toISOString(),
+        key_id: keyId,
+        previous_checkpoint_digest: last?.checkpoint_digest ?? null,
+      };
+      const published = signCheckpoint(checkpoint, privateKey);
+      const object = checkpointObjectName(published);
+      const bytes = Buffer.from(`${JSON.stringify(published, null, 2)}\n`, 'utf8');
+      // Publish everywhere first: a checkpoint listed in the database but missing from a store would be a lie.
+      for (const store of stores) await store.put(object, bytes);
+      sample = object;
+      try {
+        await client.query('begin');
+        await client.query(
+          `select audit_trail.register_anchor($1, $2::bigint, decode($3, 'hex'), $4::timestamptz, $5, decode($6, 'hex'),
+                  decode($7, 'hex'), $8::text[], decode($9, 'hex'))`,
+          [head.tenant_id, head.sequence_no, head.record_hash, checkpoint.anchored_at, keyId, published.checkpoint_digest,
+            checkpoint.previous_checkpoint_digest, options.stores, published.signature],
+        );
+        await client.query('commit');
+      } catch (err) {
+        await client.query('rollback').catch(() => undefined);
+        throw DatabaseError.fromPg(err);
+      }
+      results.push({ ...base, status: 'anchored', checkpointDigest: published.checkpoint_digest, object, alarmCode: null, detail: `checkpoint at sequence_no ${base.sequenceNo} published to ${options.stores.join(', ')}` });
+    }
+  });
+
+  const immutability: ImmutabilityReport[] = [];
+  for (const store of stores) immutability.push(await store.immutability(sample ?? (await latestObject(store))));
+  return { keyId, tenants: results, immutability };
+}
+
+async function latestObject(store: ReturnType<typeof openStore>): Promise<string | undefined> {
+  const names = await store.list('').catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith('.json')).at(-1);
+}
+
+/** anchor --check: what each store enforces, read back (no checkpoint is written). */
+export async function checkStores(storeUrls: string[], options: StoreOptions = {}): Promise<ImmutabilityReport[]> {
+  const out: ImmutabilityReport[] = [];
+  for (const url of storeUrls) {
+    const store = openStore(url, options);
+    await store.checkReachable();
+    out.push(await store.immutability(await latestObject(store)));
+  }
+  return out;
+}

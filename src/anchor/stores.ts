@@ -1,0 +1,272 @@
+/**
+ * Anchor stores: where checkpoints (and, for S3, exports) are published.
+ *
+ *   file:DIR             files created with O_EXCL ('wx') and made read-only
+ *                        (0444); never rewritten. NOT immutable against the
+ *                        directory's owner or root, and reported as such.
+ *   s3://bucket/prefix   PutObject with Object Lock COMPLIANCE and a
+ *                        retain-until date; endpoint, region and credentials
+ *                        from the standard AWS environment variables
+ *                        (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...).
+ *                        Immutability is read back (bucket Object Lock
+ *                        configuration, object retention), never assumed.
+ */
+import { chmod, mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  GetObjectRetentionCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { EvidenceFileError, UsageError } from '../errors.ts';
+
+/** What a store really enforces, as read back from it. */
+export interface ImmutabilityReport {
+  store: string;
+  /** True only when the store itself refuses changes and deletions (read back, not assumed). */
+  enforced: boolean;
+  /** One line for people: what protects the objects and what does not. */
+  detail: string;
+}
+
+export interface AnchorStore {
+  /** The store as given: file:DIR or s3://bucket/prefix. */
+  readonly url: string;
+  /** Writes a new object; refuses to overwrite one. */
+  put(name: string, data: Buffer): Promise<void>;
+  get(name: string): Promise<Buffer>;
+  /** Object names under `prefix` (relative to the store), sorted. */
+  list(prefix: string): Promise<string[]>;
+  /** Throws a clear error when the store does not exist or cannot be read. */
+  checkReachable(): Promise<void>;
+  /** Reads back whether the store enforces immutability; `sample` is an object to check retention of. */
+  immutability(sample?: string): Promise<ImmutabilityReport>;
+}
+
+export interface StoreOptions {
+  /** S3 Object Lock retention in days from the write; default 3653 (ten years). */
+  retentionDays?: number | undefined;
+}
+
+class FileStore implements AnchorStore {
+  constructor(
+    readonly url: string,
+    private readonly dir: string,
+  ) {}
+
+  private resolve(name: string): string {
+    const full = path.resolve(this.dir, name);
+    if (!full.startsWith(path.resolve(this.dir) + path.sep)) throw new UsageError(`object name ${name} leaves the store ${this.url}`);
+    return full;
+  }
+
+  async put(name: string, data: Buffer): Promise<void> {
+    const file = this.resolve(name);
+    await mkdir(path.dirname(file), { recursive: true });
+    let handle;
+    try {
+      handle = await open(file, 'wx', 0o444);
+    } catch (err) {
+      throw new EvidenceFileError(`cannot create ${file} in anchor store ${this.url}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, file, '58030', {
+        hint: 'Objects in an anchor store are written once and never replaced; check the directory and its permissions.',
+        cause: err,
+      });
+    }
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await chmod(file, 0o444);
+  }
+
+  async get(name: string): Promise<Buffer> {
+    const file = this.resolve(name);
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new EvidenceFileError(`${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, file, '58P01', { cause: err });
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (dir: string, rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      for (const e of entries) {
+        const name = rel === '' ? e.name : `${rel}/${e.name}`;
+        if (e.isDirectory()) await walk(path.join(dir, e.name), name);
+        else if (name.startsWith(prefix)) out.push(name);
+      }
+    };
+    await walk(this.dir, '');
+    return out.sort();
+  }
+
+  async checkReachable(): Promise<void> {
+    try {
+      const s = await stat(this.dir);
+      if (!s.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    } catch (err) {
+      throw new EvidenceFileError(`anchor store ${this.url} does not exist or is not a directory (${(err as NodeJS.ErrnoException).code ?? String(err)})`, this.dir, '58P01', {
+        hint: 'Pass the directory audit-trail anchor --store wrote to, as file:DIR (or an s3://bucket/prefix store).',
+        cause: err,
+      });
+    }
+  }
+
+  async immutability(): Promise<ImmutabilityReport> {
+    return {
+      store: this.url,
+      enforced: false,
+      detail:
+        'NOT enforcing immutability: files are written once (O_EXCL) and made read-only (0444), which stops accidents, ' +
+        'but the directory owner or root can still change or delete them. Keep a copy where database administrators cannot write, or use an s3:// store with Object Lock.',
+    };
+  }
+}
+
+function s3Client(): S3Client {
+  const endpoint = process.env['AWS_ENDPOINT_URL_S3'] ?? process.env['AWS_ENDPOINT_URL'];
+  return new S3Client({
+    region: process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+    // S3-compatible servers on a custom endpoint (MinIO, Ceph, a local test server) need path-style URLs.
+    forcePathStyle: endpoint !== undefined,
+    ...(endpoint !== undefined ? { endpoint } : {}),
+  });
+}
+
+function s3ErrorText(err: unknown): string {
+  const e = err as { name?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  return `${e.Code ?? e.name ?? 'error'}${status !== undefined ? ` (HTTP ${status})` : ''}: ${e.message ?? String(err)}`;
+}
+
+class S3Store implements AnchorStore {
+  private readonly client = s3Client();
+
+  constructor(
+    readonly url: string,
+    private readonly bucket: string,
+    private readonly prefix: string,
+    private readonly retentionDays: number,
+  ) {}
+
+  private key(name: string): string {
+    return this.prefix === '' ? name : `${this.prefix}/${name}`;
+  }
+
+  private fail(action: string, name: string, err: unknown, code: '58P01' | '58030' = '58030'): EvidenceFileError {
+    return new EvidenceFileError(`${action} s3://${this.bucket}/${this.key(name)} failed: ${s3ErrorText(err)}`, `s3://${this.bucket}/${this.key(name)}`, code, {
+      hint: 'Check the bucket name, AWS_ENDPOINT_URL, AWS_REGION and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).',
+      cause: err,
+    });
+  }
+
+  async put(name: string, data: Buffer): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(name),
+          Body: data,
+          ContentType: name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+          ObjectLockMode: 'COMPLIANCE',
+          ObjectLockRetainUntilDate: new Date(Date.now() + this.retentionDays * 86_400_000),
+          // Never replace an existing object (servers that support conditional writes refuse with 412).
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (err) {
+      throw this.fail('writing', name, err);
+    }
+  }
+
+  async get(name: string): Promise<Buffer> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      if (out.Body === undefined) return Buffer.alloc(0);
+      return Buffer.from(await out.Body.transformToByteArray());
+    } catch (err) {
+      throw this.fail('reading', name, err, '58P01');
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    let token: string | undefined;
+    const base = this.prefix === '' ? '' : `${this.prefix}/`;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, ContinuationToken: token }),
+        );
+      } catch (err) {
+        throw this.fail('listing', prefix, err, '58P01');
+      }
+      for (const o of page.Contents ?? []) if (o.Key !== undefined) out.push(o.Key.slice(base.length));
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return out.sort();
+  }
+
+  async checkReachable(): Promise<void> {
+    await this.list('');
+  }
+
+  async immutability(sample?: string): Promise<ImmutabilityReport> {
+    const problems: string[] = [];
+    const facts: string[] = [];
+    try {
+      const config = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
+      if (config.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled') facts.push('bucket Object Lock is enabled');
+      else problems.push('the bucket has no Object Lock configuration');
+    } catch (err) {
+      problems.push(`the bucket's Object Lock configuration cannot be read (${s3ErrorText(err)})`);
+    }
+    if (sample !== undefined) {
+      try {
+        const retention = await this.client.send(new GetObjectRetentionCommand({ Bucket: this.bucket, Key: this.key(sample) }));
+        const mode = retention.Retention?.Mode;
+        const until = retention.Retention?.RetainUntilDate;
+        if (mode === 'COMPLIANCE' && until !== undefined && until.getTime() > Date.now()) {
+          facts.push(`${sample} is retained in COMPLIANCE mode until ${until.toISOString()}`);
+        } else {
+          problems.push(`${sample} has no COMPLIANCE retention (mode ${mode ?? 'none'})`);
+        }
+      } catch (err) {
+        problems.push(`the retention of ${sample} cannot be read (${s3ErrorText(err)})`);
+      }
+    }
+    if (problems.length > 0) {
+      return { store: this.url, enforced: false, detail: `NOT enforcing immutability: ${problems.join('; ')}${facts.length ? `; ${facts.join('; ')}` : ''}` };
+    }
+    return { store: this.url, enforced: true, detail: `enforcing immutability: ${facts.join('; ')}` };
+  }
+}
+
+/** Opens a store from its URL: file:DIR or s3://bucket/prefix. */
+export function openStore(url: string, options: StoreOptions = {}): AnchorStore {
+  if (url.startsWith('file:')) {
+    const dir = url.slice('file:'.length).replace(/^\/\/(?=\/)/, '');
+    if (dir === '') throw new UsageError(`store ${url} names no directory`, { hint: 'Write file:/path/to/dir or file:relative/dir.' });
+    return new FileStore(url, path.resolve(dir));
+  }
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (s3 !== null) {
+    const prefix = (s3[2] ?? '').replace(/\/+$/, '');
+    return new S3Store(url, s3[1] as string, prefix, options.retentionDays ?? 3653);
+  }
+  throw new UsageError(`unknown anchor store ${url}`, { hint: 'Use file:DIR (a local directory) or s3://bucket/prefix.' });
+}

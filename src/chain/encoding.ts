@@ -1,0 +1,198 @@
+/**
+ * The canonical encoding v1 of an event and the chain step, byte for byte as
+ * sql/03_canonical_encoding.sql computes them (docs/hash-chain.md).
+ *
+ *   body        = "PGAT" 00 01, then the 19 fields below, each as
+ *                 uint32 BE length + bytes (SQL NULL: FF FF FF FF, no bytes)
+ *   record_hash = SHA-256(body || 00000008 || int64 BE sequence_no || 00000020 || prev_hash)
+ *
+ * Text values may be given as strings or as their UTF-8 bytes (an export
+ * reader that never decodes them saves a decode and an encode per field).
+ * The encoder writes into one growing Buffer that it reuses, so verifying a
+ * million events allocates one buffer, not a million.
+ */
+import { hash } from 'node:crypto';
+
+export const ENCODING_VERSION = 1;
+
+/** The magic and version that start every body: "PGAT" then uint16 BE 1. */
+export const BODY_PREFIX = Buffer.from([0x50, 0x47, 0x41, 0x54, 0x00, 0x01]);
+
+/** 32 zero bytes: the prev_hash of sequence_no 1. */
+export const GENESIS_HASH = Buffer.alloc(32);
+
+/** A text value: a string, its UTF-8 bytes, or SQL NULL. */
+export type TextValue = string | Uint8Array | null;
+
+/** The fields of an event that the body encodes, in their order of encoding. */
+export interface EventBodyFields {
+  event_id: TextValue;
+  tenant_id: TextValue;
+  /** Microseconds since 1970-01-01T00:00:00Z. */
+  occurred_at: bigint | null;
+  ingested_at: bigint | null;
+  actor_type: TextValue;
+  actor_id: TextValue;
+  actor_name: TextValue;
+  auth_method: TextValue;
+  source_ip: TextValue;
+  user_agent_hash: TextValue;
+  action: TextValue;
+  resource_type: TextValue;
+  resource_id: TextValue;
+  parent_type: TextValue;
+  parent_id: TextValue;
+  /** PostgreSQL's jsonb text output, exactly (never re-serialised). */
+  changes: TextValue;
+  reason: TextValue;
+  context: TextValue;
+  db_identity: TextValue;
+}
+
+/** The body fields in encoding order, with their kind. */
+export const BODY_FIELDS: ReadonlyArray<readonly [keyof EventBodyFields, 'text' | 'timestamp' | 'jsonb']> = [
+  ['event_id', 'text'],
+  ['tenant_id', 'text'],
+  ['occurred_at', 'timestamp'],
+  ['ingested_at', 'timestamp'],
+  ['actor_type', 'text'],
+  ['actor_id', 'text'],
+  ['actor_name', 'text'],
+  ['auth_method', 'text'],
+  ['source_ip', 'text'],
+  ['user_agent_hash', 'text'],
+  ['action', 'text'],
+  ['resource_type', 'text'],
+  ['resource_id', 'text'],
+  ['parent_type', 'text'],
+  ['parent_id', 'text'],
+  ['changes', 'jsonb'],
+  ['reason', 'text'],
+  ['context', 'jsonb'],
+  ['db_identity', 'jsonb'],
+];
+
+const NULL_LENGTH = 0xffffffff;
+
+/** Encodes bodies and chain steps into one reused buffer. Not shared between concurrent users. */
+export class ChainEncoder {
+  private buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
+  private position = 0;
+
+  private ensure(extra: number): void {
+    if (this.position + extra <= this.buffer.length) return;
+    let size = this.buffer.length * 2;
+    while (size < this.position + extra) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buffer.copy(next, 0, 0, this.position);
+    this.buffer = next;
+  }
+
+  private text(value: TextValue): void {
+    if (value === null) {
+      this.ensure(4);
+      this.position = this.buffer.writeUInt32BE(NULL_LENGTH, this.position);
+      return;
+    }
+    if (typeof value === 'string') {
+      // At most 3 bytes per UTF-16 unit; reserve that and write in place.
+      this.ensure(4 + value.length * 3);
+      const written = this.buffer.write(value, this.position + 4, 'utf8');
+      this.buffer.writeUInt32BE(written, this.position);
+      this.position += 4 + written;
+      return;
+    }
+    this.ensure(4 + value.length);
+    this.buffer.writeUInt32BE(value.length, this.position);
+    this.buffer.set(value, this.position + 4);
+    this.position += 4 + value.length;
+  }
+
+  private timestamp(micros: bigint | null): void {
+    if (micros === null) {
+      this.text(null);
+      return;
+    }
+    this.ensure(12);
+    this.buffer.writeUInt32BE(8, this.position);
+    this.buffer.writeBigInt64BE(micros, this.position + 4);
+    this.position += 12;
+  }
+
+  private writeBody(e: EventBodyFields): void {
+    this.position = 0;
+    this.ensure(BODY_PREFIX.length);
+    BODY_PREFIX.copy(this.buffer, 0);
+    this.position = BODY_PREFIX.length;
+    this.text(e.event_id);
+    this.text(e.tenant_id);
+    this.timestamp(e.occurred_at);
+    this.timestamp(e.ingested_at);
+    this.text(e.actor_type);
+    this.text(e.actor_id);
+    this.text(e.actor_name);
+    this.text(e.auth_method);
+    this.text(e.source_ip);
+    this.text(e.user_agent_hash);
+    this.text(e.action);
+    this.text(e.resource_type);
+    this.text(e.resource_id);
+    this.text(e.parent_type);
+    this.text(e.parent_id);
+    this.text(e.changes);
+    this.text(e.reason);
+    this.text(e.context);
+    this.text(e.db_identity);
+  }
+
+  private writeChainPosition(sequenceNo: bigint, prevHash: Uint8Array): void {
+    this.ensure(48);
+    this.buffer.writeUInt32BE(8, this.position);
+    this.buffer.writeBigInt64BE(sequenceNo, this.position + 4);
+    this.buffer.writeUInt32BE(prevHash.length, this.position + 12);
+    this.buffer.set(prevHash, this.position + 16);
+    this.position += 16 + prevHash.length;
+  }
+
+  /** The body bytes (a copy). */
+  encodeBody(e: EventBodyFields): Buffer {
+    this.writeBody(e);
+    return Buffer.from(this.buffer.subarray(0, this.position));
+  }
+
+  /** The full hashed message, body || sequence_no || prev_hash (a copy). */
+  encodeMessage(e: EventBodyFields, sequenceNo: bigint, prevHash: Uint8Array): Buffer {
+    this.writeBody(e);
+    this.writeChainPosition(sequenceNo, prevHash);
+    return Buffer.from(this.buffer.subarray(0, this.position));
+  }
+
+  /** record_hash of the event at `sequenceNo` after `prevHash`. */
+  recordHash(e: EventBodyFields, sequenceNo: bigint, prevHash: Uint8Array): Buffer {
+    this.writeBody(e);
+    this.writeChainPosition(sequenceNo, prevHash);
+    return hash('sha256', this.buffer.subarray(0, this.position), 'buffer');
+  }
+}
+
+/** Microseconds since the epoch from an ISO-8601 UTC timestamp with up to 6 fractional digits. */
+export function microsFromIso(text: string): bigint | null {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$/.exec(text);
+  if (m === null) return null;
+  const seconds = Date.parse(`${m[1]}Z`);
+  if (Number.isNaN(seconds)) return null;
+  const fraction = (m[2] ?? '').padEnd(6, '0');
+  return BigInt(seconds) * 1000n + BigInt(fraction);
+}
+
+/** ISO-8601 UTC with exactly 6 fractional digits, from microseconds since the epoch. */
+export function isoFromMicros(micros: bigint): string {
+  let seconds = micros / 1_000_000n;
+  let fraction = micros % 1_000_000n;
+  if (fraction < 0n) {
+    fraction += 1_000_000n;
+    seconds -= 1n;
+  }
+  const base = new Date(Number(seconds) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+  return `${base.slice(0, 19)}.${fraction.toString().padStart(6, '0')}Z`;
+}

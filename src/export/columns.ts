@@ -1,0 +1,90 @@
+/**
+ * The columns of an export, shared by the writers and readers of both formats
+ * (docs/audit.md lists them for auditors).
+ *
+ *   text        UTF-8 string, null for SQL NULL
+ *   jsonb       PostgreSQL's jsonb text output as a string, exactly as hashed
+ *   timestamp   Parquet: INT64 TIMESTAMP(MICROS, UTC); JSONL: ISO-8601 UTC with 6 fractional digits
+ *   hash        64 lowercase hex characters
+ */
+export const EXPORT_COLUMNS = [
+  ['sequence_no', 'int64'],
+  ['event_id', 'text'],
+  ['tenant_id', 'text'],
+  ['occurred_at', 'timestamp'],
+  ['ingested_at', 'timestamp'],
+  ['actor_type', 'text'],
+  ['actor_id', 'text'],
+  ['actor_name', 'text'],
+  ['auth_method', 'text'],
+  ['source_ip', 'text'],
+  ['user_agent_hash', 'text'],
+  ['action', 'text'],
+  ['resource_type', 'text'],
+  ['resource_id', 'text'],
+  ['parent_type', 'text'],
+  ['parent_id', 'text'],
+  ['changes', 'jsonb'],
+  ['reason', 'text'],
+  ['context', 'jsonb'],
+  ['db_identity', 'jsonb'],
+  ['encoding_version', 'int32'],
+  ['prev_hash', 'hash'],
+  ['record_hash', 'hash'],
+] as const;
+
+export type ExportColumn = (typeof EXPORT_COLUMNS)[number][0];
+
+/** Columns that are never NULL in audit_trail.events. */
+export const REQUIRED_COLUMNS: ReadonlySet<ExportColumn> = new Set([
+  'sequence_no',
+  'event_id',
+  'tenant_id',
+  'occurred_at',
+  'ingested_at',
+  'actor_type',
+  'action',
+  'resource_type',
+  'changes',
+  'context',
+  'db_identity',
+  'encoding_version',
+  'prev_hash',
+  'record_hash',
+]);
+
+/** One event as the export query returns it: every value as text (timestamps as microseconds). */
+export interface ExportRow {
+  sequence_no: string;
+  event_id: string;
+  tenant_id: string;
+  occurred_at_us: string;
+  ingested_at_us: string;
+  actor_type: string;
+  actor_id: string | null;
+  actor_name: string | null;
+  auth_method: string | null;
+  source_ip: string | null;
+  user_agent_hash: string | null;
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  parent_type: string | null;
+  parent_id: string | null;
+  changes: string;
+  reason: string | null;
+  context: string;
+  db_identity: string;
+  encoding_version: number;
+  prev_hash: string;
+  record_hash: string;
+}
+
+/** The export query's select list: jsonb as its text output, timestamps as exact microseconds. */
+export const EXPORT_SELECT = `e.sequence_no::text as sequence_no, e.event_id, e.tenant_id,
+  (extract(epoch from e.occurred_at) * 1000000)::bigint::text as occurred_at_us,
+  (extract(epoch from e.ingested_at) * 1000000)::bigint::text as ingested_at_us,
+  e.actor_type, e.actor_id, e.actor_name, e.auth_method, e.source_ip, e.user_agent_hash, e.action,
+  e.resource_type, e.resource_id, e.parent_type, e.parent_id, e.changes::text as changes, e.reason,
+  e.context::text as context, e.db_identity::text as db_identity, e.encoding_version::int as encoding_version,
+  encode(e.prev_hash, 'hex') as prev_hash, encode(e.record_hash, 'hex') as record_hash`;

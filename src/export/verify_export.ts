@@ -1,0 +1,262 @@
+/**
+ * audit-trail verify --export DIR: verifies an export with no database.
+ * Recomputes every record_hash from the documented encoding, checks links,
+ * sequence continuity, the manifest (counts, ranges, SHA-256 of every file),
+ * and, when given, the signed checkpoints of an anchor store and other exports
+ * of the same tenant (a split view: two histories for the same range).
+ */
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { EvidenceFileError, UsageError } from '../errors.ts';
+import { StreamingChainVerifier, type ChainEvent, type ChainProblem } from '../chain/verifier.ts';
+import { checkAgainstCheckpoints, firstProblem, readCheckpoints, type ValidCheckpoint } from '../anchor/read_checkpoints.ts';
+import { openStore, type ImmutabilityReport } from '../anchor/stores.ts';
+import { MANIFEST_FILE, readManifest, type ExportManifest } from './manifest.ts';
+import { readJsonlEvents } from './jsonl.ts';
+import { fileSha256, readParquetEvents } from './parquet.ts';
+
+export interface VerifyExportOptions {
+  /** The export directory (manifest.json and data files). */
+  dir: string;
+  /** Anchor stores whose checkpoints the export must agree with. */
+  anchors?: string[] | undefined;
+  /** Public key (PEM) of the key that signed the checkpoints; required with anchors. */
+  publicKeyFile?: string | undefined;
+  /** Other exports of the same tenant: every sequence_no they share must have the same record_hash. */
+  compareWith?: string[] | undefined;
+  /** Called after each batch with the number of events checked so far. */
+  onProgress?: ((checked: number, total: number) => void) | undefined;
+}
+
+export interface ExportVerification {
+  ok: boolean;
+  dir: string;
+  tenantId: string;
+  eventsChecked: number;
+  fromSequenceNo: number | null;
+  toSequenceNo: number | null;
+  firstBadSequenceNo: number | null;
+  problem: ChainProblem['kind'] | null;
+  detail: string | null;
+  /** The file where the problem is. */
+  file: string | null;
+  /** Checkpoints of this tenant that were checked. */
+  checkpointsChecked: number;
+  immutability: ImmutabilityReport[];
+}
+
+interface RecordHashes {
+  from: number;
+  count: number;
+  hashes: Buffer;
+  dir: string;
+}
+
+async function* eventsOf(dir: string, manifest: ExportManifest, onDigest: (file: string, sha256: string) => void): AsyncGenerator<{ file: string; batch: ChainEvent[] }> {
+  for (const f of manifest.files) {
+    const full = path.join(dir, f.path);
+    if (!existsSync(full)) {
+      throw new EvidenceFileError(`${full} is listed in ${path.join(dir, MANIFEST_FILE)} but missing`, full, '58P01', {
+        hint: 'The export is incomplete: copy the whole export directory again, or ask for a fresh export.',
+      });
+    }
+    if (manifest.data_format === 'jsonl') {
+      for await (const batch of readJsonlEvents(full, full, (sha) => onDigest(f.path, sha))) yield { file: full, batch };
+    } else {
+      onDigest(f.path, await fileSha256(full));
+      for await (const batch of readParquetEvents(full, full)) yield { file: full, batch };
+    }
+  }
+}
+
+/** Verifies one export. Throws for unusable input (missing files, malformed data, wrong key); returns a report otherwise. */
+export async function verifyExport(options: VerifyExportOptions): Promise<ExportVerification> {
+  const dir = options.dir;
+  const manifest = await readManifest(dir);
+  const tenantId = manifest.tenant_id;
+
+  const checkpoints: ValidCheckpoint[] = [];
+  const storeProblems: ChainProblem[] = [];
+  const immutability: ImmutabilityReport[] = [];
+  if (options.anchors !== undefined && options.anchors.length > 0) {
+    if (options.publicKeyFile === undefined) {
+      throw new UsageError('--anchors needs --public-key', { hint: 'Pass the public key file of the key that signed the checkpoints.' });
+    }
+    for (const store of options.anchors) {
+      const read = await readCheckpoints(store, options.publicKeyFile, tenantId);
+      for (const c of read.byTenant.get(tenantId) ?? []) if (!checkpoints.some((k) => k.digest === c.digest)) checkpoints.push(c);
+      for (const p of read.problems) if (p.tenantId === tenantId) storeProblems.push(p);
+      const sample = (read.byTenant.get(tenantId) ?? []).at(-1)?.object;
+      immutability.push(await openStore(store).immutability(sample));
+    }
+    checkpoints.sort((a, b) => a.sequence_no - b.sequence_no);
+  }
+
+  const others: RecordHashes[] = [];
+  for (const other of options.compareWith ?? []) others.push(await collectRecordHashes(other, tenantId));
+
+  const anchoredAt = new Map<bigint, ValidCheckpoint[]>();
+  for (const c of checkpoints) {
+    const key = BigInt(c.sequence_no);
+    anchoredAt.set(key, [...(anchoredAt.get(key) ?? []), c]);
+  }
+  let lastGoodCheckpoint: ValidCheckpoint | null = null;
+  const onEvent = (seq: bigint, recordHash: Buffer, file: string | undefined): ChainProblem | null => {
+    const anchored = anchoredAt.get(seq);
+    if (anchored !== undefined) {
+      const hashHex = recordHash.toString('hex');
+      for (const c of anchored) {
+        if (c.record_hash !== hashHex) {
+          return {
+            sequenceNo: Number(seq),
+            kind: 'anchor mismatch',
+            detail: `checkpoint ${c.object} (anchored ${c.anchored_at}) holds record_hash ${c.record_hash} for event ${seq}, the export has ${hashHex}: the history was rewritten ${lastGoodCheckpoint === null ? `at or before event ${seq}` : `between events ${lastGoodCheckpoint.sequence_no + 1} and ${seq}`} and its hashes recomputed`,
+            file,
+          };
+        }
+        lastGoodCheckpoint = c;
+      }
+    }
+    for (const o of others) {
+      const i = Number(seq) - o.from;
+      if (i >= 0 && i < o.count && !o.hashes.subarray(i * 32, i * 32 + 32).equals(recordHash)) {
+        return {
+          sequenceNo: Number(seq),
+          kind: 'split view',
+          detail: `event ${seq} has record_hash ${recordHash.toString('hex')} here but ${o.hashes.subarray(i * 32, i * 32 + 32).toString('hex')} in the export ${o.dir}: two different histories of the same range`,
+          file,
+        };
+      }
+    }
+    return null;
+  };
+
+  const fromSeq = BigInt(manifest.from_sequence_no ?? manifest.requested_range.from_sequence_no);
+  const verifier = new StreamingChainVerifier(tenantId, fromSeq, onEvent);
+  const digests = new Map<string, string>();
+  const perFile = new Map<string, { count: number; first: bigint | null; last: bigint | null }>();
+  let seen = 0;
+  for await (const { file, batch } of eventsOf(dir, manifest, (f, sha) => digests.set(f, sha))) {
+    const stats = perFile.get(file) ?? { count: 0, first: null, last: null };
+    for (const e of batch) {
+      verifier.push(e, file);
+      stats.first ??= e.sequence_no;
+      stats.last = e.sequence_no;
+    }
+    stats.count += batch.length;
+    perFile.set(file, stats);
+    seen += batch.length;
+    options.onProgress?.(seen, manifest.event_count);
+  }
+  const chainProblem = verifier.finish();
+
+  const manifestProblem = checkManifest(dir, manifest, digests, perFile, seen, verifier);
+  let anchorProblem: ChainProblem | null = null;
+  if (chainProblem === null && checkpoints.length > 0 && manifest.to_sequence_no !== null) {
+    const to = manifest.to_sequence_no;
+    const exportedAt = manifest.exported_at;
+    const fullExport = manifest.requested_range.to_sequence_no === null;
+    // Checkpoints beyond the export's end: a full export made after them must reach them.
+    const beyond = checkpoints.filter((c) => c.sequence_no > to && (fullExport ? c.anchored_at <= exportedAt : c.sequence_no <= (manifest.requested_range.to_sequence_no ?? 0)));
+    if (beyond.length > 0) {
+      anchorProblem = checkAgainstCheckpoints(beyond, to, () => undefined);
+    }
+  }
+  const extra = await unlistedFiles(dir, manifest);
+  const problem = chainProblem ?? firstProblem([manifestProblem, anchorProblem, ...storeProblems, extra]);
+  const covered = checkpoints.filter((c) => manifest.from_sequence_no !== null && c.sequence_no >= manifest.from_sequence_no && c.sequence_no <= (manifest.to_sequence_no ?? 0));
+  return {
+    ok: problem === null,
+    dir,
+    tenantId,
+    eventsChecked: verifier.eventsChecked,
+    fromSequenceNo: manifest.from_sequence_no,
+    toSequenceNo: manifest.to_sequence_no,
+    firstBadSequenceNo: problem?.sequenceNo ?? null,
+    problem: problem?.kind ?? null,
+    detail: problem?.detail ?? null,
+    file: problem?.file ?? null,
+    checkpointsChecked: covered.length,
+    immutability,
+  };
+}
+
+function checkManifest(
+  dir: string,
+  manifest: ExportManifest,
+  digests: Map<string, string>,
+  perFile: Map<string, { count: number; first: bigint | null; last: bigint | null }>,
+  seen: number,
+  verifier: StreamingChainVerifier,
+): ChainProblem | null {
+  const manifestFile = path.join(dir, MANIFEST_FILE);
+  for (const f of manifest.files) {
+    const full = path.join(dir, f.path);
+    const sha = digests.get(f.path);
+    const stats = perFile.get(full) ?? { count: 0, first: null, last: null };
+    if (sha !== f.sha256) {
+      return { sequenceNo: f.first_sequence_no, kind: 'file digest mismatch', detail: `${full} has SHA-256 ${sha}, the manifest says ${f.sha256}: the file was changed after the export`, file: full };
+    }
+    if (stats.count !== f.event_count || Number(stats.first ?? 0) !== (f.first_sequence_no ?? 0) || Number(stats.last ?? 0) !== (f.last_sequence_no ?? 0)) {
+      return {
+        sequenceNo: f.first_sequence_no,
+        kind: 'manifest mismatch',
+        detail: `${full} holds ${stats.count} events (${stats.first ?? '-'} to ${stats.last ?? '-'}), the manifest says ${f.event_count} (${f.first_sequence_no ?? '-'} to ${f.last_sequence_no ?? '-'})`,
+        file: full,
+      };
+    }
+  }
+  const last = verifier.lastSequenceNo === null ? null : Number(verifier.lastSequenceNo);
+  if (seen !== manifest.event_count || last !== manifest.to_sequence_no) {
+    return {
+      sequenceNo: last === null ? manifest.from_sequence_no : Math.min(last, manifest.to_sequence_no ?? last) + 1,
+      kind: last !== null && manifest.to_sequence_no !== null && last < manifest.to_sequence_no ? 'truncated' : 'manifest mismatch',
+      detail: `the files hold ${seen} events ending at ${last ?? '-'}; the manifest says ${manifest.event_count} ending at ${manifest.to_sequence_no ?? '-'}`,
+      file: manifestFile,
+    };
+  }
+  const hexOf = (b: Buffer | null): string | null => (b === null ? null : b.toString('hex'));
+  if (hexOf(verifier.lastRecordHash) !== manifest.last_record_hash || hexOf(verifier.firstRecordHash) !== manifest.first_record_hash || hexOf(verifier.firstPrevHash) !== manifest.first_prev_hash) {
+    return { sequenceNo: manifest.from_sequence_no, kind: 'manifest mismatch', detail: 'the first or last record_hash in the manifest is not the files\'', file: manifestFile };
+  }
+  if (manifest.requested_range.to_sequence_no === null && manifest.chain_head !== null && last !== null) {
+    if (manifest.chain_head.sequence_no !== last || manifest.chain_head.record_hash !== manifest.last_record_hash) {
+      return {
+        sequenceNo: Math.min(last, manifest.chain_head.sequence_no) + 1,
+        kind: 'head mismatch',
+        detail: `a full export must end at the chain head ${manifest.chain_head.sequence_no} (${manifest.chain_head.record_hash}); it ends at ${last}`,
+        file: manifestFile,
+      };
+    }
+  }
+  return null;
+}
+
+async function unlistedFiles(dir: string, manifest: ExportManifest): Promise<ChainProblem | null> {
+  const listed = new Set([MANIFEST_FILE, ...manifest.files.map((f) => f.path)]);
+  const extra = (await readdir(dir)).filter((n) => !listed.has(n) && /\.(jsonl|parquet)$/.test(n));
+  if (extra.length === 0) return null;
+  return { sequenceNo: null, kind: 'manifest mismatch', detail: `data files not listed in the manifest: ${extra.join(', ')}`, file: path.join(dir, extra[0] as string) };
+}
+
+/** Verifies another export and keeps its record hashes (32 bytes per event) for a split-view comparison. */
+async function collectRecordHashes(dir: string, tenantId: string): Promise<RecordHashes> {
+  const manifest = await readManifest(dir);
+  if (manifest.tenant_id !== tenantId) {
+    throw new UsageError(`${dir} is an export of tenant ${manifest.tenant_id}, not ${tenantId}`, { hint: 'Compare exports of the same tenant.' });
+  }
+  const from = manifest.from_sequence_no ?? 1;
+  const hashes = Buffer.alloc(manifest.event_count * 32);
+  let count = 0;
+  for await (const { batch } of eventsOf(dir, manifest, () => undefined)) {
+    for (const e of batch) {
+      const i = Number(e.sequence_no) - from;
+      if (i === count && i < manifest.event_count) {
+        e.record_hash.copy(hashes, i * 32);
+        count++;
+      }
+    }
+  }
+  return { from, count, hashes, dir };
+}
