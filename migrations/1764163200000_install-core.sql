@@ -253,8 +253,8 @@ comment on function audit_trail.create_partitions(timestamptz) is
 -- (keys ordered, fixed spacing; independent of every session setting).
 --
 -- record_hash = sha256(event_body || field(sequence_no) || field(prev_hash)).
--- The body (every field but the chain position) is computed at capture time;
--- only the last two fields are added while the tenant's chain head is held.
+-- The chain position comes last so that the body (every other field) does not
+-- depend on where the event lands in the chain.
 -- These are SQL-standard function bodies: bound at creation, immune to search_path.
 
 create function audit_trail.encode_text(p_value text) returns bytea
@@ -452,16 +452,16 @@ comment on function audit_trail.check_context_value(text, text) is 'Validates on
 -- file: sql/05_append_and_chain.sql
 -- The write path shared by the capture triggers and audit_trail.record().
 --
--- 1. append_event() checks who/why/tenant, builds the event and its canonical
---    body, and puts it in a transaction-private buffer (a temporary table of
+-- 1. append_event() checks who/why/tenant, builds the event and puts it in a
+--    transaction-private buffer (a temporary table of
 --    this session, owned by audit_trail_owner, emptied at commit). No lock on
 --    any shared row is taken here, so concurrent writers of one tenant do not
 --    wait for each other while their transactions run.
 -- 2. At commit a deferred constraint trigger runs flush_pending_events() once
 --    per transaction: it locks each tenant's chain head (in tenant order, so
 --    two transactions never deadlock on heads), numbers the buffered events,
---    chains their hashes and inserts them into audit_trail.events, then moves
---    the head. The head is held from there to the end of the commit only.
+--    encodes and chains them and inserts them into audit_trail.events, then
+--    moves the head. The head is held from there to the end of the commit only.
 -- The buffer is never visible to another session, never durable, and gone
 -- with the transaction: if the transaction commits its events are in the
 -- trail, if it rolls back neither the change nor the event exists.
@@ -471,18 +471,43 @@ create function audit_trail.genesis_hash() returns bytea
 language sql immutable parallel safe
 return '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
 
+-- The chain as a running aggregate: each step hashes a body at its position
+-- after the previous step's hash (the first after p_start, the head's hash).
+-- (PL/pgSQL on purpose: an SQL-language transition function is planned anew
+-- in every statement that runs the aggregate, ~170 us per transaction here.)
+create function audit_trail.chain_step(p_state bytea, p_body bytea, p_sequence_no bigint, p_start bytea) returns bytea
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return audit_trail.chain_hash(p_body, p_sequence_no, coalesce(p_state, p_start));
+end
+$$;
+
+create aggregate audit_trail.chain_agg(bytea, bigint, bytea) (
+  sfunc = audit_trail.chain_step,
+  stype = bytea
+);
+comment on aggregate audit_trail.chain_agg(bytea, bigint, bytea) is
+  'Window aggregate: record_hash of each event given the body, its sequence_no and the chain head before the first.';
+
 -- Creates this session's buffer and its commit trigger (once per session).
--- The flush empties both tables itself. ON COMMIT DELETE ROWS would do it too,
--- but its truncation invalidates every cached plan that reads the buffer, so
--- each transaction would plan the capture statements anew (~300 us here).
+-- The event that finds the buffer empty carries requests_flush, and only that
+-- row queues the deferred trigger, so the commit step runs once per
+-- transaction however many events it has. The flush empties the buffer with
+-- DELETE; the next transaction truncates it when dead rows have piled up.
+-- (ON COMMIT DELETE ROWS would truncate at every commit, and a truncation
+-- invalidates the cached plans that read the buffer: every transaction would
+-- plan the capture statements anew.)
 create function audit_trail.create_pending_buffer()
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  create temporary table if not exists audit_trail_pending (
+  create temporary table audit_trail_pending (
     ordinal bigint generated always as identity,
+    requests_flush boolean not null,
     tenant_id text not null,
     event_id text not null,
     occurred_at timestamptz not null,
@@ -501,20 +526,13 @@ begin
     changes jsonb not null,
     reason text,
     context jsonb not null,
-    db_identity jsonb not null,
-    body bytea not null
+    db_identity jsonb not null
   );
-  -- One row asks for a flush at commit (its deferred trigger).
-  create temporary table if not exists audit_trail_flush_request (
-    requested boolean
-  );
-  if not exists (select from pg_trigger where tgrelid = 'pg_temp.audit_trail_flush_request'::regclass
-                   and tgname = 'audit_trail_flush_at_commit') then
-    create constraint trigger audit_trail_flush_at_commit
-      after insert on pg_temp.audit_trail_flush_request
-      deferrable initially deferred
-      for each row execute function audit_trail.flush_pending_events();
-  end if;
+  create constraint trigger audit_trail_flush_at_commit
+    after insert on pg_temp.audit_trail_pending
+    deferrable initially deferred
+    for each row when (new.requests_flush)
+    execute function audit_trail.flush_pending_events();
 end
 $$;
 
@@ -561,7 +579,8 @@ declare
   v_event_id text;
   v_auth_method text;
   v_user_agent_hash text;
-  v_body bytea;
+  v_first_in_transaction boolean;
+  v_buffer_owned boolean;
   v_ms bigint;
   v_random_high bigint;
   v_random_low bigint;
@@ -660,27 +679,33 @@ begin
   v_random_high := (random() * 1099511627776)::bigint & 1099511627775;
   v_random_low := (random() * 1099511627776)::bigint & 1099511627775;
   v_event_id := audit_trail.ulid_encode(v_ms, v_random_high, v_random_low);
+  v_occurred_at := coalesce(v_occurred_at, v_now);
+  v_auth_method := nullif(current_setting('audit_trail.auth_method', true), '');
+  v_user_agent_hash := nullif(current_setting('audit_trail.user_agent_hash', true), '');
 
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
   end if;
-  v_occurred_at := coalesce(v_occurred_at, v_now);
-  v_auth_method := nullif(current_setting('audit_trail.auth_method', true), '');
-  v_user_agent_hash := nullif(current_setting('audit_trail.user_agent_hash', true), '');
-  v_body := audit_trail.encode_body(v_event_id, p_tenant, v_occurred_at, v_now, v_actor_type, v_actor_id,
-      v_actor_name, v_auth_method, v_source_ip, v_user_agent_hash, p_action, p_resource_type, p_resource_id,
-      p_parent_type, p_parent_id, p_changes, v_reason, v_context, v_db_identity);
-  insert into pg_temp.audit_trail_pending (tenant_id, event_id, occurred_at, ingested_at, actor_type, actor_id,
-      actor_name, auth_method, source_ip, user_agent_hash, action, resource_type, resource_id, parent_type,
-      parent_id, changes, reason, context, db_identity, body)
-  values (p_tenant, v_event_id, v_occurred_at, v_now, v_actor_type, v_actor_id, v_actor_name, v_auth_method,
-      v_source_ip, v_user_agent_hash, p_action, p_resource_type, p_resource_id, p_parent_type, p_parent_id,
-      p_changes, v_reason, v_context, v_db_identity, v_body);
-  -- The request is inserted after the event: with SET CONSTRAINTS ALL IMMEDIATE
-  -- the flush runs at the end of this insert and must find the event there.
-  if not exists (select from pg_temp.audit_trail_flush_request) then
-    insert into pg_temp.audit_trail_flush_request default values;
+  -- The buffer must be ours: a same-named table that the session's own role
+  -- created first could be edited before commit, or lack the commit trigger.
+  select not exists (select from pg_temp.audit_trail_pending),
+         (select c.relowner = 'audit_trail_owner'::regrole from pg_class c
+           where c.oid = 'pg_temp.audit_trail_pending'::regclass)
+    into v_first_in_transaction, v_buffer_owned;
+  if not v_buffer_owned then
+    raise exception 'a temporary table named audit_trail_pending exists that pg-audit-trail did not create'
+      using errcode = '42501',
+            hint = 'Drop your temporary table of this name; it is reserved for the audit trail''s commit buffer.';
   end if;
+  if v_first_in_transaction and pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
+    truncate pg_temp.audit_trail_pending;
+  end if;
+  insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, event_id, occurred_at, ingested_at, actor_type,
+      actor_id, actor_name, auth_method, source_ip, user_agent_hash, action, resource_type, resource_id, parent_type,
+      parent_id, changes, reason, context, db_identity)
+  values (v_first_in_transaction, p_tenant, v_event_id, v_occurred_at, v_now, v_actor_type, v_actor_id, v_actor_name,
+      v_auth_method, v_source_ip, v_user_agent_hash, p_action, p_resource_type, p_resource_id, p_parent_type,
+      p_parent_id, p_changes, v_reason, v_context, v_db_identity);
   return v_event_id;
 end
 $$;
@@ -698,33 +723,16 @@ declare
   v_event_count bigint;
   v_tenants text[];
   v_extend boolean;
-  v_owned boolean;
   v_tenant text;
   v_seq bigint;
   v_prev bytea;
-  v_hash bytea;
-  v_ordinals bigint[];
-  v_sequence_nos bigint[];
-  v_prev_hashes bytea[];
-  v_record_hashes bytea[];
-  r record;
 begin
   -- The buffer must be ours: a same-named table created first by the session's
   -- own role could have been edited between capture and commit.
-  select p.event_count, p.tenants, p.max_ingested_at >= h.covered_until,
-         (select bool_and(c.relowner = 'audit_trail_owner'::regrole) from pg_class c
-           where c.oid in ('pg_temp.audit_trail_pending'::regclass, 'pg_temp.audit_trail_flush_request'::regclass))
-    into v_event_count, v_tenants, v_extend, v_owned
-    from (select count(*) as event_count, max(ingested_at) as max_ingested_at,
-                 array_agg(distinct tenant_id order by tenant_id) as tenants
-            from pg_temp.audit_trail_pending) p
-    cross join audit_trail.partition_horizon h;
-  if not v_owned then
-    raise exception 'a temporary table named audit_trail_pending or audit_trail_flush_request exists that pg-audit-trail did not create'
-      using errcode = '42501',
-            hint = 'Drop your temporary tables of these names; they are reserved for the audit trail''s commit buffer.';
-  end if;
-  delete from pg_temp.audit_trail_flush_request;
+  select count(*), array_agg(distinct p.tenant_id order by p.tenant_id),
+         max(p.ingested_at) >= (select h.covered_until from audit_trail.partition_horizon h)
+    into v_event_count, v_tenants, v_extend
+    from pg_temp.audit_trail_pending p;
   if v_event_count = 0 then
     return null;
   end if;
@@ -733,6 +741,7 @@ begin
   end if;
 
   foreach v_tenant in array v_tenants loop
+    -- From here to the end of the commit this transaction holds the tenant's head.
     select h.sequence_no, h.record_hash into v_seq, v_prev
       from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
     if not found then
@@ -741,38 +750,37 @@ begin
       select h.sequence_no, h.record_hash into v_seq, v_prev
         from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
     end if;
-    v_ordinals := '{}'; v_sequence_nos := '{}'; v_prev_hashes := '{}'; v_record_hashes := '{}';
-    for r in select p.ordinal, p.body from pg_temp.audit_trail_pending p
-              where p.tenant_id = v_tenant order by p.ordinal loop
-      v_seq := v_seq + 1;
-      v_hash := audit_trail.chain_hash(r.body, v_seq, v_prev);
-      v_ordinals := array_append(v_ordinals, r.ordinal);
-      v_sequence_nos := array_append(v_sequence_nos, v_seq);
-      v_prev_hashes := array_append(v_prev_hashes, v_prev);
-      v_record_hashes := array_append(v_record_hashes, v_hash);
-      v_prev := v_hash;
-    end loop;
-    insert into audit_trail.events (event_id, tenant_id, sequence_no, occurred_at, ingested_at, actor_type,
-        actor_id, actor_name, auth_method, source_ip, user_agent_hash, action, resource_type, resource_id,
-        parent_type, parent_id, changes, reason, context, db_identity, encoding_version, prev_hash, record_hash)
-    select p.event_id, p.tenant_id, c.sequence_no, p.occurred_at, p.ingested_at, p.actor_type, p.actor_id,
-        p.actor_name, p.auth_method, p.source_ip, p.user_agent_hash, p.action, p.resource_type, p.resource_id,
-        p.parent_type, p.parent_id, p.changes, p.reason, p.context, p.db_identity, 1, c.prev_hash, c.record_hash
-      from unnest(v_ordinals, v_sequence_nos, v_prev_hashes, v_record_hashes)
-             as c(ordinal, sequence_no, prev_hash, record_hash)
-      join pg_temp.audit_trail_pending p on p.ordinal = c.ordinal
-     order by c.sequence_no;
-    update audit_trail.chain_heads
-       set sequence_no = v_seq, record_hash = v_prev, updated_at = now()
-     where tenant_id = v_tenant;
+    -- Number, chain, write and move the head in one statement. chain_agg runs
+    -- as a window aggregate: the running hash over the bodies in capture order.
+    with numbered as (
+      select p.*, v_seq + row_number() over (order by p.ordinal) as sequence_no
+        from pg_temp.audit_trail_pending p
+       where p.tenant_id = v_tenant
+    ), chained as (
+      select n.*, audit_trail.chain_agg(audit_trail.encode_body(n.event_id, n.tenant_id, n.occurred_at,
+                 n.ingested_at, n.actor_type, n.actor_id, n.actor_name, n.auth_method, n.source_ip, n.user_agent_hash,
+                 n.action, n.resource_type, n.resource_id, n.parent_type, n.parent_id, n.changes, n.reason, n.context,
+                 n.db_identity), n.sequence_no, v_prev) over (order by n.ordinal) as record_hash
+        from numbered n
+    ), linked as (
+      select c.*, coalesce(lag(c.record_hash) over (order by c.ordinal), v_prev) as prev_hash
+        from chained c
+    ), written as (
+      insert into audit_trail.events (event_id, tenant_id, sequence_no, occurred_at, ingested_at, actor_type,
+          actor_id, actor_name, auth_method, source_ip, user_agent_hash, action, resource_type, resource_id,
+          parent_type, parent_id, changes, reason, context, db_identity, encoding_version, prev_hash, record_hash)
+      select l.event_id, l.tenant_id, l.sequence_no, l.occurred_at, l.ingested_at, l.actor_type, l.actor_id,
+          l.actor_name, l.auth_method, l.source_ip, l.user_agent_hash, l.action, l.resource_type, l.resource_id,
+          l.parent_type, l.parent_id, l.changes, l.reason, l.context, l.db_identity, 1, l.prev_hash, l.record_hash
+        from linked l order by l.sequence_no
+      returning sequence_no, record_hash
+    )
+    update audit_trail.chain_heads h
+       set sequence_no = l.sequence_no, record_hash = l.record_hash, updated_at = now()
+      from (select w.sequence_no, w.record_hash from written w order by w.sequence_no desc limit 1) l
+     where h.tenant_id = v_tenant;
   end loop;
-  -- Empty the buffer. Deleted rows leave dead tuples that are pruned as pages
-  -- are reused; after a large transaction the table is truncated instead.
-  if v_event_count > 10000 or pg_relation_size('pg_temp.audit_trail_pending') > 8388608 then
-    truncate pg_temp.audit_trail_pending;
-  else
-    delete from pg_temp.audit_trail_pending;
-  end if;
+  delete from pg_temp.audit_trail_pending;
   return null;
 end
 $$;

@@ -7,8 +7,8 @@
 -- (keys ordered, fixed spacing; independent of every session setting).
 --
 -- record_hash = sha256(event_body || field(sequence_no) || field(prev_hash)).
--- The body (every field but the chain position) is computed at capture time;
--- only the last two fields are added while the tenant's chain head is held.
+-- The chain position comes last so that the body (every other field) does not
+-- depend on where the event lands in the chain.
 -- These are SQL-standard function bodies: bound at creation, immune to search_path.
 
 create function audit_trail.encode_text(p_value text) returns bytea
