@@ -60,7 +60,7 @@ interface LastAnchorRow {
 async function lastAnchor(client: pg.ClientBase, tenant: string): Promise<LastAnchorRow | undefined> {
   const { rows } = await client.query<LastAnchorRow>(
     `select sequence_no::text, encode(record_hash, 'hex') as record_hash, encode(checkpoint_digest, 'hex') as checkpoint_digest
-       from audit_trail.anchors where tenant_id = $1 order by sequence_no desc, anchored_at desc limit 1`,
+       from audit_trail.anchors a where a.tenant_id = $1 order by a.sequence_no desc, a.anchored_at desc limit 1`,
     [tenant],
   );
   return rows[0];
@@ -68,8 +68,8 @@ async function lastAnchor(client: pg.ClientBase, tenant: string): Promise<LastAn
 
 async function hashAt(client: pg.ClientBase, tenant: string, seq: string): Promise<{ record_hash: string; resource_type: string; resource_id: string | null } | undefined> {
   const { rows } = await client.query<{ record_hash: string; resource_type: string; resource_id: string | null }>(
-    `select encode(record_hash, 'hex') as record_hash, resource_type, resource_id from audit_trail.events
-      where tenant_id = $1 and sequence_no = $2::bigint order by record_hash limit 1`,
+    `select encode(e.record_hash, 'hex') as record_hash, e.resource_type, e.resource_id from audit_trail.events e
+      where e.tenant_id = $1 and e.sequence_no = $2::bigint order by e.record_hash limit 1`,
     [tenant, seq],
   );
   return rows[0];
@@ -87,13 +87,14 @@ export async function anchorAll(options: AnchorOptions): Promise<AnchorRun> {
     const heads = (
       await client.query<HeadRow>(
         `select tenant_id, sequence_no::text, encode(record_hash, 'hex') as record_hash from audit_trail.chain_heads
-          where ($1::text is null or tenant_id = $1) and sequence_no > 0 order by tenant_id`,
+          where ($1::text is null or tenant_id = $1) order by tenant_id`,
         [options.tenant ?? null],
       )
     ).rows;
     for (const head of heads) {
       const base = { tenantId: head.tenant_id, sequenceNo: Number(head.sequence_no), recordHash: head.record_hash };
       const last = await lastAnchor(client, head.tenant_id);
+      if (last === undefined && base.sequenceNo === 0) continue; // no events and never anchored: nothing to vouch for
       if (last !== undefined) {
         const lastSeq = Number(last.sequence_no);
         if (base.sequenceNo < lastSeq) {

@@ -16,8 +16,8 @@ import type { ChainProblem } from '../chain/verifier.ts';
 export async function checkTenantAgainstCheckpoints(client: pg.ClientBase, tenant: string, checkpoints: ValidCheckpoint[]): Promise<ChainProblem | null> {
   if (checkpoints.length === 0) return null;
   const { rows } = await client.query<{ sequence_no: string; record_hash: string }>(
-    `select sequence_no::text, encode(record_hash, 'hex') as record_hash from audit_trail.events
-      where tenant_id = $1 and sequence_no = any($2::bigint[]) order by sequence_no, record_hash`,
+    `select e.sequence_no::text as sequence_no, encode(e.record_hash, 'hex') as record_hash from audit_trail.events e
+      where e.tenant_id = $1 and e.sequence_no = any($2::bigint[]) order by e.sequence_no, e.record_hash`,
     [tenant, checkpoints.map((c) => c.sequence_no)],
   );
   const last = (await client.query<{ last: string | null }>('select max(sequence_no)::text as last from audit_trail.events where tenant_id = $1', [tenant])).rows[0]?.last;
