@@ -9,6 +9,10 @@ import { migrate, pendingMigrations, printSql } from '../db/migrate.ts';
 import { enable, disable } from '../db/capture.ts';
 import { verify, type ChainVerification } from '../db/verify.ts';
 import { exportTenant } from '../export/export.ts';
+import { downloadExport, isRemote, uploadExport } from '../export/remote.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { verifyExport, type ExportVerification } from '../export/verify_export.ts';
 import { generateKeys } from '../anchor/keys.ts';
 import { anchorAll, checkStores, type AnchorRun } from '../anchor/anchor.ts';
@@ -196,7 +200,8 @@ Options:
   --tenant T           verify this tenant only (database)
   --from-seq N         first sequence_no to check (default 1; database, no anchors)
   --to-seq M           last sequence_no to check (default: the newest)
-  --export DIR         verify the export in DIR instead of the database
+  --export DIR         verify the export in DIR (or s3://bucket/prefix) instead
+                       of the database
   --compare DIR2       (with --export) another export of the tenant: report a
                        split view (different histories of the same range); repeatable
   --anchors STORE      file:DIR or s3://bucket/prefix holding checkpoints; repeatable
@@ -248,13 +253,28 @@ ${connectionHelp}`,
     );
     if (opts.export !== undefined) {
       const progress = progressReporter(io, opts.json, 'verified');
-      const result = await verifyExport({
-        dir: opts.export,
-        anchors: opts.anchors,
-        publicKeyFile: opts['public-key'],
-        compareWith: opts.compare,
-        onProgress: progress.update,
-      });
+      const downloaded: string[] = [];
+      const local = async (location: string): Promise<string> => {
+        if (!isRemote(location)) return location;
+        const dir = await downloadExport(location);
+        downloaded.push(dir);
+        return dir;
+      };
+      let result: ExportVerification;
+      try {
+        const compare: string[] = [];
+        for (const c of opts.compare ?? []) compare.push(await local(c));
+        result = await verifyExport({
+          dir: await local(opts.export),
+          anchors: opts.anchors,
+          publicKeyFile: opts['public-key'],
+          compareWith: compare,
+          onProgress: progress.update,
+        });
+        result.dir = opts.export;
+      } finally {
+        for (const d of downloaded) await rm(d, { recursive: true, force: true });
+      }
       progress.done();
       if (opts.json) printJson(io, { ok: result.ok, export: exportVerificationJson(result) });
       else {
@@ -364,7 +384,8 @@ anywhere, with no database: audit-trail verify --export DIR.
 
 Options:
   --tenant T           the tenant to export (required)
-  --out DIR            directory to write (required)
+  --out DIR            directory to write (required); or s3://bucket/prefix to
+                       upload the export with Object Lock COMPLIANCE
   --format F           parquet (default) or jsonl
   --from-seq N         first sequence_no (default 1)
   --to-seq M           last sequence_no (default: the chain head)
@@ -400,10 +421,12 @@ ${connectionHelp}`,
       values,
     );
     const progress = progressReporter(io, opts.json, 'exported');
+    const remote = isRemote(opts.out);
+    const outDir = remote ? path.join(await mkdtemp(path.join(tmpdir(), 'audit-trail-export-')), 'export') : opts.out;
     const manifest = await exportTenant({
       databaseUrl: opts['database-url'],
       tenant: opts.tenant,
-      outDir: opts.out,
+      outDir,
       format: opts.format,
       fromSeq: opts['from-seq'],
       toSeq: opts['to-seq'],
@@ -411,6 +434,13 @@ ${connectionHelp}`,
       onProgress: progress.update,
     });
     progress.done();
+    if (remote) {
+      try {
+        await uploadExport(outDir, opts.out);
+      } finally {
+        await rm(path.dirname(outDir), { recursive: true, force: true });
+      }
+    }
     if (opts.json) printJson(io, { ok: true, dir: opts.out, manifest });
     else {
       const range = manifest.from_sequence_no === null ? 'no events' : `sequence_no ${manifest.from_sequence_no} to ${manifest.to_sequence_no}`;
