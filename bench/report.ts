@@ -9,7 +9,7 @@ function num(n: number): string {
 }
 
 function cell(s: Summary | null): string {
-  if (s === null) return '-';
+  if (s === null || s.runs.length === 0) return '-';
   if (s.runs.length <= 1) return num(s.median);
   return `${num(s.median)} [${num(s.min)}-${num(s.max)}]`;
 }
@@ -24,7 +24,7 @@ export function renderMarkdown(r: BenchResult): string {
   for (const row of r.rows) {
     const unit = row.unit === 'tps' ? ' tps' : row.unit === 'bytes/event' ? ' B' : '/s';
     const base = row.baseline ? `${cell(row.baseline)}${unit} (${row.baselineLabel})` : '-';
-    const ratio = row.ratio === null ? '-' : row.ratio.toFixed(2);
+    const ratio = row.ratio === null || !Number.isFinite(row.ratio) ? '-' : row.ratio.toFixed(2);
     const met = row.met === null ? '' : row.met ? 'yes' : '**no**';
     const note = row.note ? ` (${row.note})` : '';
     out.push(`| ${row.workload} | ${row.cell}${note} | ${base} | ${cell(row.audited)}${unit} | ${ratio} | ${row.target} | ${met} |`);

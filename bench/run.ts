@@ -114,11 +114,11 @@ function config(o: BenchOptions): Config {
     duration: o.duration ?? (quick ? 1 : 10),
     scale: 10,
     tpcbClients: [1, 4, 16],
-    mesClients: quick ? [4] : [1, 4],
+    mesClients: [4],
     mesPlants: 5,
     bulkSizes: quick ? [20_000, 100_000] : [100_000, 1_000_000],
     // A cell whose first audited run takes longer than this is run once (said in the table).
-    bulkCapSeconds: quick ? 15 : 75,
+    bulkCapSeconds: quick ? 8 : 75,
     verifyEvents: quick ? 30_000 : 200_000,
   };
 }
@@ -422,13 +422,30 @@ class Bench {
       for (const n of bulkSizes) csv[n] = await writeBulkCsv(tmp, n);
       const methods = ['INSERT ... SELECT', 'COPY'] as const;
       const rates: Record<string, number[]> = {};
-      const capped = new Set<string>();
+      const [small = 0, large = 0] = bulkSizes;
+      // Cells whose audited run would take longer than bulkCapSeconds (projected from the
+      // smaller import's rate, or measured) run once; a COPY cell projected over it is skipped,
+      // so that the whole bench stays within its time limit. Said in the notes and the table.
+      const once = new Set<string>();
+      const skipped = new Map<string, number>();
       for (let rep = 1; rep <= reps; rep += 1) {
         for (const n of bulkSizes) {
           for (const method of methods) {
             for (const variant of ['baseline', 'audited'] as const) {
               const key = `${method}|${n}|${variant}`;
-              if (capped.has(`${method}|${n}`)) continue;
+              const cellKey = `${method}|${n}`;
+              if (variant === 'audited' && rep === 1 && n === large && large !== small) {
+                const smallRate = rates[`${method}|${small}|audited`]?.[0];
+                const projected = smallRate ? n / smallRate : 0;
+                if (projected > bulkCapSeconds && method === 'COPY') {
+                  skipped.set(cellKey, projected);
+                  this.notes.push(`Bulk COPY ${fmtInt(n)} rows audited: not run, projected ${projected.toFixed(0)} s at the ${fmtInt(small)}-row rate > ${bulkCapSeconds} s (time limit of the bench).`);
+                } else if (projected > bulkCapSeconds && reps > 1) {
+                  once.add(cellKey);
+                  this.notes.push(`Bulk ${method} ${fmtInt(n)} rows audited: run once, projected ${projected.toFixed(0)} s at the ${fmtInt(small)}-row rate > ${bulkCapSeconds} s (time limit of the bench).`);
+                }
+              }
+              if (variant === 'audited' && (skipped.has(cellKey) || (once.has(cellKey) && rep > 1))) continue;
               const url = variant === 'baseline' ? baseUrl : auditUrl;
               await this.checkpoint(url, []);
               const before = variant === 'audited' ? await this.eventCount(url) : 0;
@@ -446,28 +463,27 @@ class Bench {
               const rate = n / (ms / 1000);
               (rates[key] ??= []).push(rate);
               this.log(`  bulk ${method} ${fmtInt(n)} rows, run ${rep}/${reps}, ${variant}: ${(ms / 1000).toFixed(2)} s, ${fmtInt(rate)} rows/s`);
-              if (variant === 'audited' && rep === 1 && ms / 1000 > bulkCapSeconds && reps > 1) {
-                capped.add(`${method}|${n}`);
-                this.notes.push(`Bulk ${method} ${fmtInt(n)} rows: the first audited run took ${(ms / 1000).toFixed(0)} s > ${bulkCapSeconds} s, so this cell ran once (keeps the bench within its time limit).`);
+              if (variant === 'audited' && rep === 1 && ms / 1000 > bulkCapSeconds && reps > 1 && !once.has(cellKey)) {
+                once.add(cellKey);
+                this.notes.push(`Bulk ${method} ${fmtInt(n)} rows audited: the first run took ${(ms / 1000).toFixed(0)} s > ${bulkCapSeconds} s, so it ran once (time limit of the bench).`);
               }
             }
           }
         }
       }
-      const [small = 0, large = 0] = bulkSizes;
       for (const method of methods) {
         for (const n of bulkSizes) {
           const a = summarize(rates[`${method}|${n}|audited`] ?? []);
           const b = summarize(rates[`${method}|${n}|baseline`] ?? []);
           this.addRow({ workload: `Bulk ${method}`, cell: `${fmtInt(n)} rows, 1 tenant`, unit: 'events/s', baselineLabel: 'unaudited rows/s',
-            baseline: b, audited: a, target: method === 'COPY' ? '(>= 50,000/s)' : '>= 50,000/s', met: a.median >= 50_000,
-            note: a.runs.length < reps ? `${a.runs.length} run(s): time cap` : undefined });
+            baseline: b, audited: a, target: method === 'COPY' ? '(>= 50,000/s)' : '>= 50,000/s', met: a.runs.length ? a.median >= 50_000 : null,
+            note: a.runs.length === 0 ? 'not run: time cap, see notes' : a.runs.length < reps ? `${a.runs.length} run: time cap` : undefined });
         }
         const aS = summarize(rates[`${method}|${small}|audited`] ?? []);
         const aL = summarize(rates[`${method}|${large}|audited`] ?? []);
         this.addRow({ workload: `Bulk ${method}`, cell: `audited rate at ${fmtInt(large)} vs ${fmtInt(small)} rows`, unit: 'events/s',
           baselineLabel: `${fmtInt(small)}-row rate`, baseline: aS, audited: aL, target: method === 'COPY' ? '(>= 0.8)' : '>= 0.8',
-          met: aL.median / aS.median >= 0.8 });
+          met: aL.runs.length && aS.runs.length ? aL.median / aS.median >= 0.8 : null });
       }
     } finally {
       await rm(tmp, { recursive: true, force: true });
@@ -487,9 +503,12 @@ class Bench {
       const batch = 50_000;
       for (let done = 0; done < verifyEvents; done += batch) {
         const n = Math.min(batch, verifyEvents - done);
+        await c.query('begin');
+        await c.query(`select set_config('audit_trail.actor_id', 'svc_erp_import', true)`);
         await c.query(
           `insert into bench_bulk_items (tenant_id, lot, material, qty, status, received_at)
            select 't1', 'LOT-' || g, 'MAT-' || (g % 500), (g % 97) + 0.5, 'received', now() from generate_series(1, $1::int) g`, [n]);
+        await c.query('commit');
       }
       await c.query('vacuum analyze');
     });

@@ -1,0 +1,113 @@
+/**
+ * Offline export verification speed: events/s of `verify --export` on a
+ * synthetic, valid export (JSONL and Parquet), against the baseline of
+ * SHA-256 alone over the same hashed messages (the bound the verifier should
+ * approach). No database needed.
+ *
+ *   npx tsx bench/verify_export.ts [events=200000]
+ */
+import { createHash, hash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ChainEncoder, GENESIS_HASH, type EventBodyFields } from '../src/chain/encoding.ts';
+import { isoFromMicros } from '../src/chain/encoding.ts';
+import type { ExportRow } from '../src/export/columns.ts';
+import { JsonlFileWriter } from '../src/export/jsonl.ts';
+import { ParquetFileWriter, type DataFileWriter } from '../src/export/parquet.ts';
+import type { ExportManifest } from '../src/export/manifest.ts';
+import { verifyExport } from '../src/export/verify_export.ts';
+
+const n = Number(process.argv[2] ?? 200_000);
+const encoder = new ChainEncoder();
+const rows: ExportRow[] = [];
+const messages: Buffer[] = [];
+let prev: Buffer = GENESIS_HASH;
+const t0 = 1_741_068_900_000_000n;
+for (let i = 1; i <= n; i++) {
+  const fields: EventBodyFields = {
+    event_id: `01JNK${String(i).padStart(21, '0')}`,
+    tenant_id: 'plant_hd',
+    occurred_at: t0 + BigInt(i) * 1000n,
+    ingested_at: t0 + BigInt(i) * 1000n + 17n,
+    actor_type: 'user',
+    actor_id: `operator.${i % 40}`,
+    actor_name: null,
+    auth_method: 'badge',
+    source_ip: '10.1.2.3',
+    user_agent_hash: null,
+    action: 'update',
+    resource_type: 'production_order',
+    resource_id: `PO-${i}`,
+    parent_type: null,
+    parent_id: null,
+    changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}, {"after": "running", "field": "status", "before": "planned"}]`,
+    reason: i % 10 === 0 ? 'Re-classified after review of PLC alarm log 4711' : null,
+    context: '{"request_id": "r-12345", "capture_method": "trigger"}',
+    db_identity: '{"xid": "1234567", "backend_pid": 4242, "client_addr": "10.0.0.7/32", "session_user": "mes_app", "application_name": "mes"}',
+  };
+  const message = encoder.encodeMessage(fields, BigInt(i), prev);
+  messages.push(message);
+  const record = createHash('sha256').update(message).digest();
+  rows.push({
+    sequence_no: String(i),
+    event_id: fields.event_id as string,
+    tenant_id: 'plant_hd',
+    occurred_at_us: String(fields.occurred_at),
+    ingested_at_us: String(fields.ingested_at),
+    actor_type: 'user',
+    actor_id: fields.actor_id as string,
+    actor_name: null,
+    auth_method: 'badge',
+    source_ip: '10.1.2.3',
+    user_agent_hash: null,
+    action: 'update',
+    resource_type: 'production_order',
+    resource_id: fields.resource_id as string,
+    parent_type: null,
+    parent_id: null,
+    changes: fields.changes as string,
+    reason: fields.reason as string | null,
+    context: fields.context as string,
+    db_identity: fields.db_identity as string,
+    encoding_version: 1,
+    prev_hash: prev.toString('hex'),
+    record_hash: record.toString('hex'),
+  });
+  prev = record;
+}
+void isoFromMicros;
+
+const bytes = messages.reduce((s, m) => s + m.length, 0);
+let start = process.hrtime.bigint();
+for (const m of messages) hash('sha256', m, 'buffer');
+const shaSeconds = Number(process.hrtime.bigint() - start) / 1e9;
+console.log(`baseline: SHA-256 alone over ${n} messages (${(bytes / n).toFixed(0)} bytes each): ${(n / shaSeconds).toFixed(0)} events/s`);
+
+for (const format of ['jsonl', 'parquet'] as const) {
+  const dir = path.join(await mkdtemp(path.join(tmpdir(), 'bench-verify-')), 'export');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(dir);
+  const name = `events-00001.${format}`;
+  const writer: DataFileWriter = format === 'jsonl' ? new JsonlFileWriter(path.join(dir, name)) : new ParquetFileWriter(path.join(dir, name));
+  for (let i = 0; i < rows.length; i += 10_000) await writer.writeRows(rows.slice(i, i + 10_000));
+  const written = await writer.close();
+  const last = rows[rows.length - 1] as ExportRow;
+  const manifest: ExportManifest = {
+    format: 'pg-audit-trail export', manifest_version: 1, encoding_version: 1, tenant_id: 'plant_hd', data_format: format,
+    exported_at: new Date().toISOString(), requested_range: { from_sequence_no: 1, to_sequence_no: null },
+    chain_head: { sequence_no: n, record_hash: last.record_hash }, from_sequence_no: 1, to_sequence_no: n, event_count: n,
+    first_prev_hash: rows[0]?.prev_hash ?? null, first_record_hash: rows[0]?.record_hash ?? null, last_record_hash: last.record_hash,
+    files: [{ path: name, sha256: written.sha256, bytes: written.bytes, event_count: n, first_sequence_no: 1, last_sequence_no: n }],
+  };
+  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+  start = process.hrtime.bigint();
+  const result = await verifyExport({ dir });
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (!result.ok) throw new Error(`bench export did not verify: ${result.detail}`);
+  console.log(
+    `verify --export ${format.padEnd(7)} ${n} events, ${(written.bytes / 1e6).toFixed(1)} MB: ${seconds.toFixed(2)} s, ${(n / seconds).toFixed(0)} events/s ` +
+      `(${((n / seconds) / (n / shaSeconds)).toFixed(2)} x the SHA-256-only baseline)`,
+  );
+  await rm(path.dirname(dir), { recursive: true, force: true });
+}
