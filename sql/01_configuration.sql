@@ -65,6 +65,7 @@ comment on table audit_trail.tenant_readers is
 create table audit_trail.audited_tables (
   table_oid oid primary key,
   table_name text not null,
+  requested_options jsonb not null check (pg_catalog.jsonb_typeof(requested_options) = 'object'),
   options jsonb not null check (pg_catalog.jsonb_typeof(options) = 'object'),
   enabled boolean not null,
   changed_at timestamptz not null default pg_catalog.clock_timestamp(),

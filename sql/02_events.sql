@@ -49,6 +49,8 @@ create table audit_trail.chain_heads (
   tenant_id text primary key,
   sequence_no bigint not null check (sequence_no >= 0),
   record_hash bytea not null check (pg_catalog.octet_length(record_hash) = 32),
+  -- ingested_at of the head event: lets the head guard find it in one partition
+  head_ingested_at timestamptz,
   updated_at timestamptz not null
 ) with (fillfactor = 20);
 comment on table audit_trail.chain_heads is

@@ -271,6 +271,7 @@ declare
   v_event_count bigint;
   v_tenants text[];
   v_extend boolean;
+  v_head_ingested_at timestamptz;
   v_tenant text;
   v_seq bigint;
   v_prev bytea;
@@ -298,7 +299,7 @@ begin
       select h.sequence_no, h.record_hash into v_seq, v_prev
         from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
     end if;
-    -- Number, chain, write and move the head in one statement. chain_agg runs
+    -- Number, encode, chain and write in one statement. chain_agg runs
     -- as a window aggregate: the running hash over the bodies in capture order.
     with numbered as (
       select p.*, v_seq + row_number() over (order by p.ordinal) as sequence_no
@@ -321,12 +322,14 @@ begin
           l.actor_name, l.auth_method, l.source_ip, l.user_agent_hash, l.action, l.resource_type, l.resource_id,
           l.parent_type, l.parent_id, l.changes, l.reason, l.context, l.db_identity, 1, l.prev_hash, l.record_hash
         from linked l order by l.sequence_no
-      returning sequence_no, record_hash
+      returning sequence_no, record_hash, ingested_at
     )
-    update audit_trail.chain_heads h
-       set sequence_no = l.sequence_no, record_hash = l.record_hash, updated_at = now()
-      from (select w.sequence_no, w.record_hash from written w order by w.sequence_no desc limit 1) l
-     where h.tenant_id = v_tenant;
+    select w.sequence_no, w.record_hash, w.ingested_at into v_seq, v_prev, v_head_ingested_at
+      from written w order by w.sequence_no desc limit 1;
+    -- A statement of its own: the head guard checks that the head event exists.
+    update audit_trail.chain_heads
+       set sequence_no = v_seq, record_hash = v_prev, head_ingested_at = v_head_ingested_at, updated_at = now()
+     where tenant_id = v_tenant;
   end loop;
   delete from pg_temp.audit_trail_pending;
   return null;

@@ -232,7 +232,10 @@ begin
       into v_changes
       from jsonb_each(v_new) n
      where n.value is distinct from v_old -> n.key
-        or (jsonb_typeof(n.value) in ('number', 'array', 'object') and n.value::text <> (v_old -> n.key)::text);
+        or (jsonb_typeof(n.value) in ('number', 'array', 'object') and n.value::text <> (v_old -> n.key)::text)
+        -- JSON null and SQL NULL look alike in to_jsonb(): a move between them is a change
+        or (jsonb_typeof(n.value) = 'null'
+            and (n.key = any (coalesce(p_json_nulls_old, '{}'))) <> (n.key = any (coalesce(p_json_nulls_new, '{}'))));
     if v_changes is null then
       return null;  -- nothing changed that is captured: no event
     end if;

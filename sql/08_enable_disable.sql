@@ -6,7 +6,7 @@
 -- which runs as audit_trail_owner. Configuration events go to the chain of
 -- the reserved tenant '_system'.
 
-create function audit_trail.register_audited_table(p_table regclass, p_options jsonb, p_enabled boolean, p_reason text)
+create function audit_trail.register_audited_table(p_table regclass, p_requested jsonb, p_options jsonb, p_enabled boolean, p_reason text)
 returns void
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
@@ -15,10 +15,11 @@ declare
   v_before audit_trail.audited_tables;
 begin
   select * into v_before from audit_trail.audited_tables where table_oid = p_table;
-  insert into audit_trail.audited_tables as t (table_oid, table_name, options, enabled)
-  values (p_table, p_table::text, p_options, p_enabled)
+  insert into audit_trail.audited_tables as t (table_oid, table_name, requested_options, options, enabled)
+  values (p_table, p_table::text, p_requested, p_options, p_enabled)
   on conflict (table_oid) do update
-     set table_name = excluded.table_name, options = excluded.options, enabled = excluded.enabled,
+     set table_name = excluded.table_name, requested_options = excluded.requested_options,
+         options = excluded.options, enabled = excluded.enabled,
          changed_at = clock_timestamp(), changed_by = session_user;
   perform audit_trail.record_administrative_event('_system',
     case when p_enabled then 'execute' else 'execute' end, 'audited_table', p_table::text,
@@ -28,10 +29,10 @@ begin
     p_reason, not p_enabled);
 end
 $$;
-comment on function audit_trail.register_audited_table(regclass, jsonb, boolean, text) is
+comment on function audit_trail.register_audited_table(regclass, jsonb, jsonb, boolean, text) is
   'Internal: records a table''s capture configuration and the configuration event.';
 
-create function audit_trail.enable(target regclass, options jsonb default '{}')
+create function audit_trail.normalize_options(target regclass, options jsonb)
 returns jsonb
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -48,13 +49,10 @@ declare
   v_relkind char;
   v_schema name;
   v_value jsonb;
+  v_bytea_columns jsonb;
 begin
   if target is null then
     raise exception 'audit_trail.enable needs a table' using errcode = '22023', hint = 'select audit_trail.enable(''public.orders'');';
-  end if;
-  if not pg_has_role(current_user, 'audit_trail_admin', 'member') then
-    raise exception 'only members of audit_trail_admin may turn auditing on or off' using errcode = '42501',
-      hint = 'GRANT audit_trail_admin TO ' || quote_ident(current_user::text) || '; (as a DBA)';
   end if;
   select c.relkind, n.nspname into v_relkind, v_schema
     from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = target;
@@ -199,7 +197,7 @@ begin
   -- Derived from the catalog: which columns need the JSON-null and bytea treatment.
   select jsonb_agg(a.attname::text order by a.attnum) filter (where t.typname in ('json', 'jsonb')),
          jsonb_agg(a.attname::text order by a.attnum) filter (where t.typname = 'bytea')
-    into v_value, v_options
+    into v_value, v_bytea_columns
     from pg_attribute a
     join pg_type t on t.oid = case when (select typtype from pg_type where oid = a.atttypid) = 'd'
                                    then (select typbasetype from pg_type where oid = a.atttypid) else a.atttypid end
@@ -207,20 +205,62 @@ begin
   if v_value is not null then
     v_norm := v_norm || jsonb_build_object('json_columns', v_value);
   end if;
-  if v_options is not null then
-    v_norm := v_norm || jsonb_build_object('bytea_columns', v_options);
+  if v_bytea_columns is not null then
+    v_norm := v_norm || jsonb_build_object('bytea_columns', v_bytea_columns);
   end if;
 
-  perform audit_trail.drop_capture_triggers(target);
-  execute format('create trigger audit_trail_capture after insert or update or delete on %s '
-                 'for each row execute function audit_trail.capture_change(%L)', target, v_norm::text);
-  if v_norm ->> 'hard_delete' <> 'audit' then
-    execute format('create trigger audit_trail_hard_delete_policy before delete on %s '
-                   'for each row execute function audit_trail.apply_hard_delete_policy(%L)', target, v_norm::text);
-  end if;
-  execute format('create trigger audit_trail_refuse_truncate before truncate on %s '
+  return v_norm;
+end
+$$;
+comment on function audit_trail.normalize_options(regclass, jsonb) is
+  'Validates capture options against a table and returns them normalised (key columns, json/bytea columns resolved).';
+
+-- (Re)creates the capture triggers of a table with its normalised options.
+-- The new triggers exist before the old ones are dropped, so that at no point
+-- (and for no event trigger looking) is an enabled table without capture.
+create function audit_trail.install_capture_triggers(target regclass, p_norm jsonb)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_name text;
+begin
+  execute format('create trigger audit_trail_capture_next after insert or update or delete on %s '
+                 'for each row execute function audit_trail.capture_change(%L)', target, p_norm::text);
+  execute format('create trigger audit_trail_refuse_truncate_next before truncate on %s '
                  'for each statement execute function audit_trail.refuse_truncate_of_audited_table()', target);
-  perform audit_trail.register_audited_table(target, v_norm, true, null);
+  if p_norm ->> 'hard_delete' <> 'audit' then
+    execute format('create trigger audit_trail_hard_delete_policy_next before delete on %s '
+                   'for each row execute function audit_trail.apply_hard_delete_policy(%L)', target, p_norm::text);
+  end if;
+  perform audit_trail.drop_capture_triggers(target);
+  foreach v_name in array array['audit_trail_capture', 'audit_trail_refuse_truncate', 'audit_trail_hard_delete_policy'] loop
+    if exists (select from pg_trigger where tgrelid = target and tgname = v_name || '_next') then
+      execute format('alter trigger %I on %s rename to %I', v_name || '_next', target, v_name);
+    end if;
+  end loop;
+end
+$$;
+
+create function audit_trail.enable(target regclass, options jsonb default '{}')
+returns jsonb
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_norm jsonb;
+begin
+  if target is null then
+    raise exception 'audit_trail.enable needs a table' using errcode = '22023', hint = 'select audit_trail.enable(''public.orders'');';
+  end if;
+  if not pg_has_role(current_user, 'audit_trail_admin', 'member') then
+    raise exception 'only members of audit_trail_admin may turn auditing on or off' using errcode = '42501',
+      hint = 'GRANT audit_trail_admin TO ' || quote_ident(current_user::text) || '; (as a DBA)';
+  end if;
+  v_norm := audit_trail.normalize_options(target, coalesce(options, '{}'));
+  perform audit_trail.install_capture_triggers(target, v_norm);
+  perform audit_trail.register_audited_table(target, coalesce(options, '{}'), v_norm, true, null);
   return v_norm;
 end
 $$;
@@ -266,21 +306,124 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+  v_requested jsonb;
   v_options jsonb;
 begin
   if not pg_has_role(current_user, 'audit_trail_admin', 'member') then
     raise exception 'only members of audit_trail_admin may turn auditing on or off' using errcode = '42501',
       hint = 'GRANT audit_trail_admin TO ' || quote_ident(current_user::text) || '; (as a DBA)';
   end if;
-  select t.options into v_options from audit_trail.audited_tables t where t.table_oid = target and t.enabled;
+  select t.requested_options, t.options into v_requested, v_options
+    from audit_trail.audited_tables t where t.table_oid = target and t.enabled;
   if not found then
     raise exception 'auditing is not enabled for %', target using errcode = '22023',
       hint = 'See select table_name from audit_trail.audited_tables where enabled;';
   end if;
   -- The event first: a weak or missing reason refuses the whole change.
-  perform audit_trail.register_audited_table(target, v_options, false, reason);
+  perform audit_trail.register_audited_table(target, v_requested, v_options, false, reason);
   perform audit_trail.drop_capture_triggers(target);
 end
 $$;
 comment on function audit_trail.disable(regclass, text) is
   'Turns capture off for a table; the reason is mandatory and recorded in the _system chain.';
+
+-- DDL on audited tables (an event trigger, when a superuser installed pg-audit-trail):
+-- * after ALTER TABLE the derived options (key, json and bytea columns) are
+--   resolved again from the options the table was enabled with, and the
+--   triggers carry the new shape; a change that breaks the configuration (a
+--   configured column dropped or renamed) is refused;
+-- * dropping or disabling the capture or TRUNCATE guard triggers of a table
+--   that is still enabled is refused: turning capture off goes through
+--   audit_trail.disable(table, reason), which records why.
+-- Runs as the user issuing the DDL, who owns the table.
+create function audit_trail.guard_audited_table_ddl()
+returns event_trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_table oid;
+  v_requested jsonb;
+  v_norm jsonb;
+begin
+  for v_table in select distinct c.objid from pg_event_trigger_ddl_commands() c
+                  where c.object_type in ('table', 'table column')
+                 union
+                 select t.tgrelid from pg_event_trigger_ddl_commands() c
+                   join pg_trigger t on t.oid = c.objid
+                  where c.object_type = 'trigger'
+                 union
+                 -- DROP TRIGGER reports nothing here; look at every enabled table then.
+                 select a.table_oid from audit_trail.enabled_table_oids() a where tg_tag = 'DROP TRIGGER' loop
+    v_requested := audit_trail.requested_options_of(v_table);
+    continue when v_requested is null;
+    if tg_tag = 'ALTER TABLE' then
+      begin
+        v_norm := audit_trail.normalize_options(v_table::regclass, v_requested);
+      exception when undefined_column or invalid_parameter_value then
+        raise exception 'this ALTER TABLE breaks the audit configuration of %: %', v_table::regclass, sqlerrm
+          using errcode = sqlstate,
+                hint = 'Re-enable auditing with options that name the new columns first: select audit_trail.enable(...).';
+      end;
+      if not exists (select from pg_trigger t where t.tgrelid = v_table and t.tgname = 'audit_trail_capture'
+                        and t.tgargs = convert_to(v_norm::text, 'UTF8') || '\x00'::bytea) then
+        perform audit_trail.install_capture_triggers(v_table::regclass, v_norm);
+      end if;
+    end if;
+    if not audit_trail.capture_triggers_intact(v_table) then
+      raise exception 'the audit triggers of % may not be dropped or disabled while auditing is enabled', v_table::regclass
+        using errcode = 'AT009',
+              hint = format('Turn auditing off with select audit_trail.disable(%L, %L); it records who and why.',
+                            v_table::regclass::text, '<reason>');
+    end if;
+  end loop;
+end
+$$;
+comment on function audit_trail.guard_audited_table_ddl() is
+  'Event trigger: keeps capture triggers in step with ALTER TABLE, refuses breaking changes and silent removal of capture.';
+
+-- Are the capture and TRUNCATE guard triggers of a table present and enabled?
+create function audit_trail.capture_triggers_intact(p_table oid)
+returns boolean
+language sql stable
+begin atomic
+  select count(*) filter (where t.tgfoid = 'audit_trail.capture_change()'::regprocedure and t.tgenabled in ('O', 'A')) >= 1
+     and count(*) filter (where t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure and t.tgenabled in ('O', 'A')) >= 1
+    from pg_catalog.pg_trigger t where t.tgrelid = p_table;
+end;
+comment on function audit_trail.capture_triggers_intact(oid) is 'Are the capture and TRUNCATE guard triggers of a table present and enabled?';
+
+-- The tables with capture enabled (for the DDL guard, which runs as a table owner).
+create function audit_trail.enabled_table_oids()
+returns table (table_oid oid)
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+begin atomic
+  select t.table_oid from audit_trail.audited_tables t where t.enabled;
+end;
+
+-- The options an enabled table was enabled with (none when not audited).
+create function audit_trail.requested_options_of(p_table oid)
+returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+begin atomic
+  select t.requested_options from audit_trail.audited_tables t where t.table_oid = p_table and t.enabled;
+end;
+comment on function audit_trail.requested_options_of(oid) is 'Internal: the requested capture options of an enabled table.';
+
+-- Event triggers need a superuser. An install by another role skips this one;
+-- then re-run audit_trail.enable() after ALTER TABLE of an audited table.
+do $$
+begin
+  if (select rolsuper from pg_catalog.pg_roles where rolname = session_user) then
+    reset role;
+    create event trigger audit_trail_guard_audited_table_ddl on ddl_command_end
+      when tag in ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER')
+      execute function audit_trail.guard_audited_table_ddl();
+    set local role audit_trail_owner;
+  else
+    raise notice 'pg-audit-trail: no event trigger for ALTER TABLE (needs a superuser); re-run audit_trail.enable() after altering an audited table, and watch its triggers';
+  end if;
+end
+$$;

@@ -22,21 +22,27 @@ create trigger events_refuse_update_delete before update or delete on audit_trai
 create trigger events_refuse_truncate before truncate on audit_trail.events
   for each statement execute function audit_trail.refuse_trail_change();
 
--- A chain head only moves forward, by exactly the events appended.
+-- A chain head only moves forward, and only onto an event that exists with
+-- that sequence_no and record_hash (the commit step writes the events first).
 create function audit_trail.refuse_chain_head_rewind()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if TG_OP <> 'UPDATE' or new.tenant_id <> old.tenant_id or new.sequence_no <= old.sequence_no then
-    raise exception '% of the chain head of tenant % is refused: chain heads only move forward', TG_OP, old.tenant_id
+  if TG_OP <> 'UPDATE' or new.tenant_id <> old.tenant_id or new.sequence_no <= old.sequence_no
+     or not exists (select from audit_trail.events e
+                     where e.tenant_id = new.tenant_id and e.sequence_no = new.sequence_no
+                       and e.record_hash = new.record_hash and e.ingested_at = new.head_ingested_at) then
+    raise exception '% of the chain head of tenant % is refused: chain heads only move forward, onto written events',
+        TG_OP, old.tenant_id
       using errcode = 'AT010', hint = 'Chain heads are maintained by the commit step of pg-audit-trail only.';
   end if;
   return new;
 end
 $$;
-comment on function audit_trail.refuse_chain_head_rewind() is 'Guard trigger: chain heads move forward only, and are never deleted.';
+comment on function audit_trail.refuse_chain_head_rewind() is
+  'Guard trigger: chain heads move forward only, onto an existing event, and are never deleted.';
 
 create trigger chain_heads_only_forward before update or delete on audit_trail.chain_heads
   for each row execute function audit_trail.refuse_chain_head_rewind();

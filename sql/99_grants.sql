@@ -28,7 +28,7 @@ grant select on audit_trail.events, audit_trail.chain_heads, audit_trail.audited
 grant select, insert, update on audit_trail.actors, audit_trail.tenant_policies to audit_trail_admin;
 grant execute on function audit_trail.enable(regclass, jsonb), audit_trail.disable(regclass, text),
   audit_trail.check_option_column(regclass, text[], text, jsonb), audit_trail.drop_capture_triggers(regclass),
-  audit_trail.register_audited_table(regclass, jsonb, boolean, text),
+  audit_trail.register_audited_table(regclass, jsonb, jsonb, boolean, text),
   audit_trail.grant_tenant_read(name, text), audit_trail.revoke_tenant_read(name, text),
   audit_trail.set_context(jsonb), audit_trail.check_context_value(text, text),
   audit_trail.record(text, text, text, jsonb, text, text, text, jsonb, text, timestamptz),
@@ -37,8 +37,6 @@ grant execute on function audit_trail.enable(regclass, jsonb), audit_trail.disab
 
 -- Capture runs as the owner through SECURITY DEFINER trigger functions; the
 -- trigger functions may be referenced by the owners of audited tables.
-grant execute on function audit_trail.capture_change(), audit_trail.apply_hard_delete_policy(),
-  audit_trail.refuse_truncate_of_audited_table() to public;
 
 -- The partitions for the coming months.
 select audit_trail.create_partitions(pg_catalog.now());
@@ -47,6 +45,11 @@ reset role;
 revoke all on all functions in schema audit_trail from public;
 grant execute on function audit_trail.capture_change(), audit_trail.apply_hard_delete_policy(),
   audit_trail.refuse_truncate_of_audited_table() to public;
+-- The DDL guard runs as whoever alters an audited table (its owner).
+grant execute on function audit_trail.normalize_options(regclass, jsonb),
+  audit_trail.install_capture_triggers(regclass, jsonb), audit_trail.drop_capture_triggers(regclass),
+  audit_trail.check_option_column(regclass, text[], text, jsonb), audit_trail.requested_options_of(oid),
+  audit_trail.capture_triggers_intact(oid), audit_trail.enabled_table_oids(), audit_trail.guard_audited_table_ddl() to public;
 -- grant_tenant_read() makes reader roles members of audit_trail_reader.
 grant audit_trail_reader to audit_trail_owner with admin option;
 -- The installer gives up its membership in the owner (granted in 00): no
