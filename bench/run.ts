@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -217,6 +217,10 @@ class Bench {
     const full: ResultRow = { ...row, ratio };
     this.rows.push(full);
     const b = row.baseline ? `${fmtInt(row.baseline.median)}` : '-';
+    if (row.audited.runs.length === 0) {
+      this.log(`  => ${row.workload} | ${row.cell}: not run`);
+      return full;
+    }
     this.log(`  => ${row.workload} | ${row.cell}: ${b} -> ${fmtInt(row.audited.median)} ${row.unit}` +
       (ratio !== null ? ` (ratio ${ratio.toFixed(2)})` : '') + ` target ${row.target} ${row.met === null ? '' : row.met ? 'met' : 'NOT met'}`);
     return full;
@@ -550,6 +554,7 @@ class Bench {
     });
     this.settings['server'] = source;
     this.settings['machine'] = machineDescription();
+    this.settings['load average at start (1/5/15 min)'] = os.loadavg().map((l) => l.toFixed(2)).join(' / ');
     this.settings['pgbench'] = await toolVersion(findClientTool('pgbench'));
     this.settings['psql'] = await toolVersion(findClientTool('psql'));
     this.settings['node'] = process.version;
@@ -586,7 +591,11 @@ async function resolveMigrations(o: BenchOptions): Promise<{ dir: string; label:
     const actual = existsSync(path.join(dir, INSTALL_MIGRATION_FILE)) ? await readFile(path.join(dir, INSTALL_MIGRATION_FILE), 'utf8') : null;
     if (expected !== actual) warning = 'migrations/ does not match sql/ (run `npm run build:sql`): the bench measured migrations/ as it was.';
   }
-  return { dir, label: `${path.relative(repoRoot, dir) || dir} (sql/*.sql sha256 above${warning ? '; STALE' : ''})`, ...(warning ? { warning } : {}) };
+  // A snapshot, so that a build:sql during the run does not change the schema between workloads.
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'pg-audit-trail-bench-sql-'));
+  await cp(dir, path.join(tmp, 'migrations'), { recursive: true });
+  return { dir: path.join(tmp, 'migrations'), cleanup: tmp,
+    label: `${path.relative(repoRoot, dir) || dir} (sql/*.sql sha256 above${warning ? '; STALE' : ''})`, ...(warning ? { warning } : {}) };
 }
 
 /** pgbench -i -s N, with server-side data generation where pgbench supports it (13+). */
