@@ -151,16 +151,32 @@ begin
             hint = 'SET LOCAL audit_trail.actor_id = ''<user id>''; (or select audit_trail.set_context(''{"actor_id": "<user id>"}'')) in the same transaction, before the change.';
   end if;
 
-  -- One look-up for the tenant's rules and, when they need it, the actor's registry row.
+  if to_regclass('pg_temp.audit_trail_pending') is null then
+    perform audit_trail.create_pending_buffer();
+  end if;
+  -- One look-up for the tenant's rules, the actor's registry row when the rules
+  -- need it, and the state of this session's buffer: whether this is the
+  -- transaction's first event, and whether the buffer is really ours (a
+  -- same-named table that the session's own role created first could be
+  -- edited before commit, or lack the commit trigger).
   select p.reject_unknown_actors, p.reject_suspended_actors, p.reject_shared_actors, p.reason_min_length,
-         p.weak_reasons, a.actor_id is not null, a.status, a.is_shared_account, a.display_name
+         p.weak_reasons, a.actor_id is not null, a.status, a.is_shared_account, a.display_name,
+         not exists (select from pg_temp.audit_trail_pending),
+         (select c.relowner = 'audit_trail_owner'::regrole from pg_class c
+           where c.oid = 'pg_temp.audit_trail_pending'::regclass)
     into v_reject_unknown, v_reject_suspended, v_reject_shared, v_reason_min_length,
-         v_weak_reasons, v_actor_known, v_actor_status, v_actor_shared, v_actor_display_name
+         v_weak_reasons, v_actor_known, v_actor_status, v_actor_shared, v_actor_display_name,
+         v_first_in_transaction, v_buffer_owned
     from audit_trail.tenant_policies p
     left join audit_trail.actors a
       on v_actor_id is not null and a.tenant_id = p_tenant and a.actor_id = v_actor_id
          and (p.reject_unknown_actors or p.reject_suspended_actors or p.reject_shared_actors)
    where p.tenant_id in (p_tenant, '*') order by (p.tenant_id = '*') limit 1;
+  if not v_buffer_owned then
+    raise exception 'a temporary table named audit_trail_pending exists that pg-audit-trail did not create'
+      using errcode = '42501',
+            hint = 'Drop your temporary table of this name; it is reserved for the audit trail''s commit buffer.';
+  end if;
 
   if v_actor_id is not null then
     if not v_actor_known then
@@ -231,20 +247,6 @@ begin
   v_auth_method := nullif(current_setting('audit_trail.auth_method', true), '');
   v_user_agent_hash := nullif(current_setting('audit_trail.user_agent_hash', true), '');
 
-  if to_regclass('pg_temp.audit_trail_pending') is null then
-    perform audit_trail.create_pending_buffer();
-  end if;
-  -- The buffer must be ours: a same-named table that the session's own role
-  -- created first could be edited before commit, or lack the commit trigger.
-  select not exists (select from pg_temp.audit_trail_pending),
-         (select c.relowner = 'audit_trail_owner'::regrole from pg_class c
-           where c.oid = 'pg_temp.audit_trail_pending'::regclass)
-    into v_first_in_transaction, v_buffer_owned;
-  if not v_buffer_owned then
-    raise exception 'a temporary table named audit_trail_pending exists that pg-audit-trail did not create'
-      using errcode = '42501',
-            hint = 'Drop your temporary table of this name; it is reserved for the audit trail''s commit buffer.';
-  end if;
   if v_first_in_transaction and pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
     truncate pg_temp.audit_trail_pending;
   end if;

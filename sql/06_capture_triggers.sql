@@ -2,8 +2,8 @@
 -- The options (normalised by enable()) travel as the trigger's argument, so the
 -- hot path reads no configuration table.
 --
--- Values are converted with to_jsonb() under pinned settings (UTC, ISO dates,
--- postgres interval style, shortest exact floats, hex bytea), so the recorded
+-- Values are converted with to_jsonb() under pinned settings (UTC, postgres
+-- interval style, shortest exact floats, hex bytea; JSON dates are always ISO), so the recorded
 -- values do not depend on the writing session's settings.
 
 -- HMAC-SHA256 of a value with the installation's redaction key (RFC 2104).
@@ -119,7 +119,6 @@ returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
-set datestyle = 'ISO, YMD'
 set intervalstyle = 'postgres'
 set extra_float_digits = 3
 set bytea_output = 'hex'
