@@ -1,15 +1,21 @@
 -- The write path shared by the capture triggers and audit_trail.record().
 --
--- 1. append_event() checks who/why/tenant, builds the event and puts it in a
---    transaction-private buffer (a temporary table of
---    this session, owned by audit_trail_owner, emptied at commit). No lock on
---    any shared row is taken here, so concurrent writers of one tenant do not
---    wait for each other while their transactions run.
+-- 1. At the change, the capture trigger (06_capture_triggers.sql) makes the
+--    checks that need no look-up (tenant, actor present, reason present) and
+--    puts the raw material in a transaction-private buffer: a temporary table
+--    of this session, owned by audit_trail_owner. audit_trail.record() checks
+--    its event completely and buffers it built (append_event below). No lock
+--    on any shared row is taken, so writers of one tenant do not wait for each
+--    other while their transactions run.
 -- 2. At commit a deferred constraint trigger runs flush_pending_events() once
---    per transaction: it locks each tenant's chain head (in tenant order, so
---    two transactions never deadlock on heads), numbers the buffered events,
---    encodes and chains them and inserts them into audit_trail.events, then
---    moves the head. The head is held from there to the end of the commit only.
+--    per transaction. Set-based, in one statement per tenant, it builds the
+--    events from the raw material (field deltas, keys, context), applies the
+--    tenant's rules (actor registry, reason quality), numbers, encodes and
+--    chains them and inserts them into audit_trail.events; then it moves the
+--    chain head. Heads are locked in tenant order, so two transactions never
+--    deadlock on them, and each is held from the commit step to the end of the
+--    commit only. Doing the work set-based at commit, rather than in PL/pgSQL
+--    per row, is what keeps capture cheap (docs/architecture.md).
 -- The buffer is never visible to another session, never durable, and gone
 -- with the transaction: if the transaction commits its events are in the
 -- trail, if it rolls back neither the change nor the event exists.
@@ -43,7 +49,7 @@ comment on aggregate audit_trail.chain_agg(bytea, bigint, bytea) is
 -- The event that finds the buffer empty carries requests_flush, and only that
 -- row queues the deferred trigger, so the commit step runs once per
 -- transaction however many events it has. The flush empties the buffer with
--- DELETE; the next transaction truncates it when dead rows have piled up.
+-- DELETE; the capture trigger truncates it when dead rows have piled up.
 -- (ON COMMIT DELETE ROWS would truncate at every commit, and a truncation
 -- invalidates the cached plans that read the buffer: every transaction would
 -- plan the capture statements anew.)
@@ -57,24 +63,41 @@ begin
     ordinal bigint generated always as identity,
     requests_flush boolean not null,
     tenant_id text not null,
-    event_id text not null,
-    occurred_at timestamptz not null,
     ingested_at timestamptz not null,
-    actor_type text not null,
+    -- a captured row change (event built at commit) ...
+    table_options jsonb,
+    operation text,
+    old_row jsonb,
+    new_row jsonb,
+    json_nulls_old text[],
+    json_nulls_new text[],
+    digested_old text[],
+    digested_new text[],
+    redacted text[],
+    -- ... or an event built and checked by append_event()
+    event_id text,
+    action text,
+    resource_type text,
+    resource_id text,
+    parent_type text,
+    parent_id text,
+    changes jsonb,
+    occurred_at timestamptz,
+    context jsonb,
+    -- the audit_trail.* settings at the moment of the change
     actor_id text,
+    actor_type text,
     actor_name text,
     auth_method text,
     source_ip text,
     user_agent_hash text,
-    action text not null,
-    resource_type text not null,
-    resource_id text,
-    parent_type text,
-    parent_id text,
-    changes jsonb not null,
     reason text,
-    context jsonb not null,
-    db_identity jsonb not null
+    occurred_at_setting text,
+    context_setting text,
+    request_id text,
+    session_id text,
+    correlation_id text,
+    capture_method text
   );
   create constraint trigger audit_trail_flush_at_commit
     after insert on pg_temp.audit_trail_pending
@@ -83,6 +106,63 @@ begin
     execute function audit_trail.flush_pending_events();
 end
 $$;
+comment on function audit_trail.create_pending_buffer() is
+  'Internal: creates the session''s transaction-private event buffer and its commit trigger.';
+
+-- Empties a buffer bloated by dead rows, when the transaction has nothing in it.
+create function audit_trail.truncate_idle_buffer()
+returns void
+language plpgsql
+as $$
+begin
+  if not exists (select from pg_temp.audit_trail_pending) then
+    truncate pg_temp.audit_trail_pending;
+  end if;
+end
+$$;
+comment on function audit_trail.truncate_idle_buffer() is 'Internal: truncates the session''s event buffer when it is empty but bloated.';
+
+create function audit_trail.refuse_foreign_buffer()
+returns void
+language plpgsql
+as $$
+begin
+  raise exception 'a temporary table named audit_trail_pending exists that pg-audit-trail did not create'
+    using errcode = '42501',
+          hint = 'Drop your temporary table of this name; it is reserved for the audit trail''s commit buffer.';
+end
+$$;
+comment on function audit_trail.refuse_foreign_buffer() is 'Internal: refuses a same-named buffer table that another role created.';
+
+-- Buffers an event built and checked by append_event().
+create function audit_trail.buffer_event(
+  p_tenant text, p_ingested_at timestamptz, p_event_id text, p_action text, p_resource_type text,
+  p_resource_id text, p_parent_type text, p_parent_id text, p_changes jsonb, p_occurred_at timestamptz,
+  p_actor_type text, p_actor_id text, p_actor_name text, p_auth_method text, p_source_ip text,
+  p_user_agent_hash text, p_reason text, p_context jsonb)
+returns void
+language plpgsql
+as $$
+begin
+  if to_regclass('pg_temp.audit_trail_pending') is null then
+    perform audit_trail.create_pending_buffer();
+  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
+    perform audit_trail.truncate_idle_buffer();
+  end if;
+  insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, event_id, action, resource_type,
+      resource_id, parent_type, parent_id, changes, occurred_at, context, actor_type, actor_id, actor_name,
+      auth_method, source_ip, user_agent_hash, reason)
+  select not exists (select from pg_temp.audit_trail_pending), p_tenant, p_ingested_at, p_event_id, p_action,
+      p_resource_type, p_resource_id, p_parent_type, p_parent_id, p_changes, p_occurred_at, p_context, p_actor_type,
+      p_actor_id, p_actor_name, p_auth_method, p_source_ip, p_user_agent_hash, p_reason
+   where (select c.relowner from pg_class c where c.oid = 'pg_temp.audit_trail_pending'::regclass)
+         = 'audit_trail_owner'::regrole;
+  if not found then
+    perform audit_trail.refuse_foreign_buffer();
+  end if;
+end
+$$;
+comment on function audit_trail.buffer_event is 'Internal: puts a built, checked event in the session''s buffer.';
 
 create function audit_trail.append_event(
   p_tenant text,
@@ -100,8 +180,7 @@ create function audit_trail.append_event(
   p_occurred_at timestamptz default null)
 returns text
 language plpgsql
--- No SET clauses: only the owner may call it, from functions that pin
--- search_path and plan_cache_mode (a SET here would cost every event).
+-- No SET clauses: only the owner may call it, from functions that pin search_path.
 as $$
 declare
   v_now timestamptz := clock_timestamp();
@@ -123,12 +202,9 @@ declare
   v_actor_display_name text;
   v_occurred_at timestamptz := p_occurred_at;
   v_context jsonb;
-  v_db_identity jsonb;
   v_event_id text;
   v_auth_method text;
   v_user_agent_hash text;
-  v_first_in_transaction boolean;
-  v_buffer_owned boolean;
   v_ms bigint;
   v_random_high bigint;
   v_random_low bigint;
@@ -151,33 +227,15 @@ begin
             hint = 'SET LOCAL audit_trail.actor_id = ''<user id>''; (or select audit_trail.set_context(''{"actor_id": "<user id>"}'')) in the same transaction, before the change.';
   end if;
 
-  if to_regclass('pg_temp.audit_trail_pending') is null then
-    perform audit_trail.create_pending_buffer();
-  end if;
-  -- One look-up for the tenant's rules, the actor's registry row when the rules
-  -- need it, and the state of this session's buffer: whether this is the
-  -- transaction's first event, and whether the buffer is really ours (a
-  -- same-named table that the session's own role created first could be
-  -- edited before commit, or lack the commit trigger).
+  -- One look-up for the tenant's rules and the actor's registry row.
   select p.reject_unknown_actors, p.reject_suspended_actors, p.reject_shared_actors, p.reason_min_length,
-         p.weak_reasons, a.actor_id is not null, a.status, a.is_shared_account, a.display_name,
-         not exists (select from pg_temp.audit_trail_pending),
-         (select c.relowner = 'audit_trail_owner'::regrole from pg_class c
-           where c.oid = 'pg_temp.audit_trail_pending'::regclass)
+         p.weak_reasons, a.actor_id is not null, a.status, a.is_shared_account, a.display_name
     into v_reject_unknown, v_reject_suspended, v_reject_shared, v_reason_min_length,
-         v_weak_reasons, v_actor_known, v_actor_status, v_actor_shared, v_actor_display_name,
-         v_first_in_transaction, v_buffer_owned
+         v_weak_reasons, v_actor_known, v_actor_status, v_actor_shared, v_actor_display_name
     from audit_trail.tenant_policies p
     left join audit_trail.actors a
       on v_actor_id is not null and a.tenant_id = p_tenant and a.actor_id = v_actor_id
-         and (p.reject_unknown_actors or p.reject_suspended_actors or p.reject_shared_actors)
    where p.tenant_id in (p_tenant, '*') order by (p.tenant_id = '*') limit 1;
-  if not v_buffer_owned then
-    raise exception 'a temporary table named audit_trail_pending exists that pg-audit-trail did not create'
-      using errcode = '42501',
-            hint = 'Drop your temporary table of this name; it is reserved for the audit trail''s commit buffer.';
-  end if;
-
   if v_actor_id is not null then
     if not v_actor_known then
       if v_reject_unknown then
@@ -232,12 +290,6 @@ begin
       'session_id', nullif(current_setting('audit_trail.session_id', true), ''),
       'correlation_id', nullif(current_setting('audit_trail.correlation_id', true), ''),
       'capture_method', coalesce(nullif(current_setting('audit_trail.capture_method', true), ''), p_capture_method)));
-  v_db_identity := jsonb_build_object(
-      'session_user', session_user::text,
-      'application_name', current_setting('application_name'),
-      'client_addr', inet_client_addr()::text,
-      'backend_pid', pg_backend_pid(),
-      'xid', pg_current_xact_id()::text);
   -- Plain variables as arguments let the planner inline ulid_encode().
   v_ms := (extract(epoch from v_now) * 1000)::bigint;
   v_random_high := (random() * 1099511627776)::bigint & 1099511627775;
@@ -247,26 +299,63 @@ begin
   v_auth_method := nullif(current_setting('audit_trail.auth_method', true), '');
   v_user_agent_hash := nullif(current_setting('audit_trail.user_agent_hash', true), '');
 
-  if v_first_in_transaction and pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
-    truncate pg_temp.audit_trail_pending;
-  end if;
-  insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, event_id, occurred_at, ingested_at, actor_type,
-      actor_id, actor_name, auth_method, source_ip, user_agent_hash, action, resource_type, resource_id, parent_type,
-      parent_id, changes, reason, context, db_identity)
-  values (v_first_in_transaction, p_tenant, v_event_id, v_occurred_at, v_now, v_actor_type, v_actor_id, v_actor_name,
-      v_auth_method, v_source_ip, v_user_agent_hash, p_action, p_resource_type, p_resource_id, p_parent_type,
-      p_parent_id, p_changes, v_reason, v_context, v_db_identity);
+  perform audit_trail.buffer_event(p_tenant, v_now, v_event_id, p_action, p_resource_type, p_resource_id,
+    p_parent_type, p_parent_id, p_changes, v_occurred_at, v_actor_type, v_actor_id, v_actor_name, v_auth_method,
+    v_source_ip, v_user_agent_hash, v_reason, v_context);
   return v_event_id;
 end
 $$;
 comment on function audit_trail.append_event is
-  'Internal: validates and buffers one event for the commit-time chain step. Not callable by applications.';
+  'Internal: checks and builds one application or administrative event and buffers it. Not callable by applications.';
 
--- The commit step: number, chain and write the buffered events, tenant by tenant.
+-- Raises the refusal the commit step found for a captured change.
+create function audit_trail.refuse_captured_change(
+  p_problem text, p_tenant text, p_resource_type text, p_resource_id text, p_actor_id text, p_reason text,
+  p_reason_min_length integer)
+returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  case p_problem
+    when 'no actor' then
+      raise exception 'no actor: who made this change to % %?', p_resource_type, coalesce(p_resource_id, '')
+        using errcode = 'AT001',
+              detail = 'Tenant ' || p_tenant || ' requires every change to be attributable to an identified actor.',
+              hint = 'SET LOCAL audit_trail.actor_id = ''<user id>''; (or select audit_trail.set_context(''{"actor_id": "<user id>"}'')) in the same transaction, before the change.';
+    when 'unknown actor' then
+      raise exception 'actor "%" is not registered for tenant %', p_actor_id, p_tenant
+        using errcode = 'AT002',
+              hint = 'Register the actor in audit_trail.actors (an administrator''s task), or use a registered actor id.';
+    when 'suspended actor' then
+      raise exception 'actor "%" is suspended for tenant %', p_actor_id, p_tenant
+        using errcode = 'AT002', hint = 'A suspended account may not change records; ask an administrator to reactivate it or act as yourself.';
+    when 'shared actor' then
+      raise exception 'actor "%" is a shared account, which tenant % does not accept', p_actor_id, p_tenant
+        using errcode = 'AT002', hint = 'Log in with a personal account (badge, PIN, SSO): shared logins make changes unattributable.';
+    when 'no reason' then
+      raise exception 'a reason is required for this change to % %', p_resource_type, coalesce(p_resource_id, '')
+        using errcode = 'AT003',
+              hint = 'SET LOCAL audit_trail.reason = ''<why, with the evidence: document, alarm, deviation number>'';';
+    when 'weak reason' then
+      raise exception 'the reason "%" carries no evidence', p_reason
+        using errcode = 'AT004',
+              detail = format('Tenant %s requires at least %s characters and rejects placeholders such as "ok", "see email", "n/a", "fixed".',
+                              p_tenant, p_reason_min_length),
+              hint = 'Say why, with the evidence: e.g. ''Re-classified after review of PLC alarm log 4711; material was available''.';
+    else
+      raise exception 'captured change refused: %', p_problem using errcode = 'AT000', hint = 'Report this as a bug of pg-audit-trail.';
+  end case;
+end
+$$;
+comment on function audit_trail.refuse_captured_change is 'Internal: raises the refusal of a captured change found at commit.';
+
+-- The commit step.
 create function audit_trail.flush_pending_events()
 returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
 set plan_cache_mode = force_generic_plan
 as $$
 declare
@@ -277,9 +366,9 @@ declare
   v_tenant text;
   v_seq bigint;
   v_prev bytea;
+  v_written bigint;
+  v_db_identity jsonb;
 begin
-  -- The buffer must be ours: a same-named table created first by the session's
-  -- own role could have been edited between capture and commit.
   select count(*), array_agg(distinct p.tenant_id order by p.tenant_id),
          max(p.ingested_at) >= (select h.covered_until from audit_trail.partition_horizon h)
     into v_event_count, v_tenants, v_extend
@@ -290,6 +379,13 @@ begin
   if v_extend then
     perform audit_trail.create_partitions(now());
   end if;
+  -- What the database itself knows, whatever the application claims.
+  v_db_identity := jsonb_build_object(
+      'session_user', session_user::text,
+      'application_name', current_setting('application_name'),
+      'client_addr', inet_client_addr()::text,
+      'backend_pid', pg_backend_pid(),
+      'xid', pg_current_xact_id()::text);
 
   foreach v_tenant in array v_tenants loop
     -- From here to the end of the commit this transaction holds the tenant's head.
@@ -301,41 +397,151 @@ begin
       select h.sequence_no, h.record_hash into v_seq, v_prev
         from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
     end if;
-    -- Number, encode, chain and write in one statement. chain_agg runs
-    -- as a window aggregate: the running hash over the bodies in capture order.
-    with numbered as (
-      select p.*, v_seq + row_number() over (order by p.ordinal) as sequence_no
+
+    with policy as (
+      select p.* from audit_trail.tenant_policies p
+       where p.tenant_id in (v_tenant, '*') order by (p.tenant_id = '*') limit 1
+    ), captured as (
+      -- Captured row changes: images without excluded columns, action.
+      select b.ordinal, b.ingested_at, b.table_options as o, b.operation, b.json_nulls_old, b.json_nulls_new,
+             coalesce(b.digested_old, '{}') as digested_old, coalesce(b.digested_new, '{}') as digested_new,
+             coalesce(b.redacted, '{}') as redacted,
+             b.actor_id, b.actor_type, b.actor_name, b.auth_method, b.source_ip, b.user_agent_hash, b.reason,
+             b.occurred_at_setting, b.context_setting, b.request_id, b.session_id, b.correlation_id, b.capture_method,
+             coalesce(b.new_row, b.old_row) as key_row,
+             b.old_row - x.excluded as old_value,
+             b.new_row - x.excluded as new_value,
+             case b.operation
+               when 'INSERT' then 'create'
+               when 'DELETE' then 'delete'
+               when 'UPDATE' then
+                 case when b.table_options ? 'soft_delete'
+                        and audit_trail.is_soft_deleted(b.new_row, b.table_options -> 'soft_delete')
+                        and not audit_trail.is_soft_deleted(b.old_row, b.table_options -> 'soft_delete')
+                      then 'delete' else 'update' end
+             end as action
+        from pg_temp.audit_trail_pending b
+        cross join lateral (select coalesce(array(select jsonb_array_elements_text(b.table_options -> 'exclude_columns')),
+                                            '{}') as excluded) x
+       where b.tenant_id = v_tenant and b.operation is not null
+    ), delta as (
+      -- The field delta: every column for a create or a delete (before-state,
+      -- and after-state for a soft delete), the changed columns for an update.
+      select c.*, d.changes
+        from captured c
+        cross join lateral (
+          select jsonb_agg(jsonb_build_object('field', f.key, 'before', f.before_value, 'after', f.after_value)
+                             || case when c.redacted = '{}' and c.digested_old = '{}' and c.digested_new = '{}'
+                                      and c.json_nulls_old is null and c.json_nulls_new is null then '{}'::jsonb
+                                     else jsonb_strip_nulls(jsonb_build_object(
+                                       'redacted', case when f.key = any (c.redacted) then true end,
+                                       'stored_as_digest', nullif(array_remove(array[
+                                           case when f.key = any (c.digested_old) then 'before' end,
+                                           case when f.key = any (c.digested_new) then 'after' end], null), '{}'),
+                                       'json_null', nullif(array_remove(array[
+                                           case when f.key = any (c.json_nulls_old) then 'before' end,
+                                           case when f.key = any (c.json_nulls_new) then 'after' end], null), '{}'))) end
+                           order by f.key) as changes
+            from (select k.key, c.old_value -> k.key as before_value, c.new_value -> k.key as after_value
+                    from jsonb_object_keys(coalesce(c.new_value, c.old_value)) k(key)) f
+           where c.action <> 'update'
+              or f.after_value is distinct from f.before_value
+              or (jsonb_typeof(f.after_value) in ('number', 'array', 'object') and f.after_value::text <> f.before_value::text)
+              -- JSON null and SQL NULL look alike in to_jsonb(): a move between them is a change
+              or (jsonb_typeof(f.after_value) = 'null'
+                  and (f.key = any (coalesce(c.json_nulls_old, '{}'))) <> (f.key = any (coalesce(c.json_nulls_new, '{}'))))
+        ) d
+       where d.changes is not null  -- an update of nothing captured writes nothing
+    ), built as (
+      select d.ordinal, d.ingested_at,
+             audit_trail.ulid_encode((extract(epoch from d.ingested_at) * 1000)::bigint, r.high, r.low) as event_id,
+             coalesce(d.occurred_at_setting::timestamptz, d.ingested_at) as occurred_at,
+             d.actor_type, d.actor_id, coalesce(d.actor_name, a.display_name) as actor_name, d.auth_method,
+             d.source_ip, d.user_agent_hash, d.action, d.o ->> 'resource_type' as resource_type,
+             audit_trail.row_key(d.key_row, d.o -> 'key_columns') as resource_id,
+             d.o -> 'parent' ->> 'resource_type' as parent_type,
+             d.key_row ->> (d.o -> 'parent' ->> 'column') as parent_id,
+             d.changes, d.reason,
+             coalesce(d.context_setting::jsonb, '{}') || jsonb_build_object('table', d.o ->> 'table')
+               || jsonb_strip_nulls(jsonb_build_object('request_id', d.request_id, 'session_id', d.session_id,
+                    'correlation_id', d.correlation_id, 'capture_method', coalesce(d.capture_method, 'trigger'))) as context,
+             -- The tenant's rules, checked here because they need look-ups.
+             case
+               when d.actor_id is null and (d.o ->> 'actor_required')::boolean then 'no actor'
+               when d.actor_id is not null and a.actor_id is null and pol.reject_unknown_actors then 'unknown actor'
+               when a.status = 'suspended' and pol.reject_suspended_actors then 'suspended actor'
+               when a.is_shared_account and pol.reject_shared_actors then 'shared actor'
+               when rr.required and (d.reason is null or btrim(d.reason) = '') then 'no reason'
+               when rr.required and (lower(btrim(d.reason)) = any (pol.weak_reasons)
+                                     or char_length(btrim(d.reason)) < pol.reason_min_length) then 'weak reason'
+             end as problem,
+             pol.reason_min_length
+        from delta d
+        cross join policy pol
+        left join audit_trail.actors a on a.tenant_id = v_tenant and a.actor_id = d.actor_id
+        cross join lateral (select case jsonb_typeof(d.o -> 'reason_required')
+                                     when 'boolean' then (d.o ->> 'reason_required')::boolean
+                                     when 'array' then exists (select from jsonb_array_elements(d.changes) ch
+                                                                where (d.o -> 'reason_required') ? (ch ->> 'field'))
+                                     else false end as required) rr
+        cross join lateral (select (random() * 1099511627776)::bigint & 1099511627775 as high,
+                                   (random() * 1099511627776)::bigint & 1099511627775 as low) r
+    ), events as (
+      select b.ordinal, b.event_id, b.occurred_at, b.ingested_at, b.actor_type, b.actor_id, b.actor_name,
+             b.auth_method, b.source_ip, b.user_agent_hash, b.action, b.resource_type, b.resource_id, b.parent_type,
+             b.parent_id, b.changes, b.reason, b.context
+        from built b
+       where b.problem is null
+          or audit_trail.refuse_captured_change(b.problem, v_tenant, b.resource_type, b.resource_id, b.actor_id,
+                                                b.reason, b.reason_min_length)
+      union all
+      -- Events that append_event() built and checked.
+      select p.ordinal, p.event_id, p.occurred_at, p.ingested_at, p.actor_type, p.actor_id, p.actor_name,
+             p.auth_method, p.source_ip, p.user_agent_hash, p.action, p.resource_type, p.resource_id, p.parent_type,
+             p.parent_id, p.changes, p.reason, p.context
         from pg_temp.audit_trail_pending p
-       where p.tenant_id = v_tenant
+       where p.tenant_id = v_tenant and p.operation is null
+    ), numbered as (
+      select e.*, v_seq + row_number() over (order by e.ordinal) as sequence_no from events e
     ), chained as (
-      select n.*, audit_trail.chain_agg(audit_trail.encode_body(n.event_id, n.tenant_id, n.occurred_at,
+      -- chain_agg as a window aggregate: the running hash in capture order.
+      select n.*, audit_trail.chain_agg(audit_trail.encode_body(n.event_id, v_tenant, n.occurred_at,
                  n.ingested_at, n.actor_type, n.actor_id, n.actor_name, n.auth_method, n.source_ip, n.user_agent_hash,
                  n.action, n.resource_type, n.resource_id, n.parent_type, n.parent_id, n.changes, n.reason, n.context,
-                 n.db_identity), n.sequence_no, v_prev) over (order by n.ordinal) as record_hash
+                 v_db_identity), n.sequence_no, v_prev) over (order by n.ordinal) as record_hash
         from numbered n
     ), linked as (
-      select c.*, coalesce(lag(c.record_hash) over (order by c.ordinal), v_prev) as prev_hash
-        from chained c
+      select c.*, coalesce(lag(c.record_hash) over (order by c.ordinal), v_prev) as prev_hash from chained c
     ), written as (
       insert into audit_trail.events (event_id, tenant_id, sequence_no, occurred_at, ingested_at, actor_type,
           actor_id, actor_name, auth_method, source_ip, user_agent_hash, action, resource_type, resource_id,
           parent_type, parent_id, changes, reason, context, db_identity, encoding_version, prev_hash, record_hash)
-      select l.event_id, l.tenant_id, l.sequence_no, l.occurred_at, l.ingested_at, l.actor_type, l.actor_id,
+      select l.event_id, v_tenant, l.sequence_no, l.occurred_at, l.ingested_at, l.actor_type, l.actor_id,
           l.actor_name, l.auth_method, l.source_ip, l.user_agent_hash, l.action, l.resource_type, l.resource_id,
-          l.parent_type, l.parent_id, l.changes, l.reason, l.context, l.db_identity, 1, l.prev_hash, l.record_hash
+          l.parent_type, l.parent_id, l.changes, l.reason, l.context, v_db_identity, 1, l.prev_hash, l.record_hash
         from linked l order by l.sequence_no
       returning sequence_no, record_hash, ingested_at
     )
     select w.sequence_no, w.record_hash, w.ingested_at into v_seq, v_prev, v_head_ingested_at
       from written w order by w.sequence_no desc limit 1;
-    -- A statement of its own: the head guard checks that the head event exists.
-    update audit_trail.chain_heads
-       set sequence_no = v_seq, record_hash = v_prev, head_ingested_at = v_head_ingested_at, updated_at = now()
-     where tenant_id = v_tenant;
+    get diagnostics v_written = row_count;
+    if v_written > 0 then
+      -- A statement of its own: the head guard checks that the head event exists.
+      update audit_trail.chain_heads
+         set sequence_no = v_seq, record_hash = v_prev, head_ingested_at = v_head_ingested_at, updated_at = now()
+       where tenant_id = v_tenant;
+    end if;
   end loop;
   delete from pg_temp.audit_trail_pending;
   return null;
 end
 $$;
 comment on function audit_trail.flush_pending_events() is
-  'Commit-time chain step (deferred constraint trigger): numbers, hashes and writes the transaction''s events.';
+  'Commit-time step (deferred constraint trigger): builds, checks, numbers, chains and writes the transaction''s events.';
+
+-- Is a row image in its soft-deleted state? (soft_delete option: {column[, deleted_value]})
+create function audit_trail.is_soft_deleted(p_row jsonb, p_soft_delete jsonb) returns boolean
+language sql immutable parallel safe
+return case when p_soft_delete ? 'deleted_value'
+            then coalesce(p_row -> (p_soft_delete ->> 'column') = p_soft_delete -> 'deleted_value', false)
+            else coalesce(pg_catalog.jsonb_typeof(p_row -> (p_soft_delete ->> 'column')) <> 'null', false) end;

@@ -111,9 +111,13 @@ begin
 end
 $$;
 
--- The trigger itself stays small: plpgsql keeps one compiled copy of a trigger
--- function per table, and each copy sets up its expressions again in every
--- transaction. The work is done by capture_row_event(), one copy per session.
+-- The capture trigger does only what needs no look-up, so that a change costs
+-- little more than writing one row of raw material: the row images (redacted
+-- and digested where configured), the tenant (a contradicting session tenant
+-- is refused here), a present actor and, where every change needs one, a
+-- present reason. The commit step
+-- (flush_pending_events) builds the event from it set-based: the delta, keys,
+-- context, the tenant's actor and reason rules, the chain.
 create function audit_trail.capture_change()
 returns trigger
 language plpgsql security definer
@@ -128,9 +132,13 @@ declare
   o constant jsonb := TG_ARGV[0]::jsonb;
   v_old jsonb;
   v_new jsonb;
+  v_tenant text;
+  v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
   v_json_nulls_old text[];
   v_json_nulls_new text[];
-  v_event_id text;
+  v_digested_old text[];
+  v_digested_new text[];
+  v_redacted text[];
 begin
   if TG_OP <> 'INSERT' then
     v_old := to_jsonb(OLD);
@@ -141,63 +149,14 @@ begin
   if o ? 'json_columns' then
     v_json_nulls_old := audit_trail.json_null_columns(v_old, o, OLD);
     v_json_nulls_new := audit_trail.json_null_columns(v_new, o, NEW);
+  elsif TG_OP = 'UPDATE' and v_old::text = v_new::text then
+    return null;  -- nothing changed: no event
   end if;
-  v_event_id := audit_trail.capture_row_event(o, TG_OP, v_old, v_new, v_json_nulls_old, v_json_nulls_new);
-  return null;
-end
-$$;
-comment on function audit_trail.capture_change() is
-  'AFTER row trigger of audited tables: converts the row images and hands them to capture_row_event (see audit_trail.enable).';
 
--- The delta, tenant, key and policy of one captured row change; buffers its event.
-create function audit_trail.capture_row_event(o jsonb, p_op text, p_old jsonb, p_new jsonb,
-                                              p_json_nulls_old text[], p_json_nulls_new text[])
-returns text
-language plpgsql
-as $$
-declare
-  v_old jsonb := p_old;
-  v_new jsonb := p_new;
-  v_row jsonb;
-  v_action text;
-  v_changes jsonb;
-  v_tenant text;
-  v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
-  v_resource_id text;
-  v_reason_required boolean := false;
-  v_soft jsonb := o -> 'soft_delete';
-  v_col text;
-  v_was_deleted boolean;
-  v_is_deleted boolean;
-  v_marked boolean := false;
-  v_digested_old text[] := '{}';
-  v_digested_new text[] := '{}';
-  v_redacted text[] := '{}';
-begin
-  if p_op = 'INSERT' then
-    v_row := v_new; v_action := 'create';
-  elsif p_op = 'UPDATE' then
-    v_row := v_new; v_action := 'update';
-    if v_soft is not null then
-      v_col := v_soft ->> 'column';
-      if v_soft ? 'deleted_value' then
-        v_was_deleted := coalesce(v_old -> v_col = v_soft -> 'deleted_value', false);
-        v_is_deleted := coalesce(v_new -> v_col = v_soft -> 'deleted_value', false);
-      else
-        v_was_deleted := coalesce(jsonb_typeof(v_old -> v_col) <> 'null', false);
-        v_is_deleted := coalesce(jsonb_typeof(v_new -> v_col) <> 'null', false);
-      end if;
-      if v_is_deleted and not v_was_deleted then
-        v_action := 'delete';
-      end if;
-    end if;
-  else
-    v_row := v_old; v_action := 'delete';
-  end if;
   -- Tenant: the row's tenant column is the truth; a contradicting session tenant is a cross-tenant write.
   if o ? 'tenant_column' then
-    v_tenant := v_row ->> (o ->> 'tenant_column');
-    if p_op = 'UPDATE' and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column')) then
+    v_tenant := coalesce(v_new, v_old) ->> (o ->> 'tenant_column');
+    if TG_OP = 'UPDATE' and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column')) then
       raise exception 'a row of % cannot move from tenant % to tenant %', o ->> 'table',
           v_old ->> (o ->> 'tenant_column'), v_new ->> (o ->> 'tenant_column')
         using errcode = '42501', hint = 'Copy the row into the other tenant (an audited create) and delete it here.';
@@ -211,82 +170,92 @@ begin
       using errcode = '42501',
             hint = 'Set audit_trail.tenant_id to the row''s tenant, or write the row in a transaction of its own tenant.';
   end if;
-
-  if o ? 'exclude_columns' then
-    v_old := v_old - array(select jsonb_array_elements_text(o -> 'exclude_columns'));
-    v_new := v_new - array(select jsonb_array_elements_text(o -> 'exclude_columns'));
+  if v_tenant is null or v_tenant = '' then
+    raise exception 'no tenant for this change to %', o ->> 'table'
+      using errcode = 'AT005',
+            hint = 'SET LOCAL audit_trail.tenant_id = ''<tenant>''; or enable the table with a tenant_column or a fixed tenant.';
   end if;
-  if o ? 'redact_columns'
-     or pg_column_size(v_old) > coalesce((o ->> 'max_inline_bytes')::integer, 4096)
-     or pg_column_size(v_new) > coalesce((o ->> 'max_inline_bytes')::integer, 4096) then
+  if v_tenant = '*' then
+    raise exception 'tenant id "*" is reserved' using errcode = '22023', hint = 'Use another tenant id.';
+  end if;
+  -- Checks that need no look-up are made at the change, so the error comes
+  -- with the statement that caused it; the tenant's rules come at commit.
+  if (o ->> 'actor_required')::boolean and coalesce(current_setting('audit_trail.actor_id', true), '') = '' then
+    perform audit_trail.refuse_captured_change('no actor', v_tenant, o ->> 'resource_type',
+      audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
+  end if;
+  if o -> 'reason_required' = 'true'::jsonb and coalesce(current_setting('audit_trail.reason', true), '') = '' then
+    perform audit_trail.refuse_captured_change('no reason', v_tenant, o ->> 'resource_type',
+      audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
+  end if;
+  if coalesce(current_setting('audit_trail.actor_type', true), '') not in ('', 'user', 'service', 'system') then
+    perform audit_trail.check_context_value('actor_type', current_setting('audit_trail.actor_type', true));
+  end if;
+  if coalesce(current_setting('audit_trail.source_ip', true), '') <> '' then
+    perform audit_trail.check_context_value('source_ip', current_setting('audit_trail.source_ip', true));
+  end if;
+  if coalesce(current_setting('audit_trail.occurred_at', true), '') <> '' then
+    perform audit_trail.check_context_value('occurred_at', current_setting('audit_trail.occurred_at', true));
+  end if;
+  if coalesce(current_setting('audit_trail.context', true), '') <> '' then
+    perform audit_trail.check_context_value('context', current_setting('audit_trail.context', true));
+  end if;
+
+  -- Redaction and the inline size limit, only where they apply.
+  if o ? 'redact_columns' or pg_column_size(v_old) > (o ->> 'max_inline_bytes')::integer
+     or pg_column_size(v_new) > (o ->> 'max_inline_bytes')::integer then
     select c.image, c.digested, c.redacted into v_old, v_digested_old, v_redacted
       from audit_trail.condition_row_image(v_old, o) c;
     select c.image, c.digested, v_redacted || c.redacted into v_new, v_digested_new, v_redacted
       from audit_trail.condition_row_image(v_new, o) c;
-    v_marked := true;
   end if;
 
-  if v_action = 'update' then
-    select jsonb_agg(jsonb_build_object('field', n.key, 'before', v_old -> n.key, 'after', n.value) order by n.key)
-      into v_changes
-      from jsonb_each(v_new) n
-     where n.value is distinct from v_old -> n.key
-        or (jsonb_typeof(n.value) in ('number', 'array', 'object') and n.value::text <> (v_old -> n.key)::text)
-        -- JSON null and SQL NULL look alike in to_jsonb(): a move between them is a change
-        or (jsonb_typeof(n.value) = 'null'
-            and (n.key = any (coalesce(p_json_nulls_old, '{}'))) <> (n.key = any (coalesce(p_json_nulls_new, '{}'))));
-    if v_changes is null then
-      return null;  -- nothing changed that is captured: no event
-    end if;
-  elsif p_op = 'INSERT' then
-    select jsonb_agg(jsonb_build_object('field', n.key, 'before', null, 'after', n.value) order by n.key)
-      into v_changes from jsonb_each(v_new) n;
-  elsif p_op = 'UPDATE' then  -- soft delete: the complete before-state, and the after-state
-    select jsonb_agg(jsonb_build_object('field', b.key, 'before', b.value, 'after', v_new -> b.key) order by b.key)
-      into v_changes from jsonb_each(v_old) b;
-  else
-    select jsonb_agg(jsonb_build_object('field', b.key, 'before', b.value, 'after', null) order by b.key)
-      into v_changes from jsonb_each(v_old) b;
+  if to_regclass('pg_temp.audit_trail_pending') is null then
+    perform audit_trail.create_pending_buffer();
+  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
+    perform audit_trail.truncate_idle_buffer();
   end if;
-  v_changes := coalesce(v_changes, '[]');
-
-  if v_marked or p_json_nulls_old <> '{}' or p_json_nulls_new <> '{}' then
-    select coalesce(jsonb_agg(c || jsonb_strip_nulls(jsonb_build_object(
-             'redacted', case when c ->> 'field' = any (v_redacted) then true end,
-             'stored_as_digest', nullif(array_remove(array[
-                 case when c ->> 'field' = any (v_digested_old) then 'before' end,
-                 case when c ->> 'field' = any (v_digested_new) then 'after' end], null), '{}'),
-             'json_null', nullif(array_remove(array[
-                 case when c ->> 'field' = any (p_json_nulls_old) then 'before' end,
-                 case when c ->> 'field' = any (p_json_nulls_new) then 'after' end], null), '{}')))
-           order by ord), '[]')
-      into v_changes
-      from jsonb_array_elements(v_changes) with ordinality as x(c, ord);
+  -- The buffer must be ours: a same-named table that the session's own role
+  -- created first could be edited before commit, or lack the commit trigger.
+  insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, table_options, operation, old_row,
+      new_row, json_nulls_old, json_nulls_new, digested_old, digested_new, redacted, actor_id, actor_type,
+      actor_name, auth_method, source_ip, user_agent_hash, reason, occurred_at_setting, context_setting, request_id,
+      session_id, correlation_id, capture_method)
+  select not exists (select from pg_temp.audit_trail_pending), v_tenant, clock_timestamp(), o, TG_OP, v_old, v_new,
+      v_json_nulls_old, v_json_nulls_new, v_digested_old, v_digested_new, v_redacted,
+      nullif(current_setting('audit_trail.actor_id', true), ''),
+      coalesce(nullif(current_setting('audit_trail.actor_type', true), ''), 'user'),
+      nullif(current_setting('audit_trail.actor_name', true), ''),
+      nullif(current_setting('audit_trail.auth_method', true), ''),
+      nullif(current_setting('audit_trail.source_ip', true), ''),
+      nullif(current_setting('audit_trail.user_agent_hash', true), ''),
+      nullif(current_setting('audit_trail.reason', true), ''),
+      nullif(current_setting('audit_trail.occurred_at', true), ''),
+      nullif(current_setting('audit_trail.context', true), ''),
+      nullif(current_setting('audit_trail.request_id', true), ''),
+      nullif(current_setting('audit_trail.session_id', true), ''),
+      nullif(current_setting('audit_trail.correlation_id', true), ''),
+      nullif(current_setting('audit_trail.capture_method', true), '')
+   where (select c.relowner from pg_class c where c.oid = 'pg_temp.audit_trail_pending'::regclass)
+         = 'audit_trail_owner'::regrole;
+  if not found then
+    perform audit_trail.refuse_foreign_buffer();
   end if;
-
-  if jsonb_typeof(o -> 'reason_required') = 'boolean' then
-    v_reason_required := (o ->> 'reason_required')::boolean;
-  elsif o ? 'reason_required' then
-    v_reason_required := exists (select from jsonb_array_elements(v_changes) c
-                                  where (o -> 'reason_required') ? (c ->> 'field'));
-  end if;
-
-  if jsonb_array_length(o -> 'key_columns') = 1 then
-    v_resource_id := v_row ->> (o -> 'key_columns' ->> 0);
-  else
-    v_resource_id := (select jsonb_agg(v_row -> k.col order by k.ord)
-                        from jsonb_array_elements_text(o -> 'key_columns') with ordinality k(col, ord))::text;
-  end if;
-
-  return audit_trail.append_event(
-    v_tenant, v_action, o ->> 'resource_type', v_resource_id,
-    o -> 'parent' ->> 'resource_type', v_row ->> (o -> 'parent' ->> 'column'),
-    v_changes, v_reason_required, coalesce((o ->> 'actor_required')::boolean, true), 'trigger',
-    jsonb_build_object('table', o ->> 'table'));
+  return null;
 end
 $$;
-comment on function audit_trail.capture_row_event(jsonb, text, jsonb, jsonb, text[], text[]) is
-  'Internal: computes the field delta, tenant, key and policy of one row change and buffers its event.';
+comment on function audit_trail.capture_change() is
+  'AFTER row trigger of audited tables: checks tenant, actor and reason presence and buffers the row change (see audit_trail.enable).';
+
+-- The resource id of a row: the key column's value, or a JSON array of the values of a composite key.
+create function audit_trail.row_key(p_row jsonb, p_key_columns jsonb) returns text
+language sql immutable parallel safe
+begin atomic
+  select case when pg_catalog.jsonb_array_length(p_key_columns) = 1 then p_row ->> (p_key_columns ->> 0)
+              else (select pg_catalog.jsonb_agg(p_row -> k.col order by k.ord)
+                      from pg_catalog.jsonb_array_elements_text(p_key_columns) with ordinality k(col, ord))::text end;
+end;
+comment on function audit_trail.row_key(jsonb, jsonb) is 'The resource_id of a row image given its key columns.';
 
 -- BEFORE DELETE, when hard_delete is 'forbid' or 'soft'.
 create function audit_trail.apply_hard_delete_policy()
