@@ -35,14 +35,15 @@ begin
 end
 $roles$;
 
+-- The installing role needs membership in the owner to hand objects to it.
+-- It gives it up again at the end of the install (99_grants.sql), so that no
+-- login role keeps the owner's right to alter or disable the trail's triggers.
+grant audit_trail_owner to current_user;
 create schema if not exists audit_trail;
 alter schema audit_trail owner to audit_trail_owner;
 revoke all on schema audit_trail from public;
 grant usage on schema audit_trail to audit_trail_admin, audit_trail_writer, audit_trail_reader;
--- Every object below is created as audit_trail_owner; the installing role's
--- membership is revoked again at the end of the install (99_grants.sql), so
--- that no login role can act as the owner (which could disable guard triggers).
-grant audit_trail_owner to current_user;
+-- Every object below is created as audit_trail_owner.
 set local role audit_trail_owner;
 
 comment on schema audit_trail is
@@ -77,11 +78,10 @@ create table audit_trail.tenant_policies (
   reason_required_actions text[] not null default array['execute', 'delete']
     check (reason_required_actions <@ array['create', 'read', 'update', 'delete', 'execute']),
   hot_retention interval not null default interval '90 days' check (hot_retention >= interval '1 day'),
-  retention interval not null default interval '10 years' check (retention >= interval '1 year'),
-  updated_at timestamptz not null default pg_catalog.clock_timestamp()
+  retention interval not null default interval '10 years' check (retention >= interval '1 year')
 );
 comment on table audit_trail.tenant_policies is
-  'Per-tenant rules: actor registry enforcement, reason quality, inline size limit, retention.';
+  'Per-tenant rules: actor registry enforcement, reason quality, retention. Every change is an audit event of the tenant.';
 
 -- The actor registry (attributable: no shared logins, no unknown principals).
 create table audit_trail.actors (
@@ -632,7 +632,10 @@ create function audit_trail.append_event(
   p_capture_method text,
   p_source jsonb,
   p_reason text default null,
-  p_occurred_at timestamptz default null)
+  p_occurred_at timestamptz default null,
+  -- false for administrative events: their actor is a database login, not an
+  -- application actor of the tenant's registry
+  p_registry_applies boolean default true)
 returns text
 language plpgsql
 -- No SET clauses: only the owner may call it, from functions that pin search_path.
@@ -691,7 +694,7 @@ begin
     left join audit_trail.actors a
       on v_actor_id is not null and a.tenant_id = p_tenant and a.actor_id = v_actor_id
    where p.tenant_id in (p_tenant, '*') order by (p.tenant_id = '*') limit 1;
-  if v_actor_id is not null then
+  if v_actor_id is not null and p_registry_applies then
     if not v_actor_known then
       if v_reject_unknown then
         raise exception 'actor "%" is not registered for tenant %', v_actor_id, p_tenant
@@ -838,7 +841,7 @@ begin
   v_db_identity := jsonb_build_object(
       'session_user', session_user::text,
       'application_name', current_setting('application_name'),
-      'client_addr', inet_client_addr()::text,
+      'client_addr', host(inet_client_addr()),
       'backend_pid', pg_backend_pid(),
       'xid', pg_current_xact_id()::text);
 
@@ -1378,6 +1381,8 @@ comment on function audit_trail.record(text, text, text, jsonb, text, text, text
 
 -- Administrative events (configuration, access grants): attributed to the
 -- audit_trail.actor_id of the session when set, else to the database login.
+-- The tenant's actor registry does not apply to them (a DBA's login is not an
+-- application actor); the reason rules do.
 create function audit_trail.record_administrative_event(
   p_tenant text, p_action text, p_resource_type text, p_resource_id text, p_changes jsonb, p_reason text,
   p_reason_required boolean)
@@ -1393,7 +1398,7 @@ begin
     perform set_config('audit_trail.actor_id', session_user::text, true);
   end if;
   v_event_id := audit_trail.append_event(p_tenant, p_action, p_resource_type, p_resource_id, null, null,
-    p_changes, p_reason_required, true, 'administration', '{}', p_reason);
+    p_changes, p_reason_required, true, 'administration', '{}', p_reason, null, false);
   if coalesce(v_actor, '') = '' then
     perform set_config('audit_trail.actor_id', '', true);
   end if;
@@ -2235,6 +2240,48 @@ grant select on audit_trail.anchors to audit_trail_reader, audit_trail_admin;
 grant execute on function audit_trail.register_anchor(text, bigint, bytea, timestamptz, text, bytea, bytea, text[], bytea)
   to audit_trail_admin;
 
+-- file: sql/13_configuration_events.sql
+-- Changes to a tenant's rules and to its actor registry are themselves audit
+-- events, in that tenant's chain (a retention change included): who changed
+-- which rule, from what to what. Changes to the defaults row '*' go to the
+-- '_system' chain.
+create function audit_trail.record_configuration_change()
+returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_old jsonb := case when TG_OP <> 'INSERT' then to_jsonb(old) end;
+  v_new jsonb := case when TG_OP <> 'DELETE' then to_jsonb(new) end;
+  v_row jsonb := coalesce(v_new, v_old);
+  v_tenant text := v_row ->> 'tenant_id';
+  v_changes jsonb;
+begin
+  select coalesce(jsonb_agg(jsonb_build_object('field', k, 'before', v_old -> k, 'after', v_new -> k) order by k), '[]')
+    into v_changes
+    from jsonb_object_keys(v_row) k
+   where k not in ('tenant_id', 'updated_at', 'created_at')
+     and (v_old -> k)::text is distinct from (v_new -> k)::text;
+  if v_changes = '[]' then
+    return null;
+  end if;
+  perform audit_trail.record_administrative_event(
+    case when v_tenant = '*' then '_system' else v_tenant end,
+    case TG_OP when 'INSERT' then 'create' when 'UPDATE' then 'update' else 'delete' end,
+    case TG_TABLE_NAME when 'tenant_policies' then 'tenant_policy' else 'actor' end,
+    case TG_TABLE_NAME when 'tenant_policies' then v_tenant else v_row ->> 'actor_id' end,
+    v_changes, null, false);
+  return null;
+end
+$$;
+comment on function audit_trail.record_configuration_change() is
+  'Trigger: records changes to tenant policies and the actor registry as audit events of the tenant.';
+
+create trigger tenant_policies_are_audited after insert or update or delete on audit_trail.tenant_policies
+  for each row execute function audit_trail.record_configuration_change();
+create trigger actors_are_audited after insert or update or delete on audit_trail.actors
+  for each row execute function audit_trail.record_configuration_change();
+
 -- file: sql/99_grants.sql
 -- Privileges, last: what each role may do. Nothing is granted to PUBLIC.
 
@@ -2292,10 +2339,12 @@ grant execute on function audit_trail.normalize_options(regclass, jsonb),
 grant audit_trail_reader to audit_trail_owner with admin option;
 -- The installer gives up its membership in the owner (granted in 00): no
 -- login role keeps the owner's right to alter or disable the trail's triggers.
+-- It keeps USAGE on the schema, where the migration ledger it owns lives.
 do $$
 begin
   if pg_catalog.pg_has_role(current_user, 'audit_trail_owner', 'member')
      and not (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+    execute pg_catalog.format('grant usage on schema audit_trail to %I', current_user);
     execute pg_catalog.format('revoke audit_trail_owner from %I', current_user);
   end if;
 end

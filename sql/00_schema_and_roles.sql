@@ -31,14 +31,15 @@ begin
 end
 $roles$;
 
+-- The installing role needs membership in the owner to hand objects to it.
+-- It gives it up again at the end of the install (99_grants.sql), so that no
+-- login role keeps the owner's right to alter or disable the trail's triggers.
+grant audit_trail_owner to current_user;
 create schema if not exists audit_trail;
 alter schema audit_trail owner to audit_trail_owner;
 revoke all on schema audit_trail from public;
 grant usage on schema audit_trail to audit_trail_admin, audit_trail_writer, audit_trail_reader;
--- Every object below is created as audit_trail_owner; the installing role's
--- membership is revoked again at the end of the install (99_grants.sql), so
--- that no login role can act as the owner (which could disable guard triggers).
-grant audit_trail_owner to current_user;
+-- Every object below is created as audit_trail_owner.
 set local role audit_trail_owner;
 
 comment on schema audit_trail is

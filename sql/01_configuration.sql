@@ -26,11 +26,10 @@ create table audit_trail.tenant_policies (
   reason_required_actions text[] not null default array['execute', 'delete']
     check (reason_required_actions <@ array['create', 'read', 'update', 'delete', 'execute']),
   hot_retention interval not null default interval '90 days' check (hot_retention >= interval '1 day'),
-  retention interval not null default interval '10 years' check (retention >= interval '1 year'),
-  updated_at timestamptz not null default pg_catalog.clock_timestamp()
+  retention interval not null default interval '10 years' check (retention >= interval '1 year')
 );
 comment on table audit_trail.tenant_policies is
-  'Per-tenant rules: actor registry enforcement, reason quality, inline size limit, retention.';
+  'Per-tenant rules: actor registry enforcement, reason quality, retention. Every change is an audit event of the tenant.';
 
 -- The actor registry (attributable: no shared logins, no unknown principals).
 create table audit_trail.actors (

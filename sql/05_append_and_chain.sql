@@ -177,7 +177,10 @@ create function audit_trail.append_event(
   p_capture_method text,
   p_source jsonb,
   p_reason text default null,
-  p_occurred_at timestamptz default null)
+  p_occurred_at timestamptz default null,
+  -- false for administrative events: their actor is a database login, not an
+  -- application actor of the tenant's registry
+  p_registry_applies boolean default true)
 returns text
 language plpgsql
 -- No SET clauses: only the owner may call it, from functions that pin search_path.
@@ -236,7 +239,7 @@ begin
     left join audit_trail.actors a
       on v_actor_id is not null and a.tenant_id = p_tenant and a.actor_id = v_actor_id
    where p.tenant_id in (p_tenant, '*') order by (p.tenant_id = '*') limit 1;
-  if v_actor_id is not null then
+  if v_actor_id is not null and p_registry_applies then
     if not v_actor_known then
       if v_reject_unknown then
         raise exception 'actor "%" is not registered for tenant %', v_actor_id, p_tenant
@@ -383,7 +386,7 @@ begin
   v_db_identity := jsonb_build_object(
       'session_user', session_user::text,
       'application_name', current_setting('application_name'),
-      'client_addr', inet_client_addr()::text,
+      'client_addr', host(inet_client_addr()),
       'backend_pid', pg_backend_pid(),
       'xid', pg_current_xact_id()::text);
 

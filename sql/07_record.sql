@@ -67,6 +67,8 @@ comment on function audit_trail.record(text, text, text, jsonb, text, text, text
 
 -- Administrative events (configuration, access grants): attributed to the
 -- audit_trail.actor_id of the session when set, else to the database login.
+-- The tenant's actor registry does not apply to them (a DBA's login is not an
+-- application actor); the reason rules do.
 create function audit_trail.record_administrative_event(
   p_tenant text, p_action text, p_resource_type text, p_resource_id text, p_changes jsonb, p_reason text,
   p_reason_required boolean)
@@ -82,7 +84,7 @@ begin
     perform set_config('audit_trail.actor_id', session_user::text, true);
   end if;
   v_event_id := audit_trail.append_event(p_tenant, p_action, p_resource_type, p_resource_id, null, null,
-    p_changes, p_reason_required, true, 'administration', '{}', p_reason);
+    p_changes, p_reason_required, true, 'administration', '{}', p_reason, null, false);
   if coalesce(v_actor, '') = '' then
     perform set_config('audit_trail.actor_id', '', true);
   end if;

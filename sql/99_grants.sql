@@ -54,10 +54,12 @@ grant execute on function audit_trail.normalize_options(regclass, jsonb),
 grant audit_trail_reader to audit_trail_owner with admin option;
 -- The installer gives up its membership in the owner (granted in 00): no
 -- login role keeps the owner's right to alter or disable the trail's triggers.
+-- It keeps USAGE on the schema, where the migration ledger it owns lives.
 do $$
 begin
   if pg_catalog.pg_has_role(current_user, 'audit_trail_owner', 'member')
      and not (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+    execute pg_catalog.format('grant usage on schema audit_trail to %I', current_user);
     execute pg_catalog.format('revoke audit_trail_owner from %I', current_user);
   end if;
 end
