@@ -31,7 +31,8 @@ return '\x0000000000000000000000000000000000000000000000000000000000000000'::byt
 -- in every statement that runs the aggregate, ~170 us per transaction here.)
 create function audit_trail.chain_step(p_state bytea, p_body bytea, p_sequence_no bigint, p_start bytea) returns bytea
 language plpgsql immutable parallel safe
-set search_path = pg_catalog, pg_temp
+-- No SET clause: it would cost every row; the body calls only schema-qualified,
+-- creation-bound functions.
 as $$
 begin
   return audit_trail.chain_hash(p_body, p_sequence_no, coalesce(p_state, p_start));
@@ -461,7 +462,11 @@ begin
              coalesce(d.occurred_at_setting::timestamptz, d.ingested_at) as occurred_at,
              d.actor_type, d.actor_id, coalesce(d.actor_name, a.display_name) as actor_name, d.auth_method,
              d.source_ip, d.user_agent_hash, d.action, d.o ->> 'resource_type' as resource_type,
-             audit_trail.row_key(d.key_row, d.o -> 'key_columns') as resource_id,
+             -- (audit_trail.row_key() spelt out: a function with a subquery is not inlined)
+             case when jsonb_array_length(d.o -> 'key_columns') = 1 then d.key_row ->> (d.o -> 'key_columns' ->> 0)
+                  else (select jsonb_agg(d.key_row -> k.col order by k.ord)
+                          from jsonb_array_elements_text(d.o -> 'key_columns') with ordinality k(col, ord))::text
+             end as resource_id,
              d.o -> 'parent' ->> 'resource_type' as parent_type,
              d.key_row ->> (d.o -> 'parent' ->> 'column') as parent_id,
              d.changes, d.reason,
