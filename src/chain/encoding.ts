@@ -9,7 +9,9 @@
  * Text values may be given as strings or as their UTF-8 bytes (an export
  * reader that never decodes them saves a decode and an encode per field).
  * The encoder writes into one growing Buffer that it reuses, so verifying a
- * million events allocates one buffer, not a million.
+ * million events allocates one buffer, not a million. Export readers write
+ * bodies straight from the file's bytes with beginBody() and the field*()
+ * methods, without building an event object per row.
  */
 import { hash } from 'node:crypto';
 
@@ -76,54 +78,108 @@ const NULL_LENGTH = 0xffffffff;
 
 /** Encodes bodies and chain steps into one reused buffer. Not shared between concurrent users. */
 export class ChainEncoder {
-  private buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
-  private position = 0;
+  /**
+   * The reused buffer. Readers of export files may write a body into it
+   * directly (see beginBody()); it is replaced when it grows, so take it again
+   * after every reserve().
+   */
+  buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
+  /** Bytes of the current message written so far. */
+  position = 0;
 
-  private ensure(extra: number): void {
-    if (this.position + extra <= this.buffer.length) return;
-    let size = this.buffer.length * 2;
-    while (size < this.position + extra) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buffer.copy(next, 0, 0, this.position);
-    this.buffer = next;
+  /** Makes room for `extra` more bytes and returns the (possibly new) buffer. */
+  reserve(extra: number): Buffer {
+    if (this.position + extra > this.buffer.length) {
+      let size = this.buffer.length * 2;
+      while (size < this.position + extra) size *= 2;
+      const next = Buffer.allocUnsafe(size);
+      this.buffer.copy(next, 0, 0, this.position);
+      this.buffer = next;
+    }
+    return this.buffer;
   }
 
   private text(value: TextValue): void {
     if (value === null) {
-      this.ensure(4);
-      this.position = this.buffer.writeUInt32BE(NULL_LENGTH, this.position);
+      this.fieldNull();
       return;
     }
     if (typeof value === 'string') {
       // At most 3 bytes per UTF-16 unit; reserve that and write in place.
-      this.ensure(4 + value.length * 3);
+      this.reserve(4 + value.length * 3);
       const written = this.buffer.write(value, this.position + 4, 'utf8');
       this.buffer.writeUInt32BE(written, this.position);
       this.position += 4 + written;
       return;
     }
-    this.ensure(4 + value.length);
-    this.buffer.writeUInt32BE(value.length, this.position);
-    this.buffer.set(value, this.position + 4);
-    this.position += 4 + value.length;
+    this.fieldBytes(value);
   }
 
   private timestamp(micros: bigint | null): void {
     if (micros === null) {
-      this.text(null);
+      this.fieldNull();
       return;
     }
-    this.ensure(12);
+    this.reserve(12);
     this.buffer.writeUInt32BE(8, this.position);
     this.buffer.writeBigInt64BE(micros, this.position + 4);
     this.position += 12;
   }
 
-  private writeBody(e: EventBodyFields): void {
+  /**
+   * Starts a body: resets the buffer, writes "PGAT" 00 01 and reserves
+   * `capacity` more bytes. Then write the 19 fields in the order of
+   * BODY_FIELDS with the field*() methods (or straight into `buffer` at
+   * `position`), and hand the body to StreamingChainVerifier.pushEncoded() or
+   * hashMessage().
+   */
+  beginBody(capacity = 0): void {
     this.position = 0;
-    this.ensure(BODY_PREFIX.length);
+    this.reserve(BODY_PREFIX.length + capacity);
     BODY_PREFIX.copy(this.buffer, 0);
     this.position = BODY_PREFIX.length;
+  }
+
+  /** A field of SQL NULL. */
+  fieldNull(): void {
+    this.reserve(4);
+    const b = this.buffer;
+    const p = this.position;
+    b[p] = 0xff;
+    b[p + 1] = 0xff;
+    b[p + 2] = 0xff;
+    b[p + 3] = 0xff;
+    this.position = p + 4;
+  }
+
+  /** A text or jsonb field given as its UTF-8 bytes. */
+  fieldBytes(value: Uint8Array): void {
+    this.reserve(4 + value.length);
+    this.buffer.writeUInt32BE(value.length, this.position);
+    this.buffer.set(value, this.position + 4);
+    this.position += 4 + value.length;
+  }
+
+  /** A timestamp field from microseconds since the epoch given as a safe integer (a Number). */
+  fieldMicros(micros: number): void {
+    this.reserve(12);
+    const b = this.buffer;
+    const p = this.position;
+    b.writeUInt32BE(8, p);
+    const hi = Math.floor(micros / 4294967296);
+    b.writeInt32BE(hi, p + 4);
+    b.writeUInt32BE(micros - hi * 4294967296, p + 8);
+    this.position = p + 12;
+  }
+
+  /** A timestamp field from microseconds since the epoch as a bigint (or SQL NULL). */
+  fieldTimestamp(micros: bigint | null): void {
+    this.timestamp(micros);
+  }
+
+  /** Writes the whole body of `e` (as beginBody() and the field*() methods would). */
+  writeBody(e: EventBodyFields): void {
+    this.beginBody();
     this.text(e.event_id);
     this.text(e.tenant_id);
     this.timestamp(e.occurred_at);
@@ -146,7 +202,7 @@ export class ChainEncoder {
   }
 
   private writeChainPosition(sequenceNo: bigint, prevHash: Uint8Array): void {
-    this.ensure(48);
+    this.reserve(16 + prevHash.length);
     this.buffer.writeUInt32BE(8, this.position);
     this.buffer.writeBigInt64BE(sequenceNo, this.position + 4);
     this.buffer.writeUInt32BE(prevHash.length, this.position + 12);
@@ -170,8 +226,20 @@ export class ChainEncoder {
   /** record_hash of the event at `sequenceNo` after `prevHash`. */
   recordHash(e: EventBodyFields, sequenceNo: bigint, prevHash: Uint8Array): Buffer {
     this.writeBody(e);
+    return this.hashMessage(sequenceNo, prevHash);
+  }
+
+  /**
+   * record_hash of the body written since beginBody() (or writeBody()) at
+   * `sequenceNo` after `prevHash`: appends the chain position and hashes.
+   * The body stays at the start of `buffer` (hashMessage may be called again).
+   */
+  hashMessage(sequenceNo: bigint, prevHash: Uint8Array): Buffer {
+    const bodyEnd = this.position;
     this.writeChainPosition(sequenceNo, prevHash);
-    return hash('sha256', this.buffer.subarray(0, this.position), 'buffer');
+    const digest = hash('sha256', this.buffer.subarray(0, this.position), 'buffer');
+    this.position = bodyEnd;
+    return digest;
   }
 }
 

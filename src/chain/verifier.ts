@@ -3,7 +3,7 @@
  * sql/11_verify.sql, over events that arrive one at a time in sequence order
  * (from an export file), with constant memory.
  */
-import { ChainEncoder, ENCODING_VERSION, GENESIS_HASH, type EventBodyFields } from './encoding.ts';
+import { BODY_PREFIX, ChainEncoder, ENCODING_VERSION, GENESIS_HASH, type EventBodyFields } from './encoding.ts';
 
 /** An event as an export carries it, decoded for verification. */
 export interface ChainEvent extends EventBodyFields {
@@ -50,7 +50,10 @@ const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
  * looked at to tell a reordering from a gap.
  */
 export class StreamingChainVerifier {
-  private readonly encoder = new ChainEncoder();
+  /** The encoder the events' bodies are written into (by push(), or by a reader before pushEncoded()). */
+  readonly encoder = new ChainEncoder();
+  /** The tenant's UTF-8 bytes, when they decode back to the tenant (to compare bytes, not strings). */
+  private readonly tenantBytes: Buffer | null;
   private expected: bigint;
   private previousHash: Buffer | null;
   private previousSeq: bigint | null = null;
@@ -74,6 +77,8 @@ export class StreamingChainVerifier {
   ) {
     this.expected = fromSeq;
     this.previousHash = fromSeq === 1n ? GENESIS_HASH : null;
+    const bytes = Buffer.from(tenantId, 'utf8');
+    this.tenantBytes = bytes.toString('utf8') === tenantId ? bytes : null;
   }
 
   private fail(sequenceNo: bigint | null, kind: ProblemKind, detail: string, file: string | undefined): void {
@@ -82,7 +87,46 @@ export class StreamingChainVerifier {
 
   /** Checks one event; returns false once a problem was found (the caller may stop reading). */
   push(e: ChainEvent, file?: string): boolean {
-    const seq = e.sequence_no;
+    this.encoder.writeBody(e);
+    return this.check(e.sequence_no, e.encoding_version, e.prev_hash, e.record_hash, file, typeof e.tenant_id === 'string' ? e.tenant_id : null);
+  }
+
+  /**
+   * Checks one event whose body a reader wrote into `encoder` (beginBody()
+   * and the field*() methods): the same checks as push() without an event
+   * object. `prevHash` and `recordHash` may be scratch buffers the reader
+   * reuses: the verifier copies what it keeps. The tenant is `tenantText`
+   * when given (a reader that decoded it as a string), otherwise it is read
+   * from the body's tenant_id bytes.
+   */
+  pushEncoded(sequenceNo: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, file?: string, tenantText: string | null = null): boolean {
+    return this.check(sequenceNo, encodingVersion, prevHash, recordHash, file, tenantText);
+  }
+
+  /** The tenant_id of the body in the encoder, when it is not this.tenantId (null when it is). */
+  private otherTenantInBody(): string | null {
+    const b = this.encoder.buffer;
+    const idLength = b.readUInt32BE(BODY_PREFIX.length);
+    const at = BODY_PREFIX.length + 4 + (idLength === 0xffffffff ? 0 : idLength);
+    const length = b.readUInt32BE(at);
+    const start = at + 4;
+    const end = length === 0xffffffff ? start : start + length;
+    const expected = this.tenantBytes;
+    if (expected !== null && end - start === expected.length) {
+      let same = true;
+      for (let i = 0; i < expected.length; i++) {
+        if (b[start + i] !== expected[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return null;
+    }
+    const tenant = b.toString('utf8', start, end);
+    return tenant === this.tenantId ? null : tenant;
+  }
+
+  private check(seq: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, file: string | undefined, tenantText: string | null): boolean {
     if (this.pendingGap !== null) {
       const gap = this.pendingGap;
       this.pendingGap = null;
@@ -95,8 +139,8 @@ export class StreamingChainVerifier {
     }
     if (this.problem !== null) return false;
     this.eventsChecked++;
-    if (e.encoding_version !== ENCODING_VERSION) {
-      this.fail(seq, 'unsupported encoding', `event ${seq} has encoding_version ${e.encoding_version}; this verifier knows version ${ENCODING_VERSION}`, file);
+    if (encodingVersion !== ENCODING_VERSION) {
+      this.fail(seq, 'unsupported encoding', `event ${seq} has encoding_version ${encodingVersion}; this verifier knows version ${ENCODING_VERSION}`, file);
       return false;
     }
     if (seq !== this.expected) {
@@ -110,38 +154,39 @@ export class StreamingChainVerifier {
       }
       return false;
     }
-    const tenant = typeof e.tenant_id === 'string' ? e.tenant_id : Buffer.from(e.tenant_id ?? []).toString('utf8');
-    const computed = this.encoder.recordHash(e, seq, e.prev_hash);
-    if (!computed.equals(e.record_hash)) {
-      this.fail(seq, 'hash mismatch', `event ${seq}: stored record_hash ${hex(e.record_hash)}, recomputed from its fields ${hex(computed)}; its content or position was changed`, file);
+    const otherTenant = tenantText === null ? this.otherTenantInBody() : tenantText === this.tenantId ? null : tenantText;
+    // The computed hash is a fresh buffer: once it equals the stored one, it is what the verifier keeps.
+    const computed = this.encoder.hashMessage(seq, prevHash);
+    if (!computed.equals(recordHash)) {
+      this.fail(seq, 'hash mismatch', `event ${seq}: stored record_hash ${hex(recordHash)}, recomputed from its fields ${hex(computed)}; its content or position was changed`, file);
       return false;
     }
-    if (tenant !== this.tenantId) {
-      this.fail(seq, 'wrong tenant', `event ${seq} belongs to tenant ${tenant}, not ${this.tenantId}`, file);
+    if (otherTenant !== null) {
+      this.fail(seq, 'wrong tenant', `event ${seq} belongs to tenant ${otherTenant}, not ${this.tenantId}`, file);
       return false;
     }
-    if (this.previousHash !== null && !e.prev_hash.equals(this.previousHash)) {
+    if (this.previousHash !== null && !prevHash.equals(this.previousHash)) {
       if (seq === 1n) {
-        this.fail(1n, 'broken link', `event 1 has prev_hash ${hex(e.prev_hash)}, expected the genesis value (32 zero bytes)`, file);
+        this.fail(1n, 'broken link', `event 1 has prev_hash ${hex(prevHash)}, expected the genesis value (32 zero bytes)`, file);
       } else {
         const before = seq - 1n;
-        this.fail(before, 'broken link', `event ${before} has record_hash ${hex(this.previousHash)} but event ${seq} recorded prev_hash ${hex(e.prev_hash)}: event ${before} was rewritten with a recomputed hash`, file);
+        this.fail(before, 'broken link', `event ${before} has record_hash ${hex(this.previousHash)} but event ${seq} recorded prev_hash ${hex(prevHash)}: event ${before} was rewritten with a recomputed hash`, file);
       }
       return false;
     }
     if (this.firstRecordHash === null) {
-      this.firstRecordHash = e.record_hash;
-      this.firstPrevHash = e.prev_hash;
+      this.firstRecordHash = computed;
+      this.firstPrevHash = Buffer.from(prevHash);
     }
-    const extra = this.onEvent?.(seq, e.record_hash, file) ?? null;
+    const extra = this.onEvent?.(seq, computed, file) ?? null;
     if (extra !== null) {
       if (this.problem === null) this.problem = extra;
       return false;
     }
-    this.previousHash = e.record_hash;
+    this.previousHash = computed;
     this.previousSeq = seq;
     this.lastSequenceNo = seq;
-    this.lastRecordHash = e.record_hash;
+    this.lastRecordHash = computed;
     this.expected = seq + 1n;
     return true;
   }

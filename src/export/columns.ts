@@ -7,6 +7,9 @@
  *   timestamp   Parquet: INT64 TIMESTAMP(MICROS, UTC); JSONL: ISO-8601 UTC with 6 fractional digits
  *   hash        64 lowercase hex characters
  */
+import type { ChainEncoder } from '../chain/encoding.ts';
+import type { ChainEvent } from '../chain/verifier.ts';
+
 export const EXPORT_COLUMNS = [
   ['sequence_no', 'int64'],
   ['event_id', 'text'],
@@ -88,3 +91,25 @@ export const EXPORT_SELECT = `e.sequence_no::text as sequence_no, e.event_id, e.
   e.resource_type, e.resource_id, e.parent_type, e.parent_id, e.changes::text as changes, e.reason,
   e.context::text as context, e.db_identity::text as db_identity, e.encoding_version::int as encoding_version,
   encode(e.prev_hash, 'hex') as prev_hash, encode(e.record_hash, 'hex') as record_hash`;
+
+/**
+ * Where the export readers deliver events, without an object per event: for
+ * each event the reader writes its body into `encoder` (ChainEncoder.beginBody()
+ * and the field*() methods, or writeBody()), then calls event().
+ */
+export interface ExportEventSink {
+  readonly encoder: ChainEncoder;
+  /**
+   * One event, whose body is in `encoder`. `prevHash` and `recordHash` are
+   * scratch buffers the reader reuses for the next event: copy what you keep.
+   * `tenantText` is the tenant_id as a string when the reader decoded it as
+   * one (null: read it from the body's bytes).
+   */
+  event(sequenceNo: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, tenantText: string | null): void;
+}
+
+/** Delivers a decoded event object to a sink (the slow path of the readers). */
+export function deliverEvent(sink: ExportEventSink, e: ChainEvent): void {
+  sink.encoder.writeBody(e);
+  sink.event(e.sequence_no, e.encoding_version, e.prev_hash, e.record_hash, typeof e.tenant_id === 'string' ? e.tenant_id : null);
+}

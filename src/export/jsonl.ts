@@ -4,12 +4,14 @@
  * PostgreSQL's jsonb text, so a verifier hashes the string as it is.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
 import { EvidenceFileError } from '../errors.ts';
-import { isoFromMicros, microsFromIso, type TextValue } from '../chain/encoding.ts';
+import { isoFromMicros, microsFromIso, type ChainEncoder, type TextValue } from '../chain/encoding.ts';
 import type { ChainEvent } from '../chain/verifier.ts';
-import type { ExportRow } from './columns.ts';
+import { deliverEvent, type ExportEventSink, type ExportRow } from './columns.ts';
 import type { DataFileWriter, WrittenFile } from './parquet.ts';
 
 export class JsonlFileWriter implements DataFileWriter {
@@ -136,35 +138,456 @@ export function parseJsonlEvent(lineText: string, file: string, line: number): C
   };
 }
 
-/**
- * Reads a JSONL file in batches of events, computing the file's SHA-256 on the
- * same pass. `onDigest` receives the hex digest after the last batch.
- */
-export async function* readJsonlEvents(path: string, label: string, onDigest: (sha256: string) => void): AsyncGenerator<ChainEvent[]> {
-  const digest = createHash('sha256');
-  let rest: Buffer = Buffer.alloc(0);
-  let line = 0;
-  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
-  for await (const raw of stream) {
-    const chunk = raw as Buffer;
-    digest.update(chunk);
-    const data = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
-    const batch: ChainEvent[] = [];
-    let start = 0;
-    let nl = data.indexOf(10, start);
-    while (nl !== -1) {
-      line++;
-      batch.push(parseJsonlEvent(data.toString('utf8', start, nl), label, line));
-      start = nl + 1;
-      nl = data.indexOf(10, start);
+// ---------------------------------------------------------------------------
+// The fast path: lines exactly as JsonlFileWriter writes them.
+//
+// JSON.parse per line, a JS string per field and its UTF-8 encoding again
+// cost more than SHA-256 itself. A line the writer produced has a fixed
+// layout (JSON.stringify of the columns in order, no whitespace), so its field
+// boundaries can be found in the bytes: the decoder below copies each string
+// value's bytes straight into the encoder's buffer, unescaping JSON escapes on
+// the way, and decodes the hex hashes into reused buffers. It only accepts
+// what it can prove equal to JSON.parse: anything else (other key order,
+// whitespace, an escape it does not know, a control character, a number with
+// a fraction, invalid UTF-8 in the chunk, ...) is handed to parseJsonlEvent(),
+// which decodes it as before or throws the error naming the file and line.
+// ---------------------------------------------------------------------------
+
+const latin1 = (t: string): Buffer => Buffer.from(t, 'latin1');
+
+/** The text between values in a line of JsonlFileWriter, in order. */
+const T_SEQUENCE_NO = latin1('{"sequence_no":');
+const T_EVENT_ID = latin1(',"event_id":');
+const T_TENANT_ID = latin1(',"tenant_id":');
+const T_OCCURRED_AT = latin1(',"occurred_at":');
+const T_INGESTED_AT = latin1(',"ingested_at":');
+const T_ACTOR_TYPE = latin1(',"actor_type":');
+const T_ACTOR_ID = latin1(',"actor_id":');
+const T_ACTOR_NAME = latin1(',"actor_name":');
+const T_AUTH_METHOD = latin1(',"auth_method":');
+const T_SOURCE_IP = latin1(',"source_ip":');
+const T_USER_AGENT_HASH = latin1(',"user_agent_hash":');
+const T_ACTION = latin1(',"action":');
+const T_RESOURCE_TYPE = latin1(',"resource_type":');
+const T_RESOURCE_ID = latin1(',"resource_id":');
+const T_PARENT_TYPE = latin1(',"parent_type":');
+const T_PARENT_ID = latin1(',"parent_id":');
+const T_CHANGES = latin1(',"changes":');
+const T_REASON = latin1(',"reason":');
+const T_CONTEXT = latin1(',"context":');
+const T_DB_IDENTITY = latin1(',"db_identity":');
+const T_ENCODING_VERSION = latin1(',"encoding_version":');
+const T_PREV_HASH = latin1(',"prev_hash":');
+const T_RECORD_HASH = latin1(',"record_hash":');
+
+/** Value of a hex digit byte, -1 for anything else; LOWER_HEX: lowercase only (as the hashes must be). */
+const HEX_DIGIT = new Int8Array(256).fill(-1);
+const LOWER_HEX = new Int8Array(256).fill(-1);
+for (let i = 0; i < 10; i++) {
+  HEX_DIGIT[0x30 + i] = i;
+  LOWER_HEX[0x30 + i] = i;
+}
+for (let i = 0; i < 6; i++) {
+  HEX_DIGIT[0x61 + i] = 10 + i;
+  HEX_DIGIT[0x41 + i] = 10 + i;
+  LOWER_HEX[0x61 + i] = 10 + i;
+}
+
+/** 10^(6 - digits): scales a fraction of 1 to 6 digits to microseconds. */
+const FRACTION_SCALE = [1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+/** Microseconds below this magnitude are exact as a Number after ms * 1000 + fraction. */
+const SAFE_MILLIS = 9_000_000_000_000;
+
+/** Bytes a JSON string holds as they are (PLAIN), and the others: '"', '\\' and control characters. */
+const PLAIN = 0;
+const BYTE_CLASS = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) BYTE_CLASS[c] = 1;
+BYTE_CLASS[0x22] = 1;
+BYTE_CLASS[0x5c] = 1;
+
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/** The seconds part of one timestamp column, parsed once while it repeats (events come in time order). */
+class SecondsCache {
+  private readonly key = Buffer.alloc(19);
+  private valid = false;
+  private millis = Number.NaN;
+
+  /**
+   * Date.parse(`${bytes[at..at+19]}Z`) when those 19 bytes are
+   * YYYY-MM-DDTHH:MM:SS (ASCII digits), as microsFromIso() requires:
+   * milliseconds, or NaN (not in that form, or not a date).
+   */
+  millisAt(data: Buffer, at: number): number {
+    const key = this.key;
+    if (this.valid) {
+      let same = true;
+      // The seconds change most often: compare from the end.
+      for (let i = 18; i >= 0; i--) {
+        if (data[at + i] !== key[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.millis;
     }
-    rest = data.subarray(start);
-    if (batch.length > 0) yield batch;
+    for (let i = 0; i < 19; i++) {
+      const c = data[at + i] as number;
+      const ok = i === 4 || i === 7 ? c === 0x2d : i === 10 ? c === 0x54 : i === 13 || i === 16 ? c === 0x3a : isDigit(c);
+      if (!ok) return Number.NaN;
+    }
+    data.copy(key, 0, at, at + 19);
+    this.valid = true;
+    this.millis = Date.parse(`${key.toString('latin1')}Z`);
+    return this.millis;
   }
-  if (rest.length > 0) {
-    line++;
-    // A last line without its newline: the file was cut short.
-    throw bad(label, line, 'the last line has no end (the file was truncated)');
+}
+
+/** Decodes lines of the writer's layout straight into an encoder. One per reader. */
+export class JsonlLineDecoder {
+  sequenceNo = 0n;
+  encodingVersion = 0;
+  readonly prevHash = Buffer.alloc(32);
+  readonly recordHash = Buffer.alloc(32);
+  private out: Buffer = Buffer.alloc(0);
+  private o = 0;
+  private readonly occurred = new SecondsCache();
+  private readonly ingested = new SecondsCache();
+
+  /**
+   * Decodes the line data[start..end) (without its newline) into the
+   * encoder's buffer, sequenceNo, encodingVersion, prevHash and recordHash.
+   * Returns false, having decided nothing, when the line is not exactly in the
+   * writer's layout: the caller decodes it with parseJsonlEvent() instead.
+   * Call only on bytes that are valid UTF-8, with the line's newline at
+   * data[end] (the scans stop at it).
+   */
+  decode(data: Buffer, start: number, end: number, encoder: ChainEncoder): boolean {
+    if (data[end] !== 0x0a) return false;
+    // A body is never longer than its line: escapes only shrink, a timestamp
+    // of 27 characters becomes 12 bytes, the keys give room for the lengths.
+    encoder.beginBody(end - start + 64);
+    this.out = encoder.buffer;
+    this.o = encoder.position;
+    let p = token(data, start, end, T_SEQUENCE_NO);
+    if (p < 0) return false;
+    const seqEnd = integerEnd(data, p, end, 15);
+    if (seqEnd < 0 || data[p] === 0x30) return false; // sequence_no >= 1
+    const seq = digitsValue(data, p, seqEnd);
+    p = token(data, seqEnd, end, T_EVENT_ID);
+    if (p >= 0) p = this.string(data, p, end, false, false);
+    if (p >= 0) p = token(data, p, end, T_TENANT_ID);
+    // tenant_id is compared as a string: with escapes (a lone surrogate) bytes and string may differ.
+    if (p >= 0) p = this.string(data, p, end, false, true);
+    if (p >= 0) p = token(data, p, end, T_OCCURRED_AT);
+    if (p >= 0) p = this.timestamp(data, p, end, this.occurred);
+    if (p >= 0) p = token(data, p, end, T_INGESTED_AT);
+    if (p >= 0) p = this.timestamp(data, p, end, this.ingested);
+    if (p >= 0) p = token(data, p, end, T_ACTOR_TYPE);
+    if (p >= 0) p = this.string(data, p, end, false, false);
+    if (p >= 0) p = token(data, p, end, T_ACTOR_ID);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_ACTOR_NAME);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_AUTH_METHOD);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_SOURCE_IP);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_USER_AGENT_HASH);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_ACTION);
+    if (p >= 0) p = this.string(data, p, end, false, false);
+    if (p >= 0) p = token(data, p, end, T_RESOURCE_TYPE);
+    if (p >= 0) p = this.string(data, p, end, false, false);
+    if (p >= 0) p = token(data, p, end, T_RESOURCE_ID);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_PARENT_TYPE);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_PARENT_ID);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_CHANGES);
+    if (p >= 0) p = this.string(data, p, end, false, false);
+    if (p >= 0) p = token(data, p, end, T_REASON);
+    if (p >= 0) p = this.string(data, p, end, true, false);
+    if (p >= 0) p = token(data, p, end, T_CONTEXT);
+    if (p >= 0) p = this.string(data, p, end, false, false);
+    if (p >= 0) p = token(data, p, end, T_DB_IDENTITY);
+    if (p >= 0) p = this.string(data, p, end, false, false);
+    if (p >= 0) p = token(data, p, end, T_ENCODING_VERSION);
+    if (p < 0) return false;
+    const versionEnd = integerEnd(data, p, end, 9);
+    if (versionEnd < 0 || (data[p] === 0x30 && versionEnd > p + 1)) return false; // no leading zeros in JSON
+    const version = digitsValue(data, p, versionEnd);
+    p = token(data, versionEnd, end, T_PREV_HASH);
+    if (p >= 0) p = hexHash(data, p, end, this.prevHash);
+    if (p >= 0) p = token(data, p, end, T_RECORD_HASH);
+    if (p >= 0) p = hexHash(data, p, end, this.recordHash);
+    if (p < 0 || p + 1 !== end || data[p] !== 0x7d) return false;
+    encoder.position = this.o;
+    this.sequenceNo = BigInt(seq);
+    this.encodingVersion = version;
+    return true;
+  }
+
+  /** A text or jsonb value at p (a JSON string, or null when allowed) as a field; returns the position after it, -1 if not the fast layout. */
+  private string(data: Buffer, p: number, end: number, nullable: boolean, noEscapes: boolean): number {
+    const out = this.out;
+    let o = this.o;
+    if (p >= end) return -1;
+    if (data[p] !== 0x22) {
+      if (!nullable || p + 4 > end || data[p] !== 0x6e || data[p + 1] !== 0x75 || data[p + 2] !== 0x6c || data[p + 3] !== 0x6c) return -1;
+      out[o] = 0xff;
+      out[o + 1] = 0xff;
+      out[o + 2] = 0xff;
+      out[o + 3] = 0xff;
+      this.o = o + 4;
+      return p + 4;
+    }
+    p++;
+    const lengthAt = o;
+    o += 4;
+    // No bounds check per byte: the line ends at its newline (data[end] is 0x0a), a control character.
+    for (;;) {
+      const c = data[p] as number;
+      if (BYTE_CLASS[c] === PLAIN) {
+        out[o++] = c;
+        p++;
+        continue;
+      }
+      if (c === 0x22) break;
+      if (c === 0x5c) {
+        if (noEscapes || p + 1 >= end) return -1;
+        const e = data[p + 1];
+        p += 2;
+        switch (e) {
+          case 0x22: // \"
+          case 0x5c: // \\
+          case 0x2f: // \/
+            out[o++] = e;
+            continue;
+          case 0x62: // \b
+            out[o++] = 0x08;
+            continue;
+          case 0x66: // \f
+            out[o++] = 0x0c;
+            continue;
+          case 0x6e: // \n
+            out[o++] = 0x0a;
+            continue;
+          case 0x72: // \r
+            out[o++] = 0x0d;
+            continue;
+          case 0x74: // \t
+            out[o++] = 0x09;
+            continue;
+          case 0x75: {
+            // \uXXXX: a UTF-16 code unit; a pair of escapes for a surrogate pair.
+            const u = hex4(data, p, end);
+            if (u < 0) return -1;
+            p += 4;
+            let cp = u;
+            if (u >= 0xd800 && u <= 0xdbff) {
+              const low = data[p] === 0x5c && data[p + 1] === 0x75 ? hex4(data, p + 2, end) : -1;
+              if (low >= 0xdc00 && low <= 0xdfff) {
+                cp = 0x10000 + ((u - 0xd800) << 10) + (low - 0xdc00);
+                p += 6;
+              } else {
+                cp = 0xfffd; // a lone surrogate: encoded as U+FFFD, as Buffer.write does
+              }
+            } else if (u >= 0xdc00 && u <= 0xdfff) {
+              cp = 0xfffd;
+            }
+            if (cp < 0x80) {
+              out[o++] = cp;
+            } else if (cp < 0x800) {
+              out[o++] = 0xc0 | (cp >> 6);
+              out[o++] = 0x80 | (cp & 0x3f);
+            } else if (cp < 0x10000) {
+              out[o++] = 0xe0 | (cp >> 12);
+              out[o++] = 0x80 | ((cp >> 6) & 0x3f);
+              out[o++] = 0x80 | (cp & 0x3f);
+            } else {
+              out[o++] = 0xf0 | (cp >> 18);
+              out[o++] = 0x80 | ((cp >> 12) & 0x3f);
+              out[o++] = 0x80 | ((cp >> 6) & 0x3f);
+              out[o++] = 0x80 | (cp & 0x3f);
+            }
+            continue;
+          }
+          default:
+            return -1;
+        }
+      }
+      return -1; // a raw control character (JSON.parse refuses them in strings) or the end of the line
+    }
+    const length = o - lengthAt - 4;
+    out[lengthAt] = length >>> 24;
+    out[lengthAt + 1] = (length >>> 16) & 0xff;
+    out[lengthAt + 2] = (length >>> 8) & 0xff;
+    out[lengthAt + 3] = length & 0xff;
+    this.o = o;
+    return p + 1;
+  }
+
+  /** A timestamp "YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z" at p as a field, exactly as microsFromIso() reads it. */
+  private timestamp(data: Buffer, p: number, end: number, cache: SecondsCache): number {
+    const s = p + 1;
+    if (s + 21 > end || data[p] !== 0x22) return -1;
+    const millis = cache.millisAt(data, s);
+    if (Number.isNaN(millis)) return -1;
+    let q = s + 19;
+    let fraction = 0;
+    let digits = 0;
+    if (data[q] === 0x2e) {
+      q++;
+      while (digits < 6 && q < end && isDigit(data[q] as number)) {
+        fraction = fraction * 10 + ((data[q] as number) - 0x30);
+        digits++;
+        q++;
+      }
+      if (digits === 0) return -1;
+    }
+    if (q + 2 > end || data[q] !== 0x5a || data[q + 1] !== 0x22) return -1; // Z"
+    const micros = fraction * (FRACTION_SCALE[digits] as number);
+    const out = this.out;
+    const o = this.o;
+    out.writeUInt32BE(8, o);
+    if (millis > -SAFE_MILLIS && millis < SAFE_MILLIS) {
+      const value = millis * 1000 + micros;
+      const hi = Math.floor(value / 4294967296);
+      out.writeInt32BE(hi, o + 4);
+      out.writeUInt32BE(value - hi * 4294967296, o + 8);
+    } else {
+      out.writeBigInt64BE(BigInt(millis) * 1000n + BigInt(micros), o + 4);
+    }
+    this.o = o + 12;
+    return q + 2;
+  }
+}
+
+/** The position after `t` if the bytes at p are `t`, else -1. */
+function token(data: Buffer, p: number, end: number, t: Buffer): number {
+  const n = t.length;
+  if (p + n > end) return -1;
+  for (let i = 0; i < n; i++) if (data[p + i] !== t[i]) return -1;
+  return p + n;
+}
+
+/** The end of 1 to `max` ASCII digits at p followed by more of the line, or -1. */
+function integerEnd(data: Buffer, p: number, end: number, max: number): number {
+  let q = p;
+  while (q < end && isDigit(data[q] as number)) q++;
+  return q === p || q - p > max || q >= end ? -1 : q;
+}
+
+function digitsValue(data: Buffer, p: number, end: number): number {
+  let v = 0;
+  for (let i = p; i < end; i++) v = v * 10 + ((data[i] as number) - 0x30);
+  return v;
+}
+
+/** Four hex digits (either case, as JSON allows) at p, or -1. */
+function hex4(data: Buffer, p: number, end: number): number {
+  if (p + 4 > end) return -1;
+  const a = HEX_DIGIT[data[p] as number] as number;
+  const b = HEX_DIGIT[data[p + 1] as number] as number;
+  const c = HEX_DIGIT[data[p + 2] as number] as number;
+  const d = HEX_DIGIT[data[p + 3] as number] as number;
+  if ((a | b | c | d) < 0) return -1;
+  return (a << 12) | (b << 8) | (c << 4) | d;
+}
+
+/** A hash "<64 lowercase hex>" at p decoded into `into`; the position after it, or -1. */
+function hexHash(data: Buffer, p: number, end: number, into: Buffer): number {
+  if (p + 66 > end || data[p] !== 0x22 || data[p + 65] !== 0x22) return -1;
+  return decodeLowerHex32(data, p + 1, into) ? p + 66 : -1;
+}
+
+/** 64 lowercase hex characters at `at` into 32 bytes; false if any is not one. */
+export function decodeLowerHex32(src: Uint8Array, at: number, into: Buffer): boolean {
+  for (let i = 0; i < 32; i++) {
+    const hi = LOWER_HEX[src[at + 2 * i] as number] as number;
+    const lo = LOWER_HEX[src[at + 2 * i + 1] as number] as number;
+    if ((hi | lo) < 0) return false;
+    into[i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
+/**
+ * Reads a JSONL file into `sink`, computing the file's SHA-256 on the same
+ * pass; yields the number of events of each chunk read. `onDigest` receives
+ * the hex digest after the last line. Lines in the writer's layout take the
+ * fast path (JsonlLineDecoder); any other line is decoded, or refused with
+ * the file and line, by parseJsonlEvent().
+ */
+export async function* readJsonlInto(path: string, label: string, sink: ExportEventSink, onDigest: (sha256: string) => void): AsyncGenerator<number> {
+  const digest = createHash('sha256');
+  const decoder = new JsonlLineDecoder();
+  const encoder = sink.encoder;
+  let line = 0;
+  /** The lines of data[start..lastNewline], each ending with its newline; returns how many. */
+  const lines = (data: Buffer, start: number, lastNewline: number): number => {
+    // Raw copies of bytes equal decode-then-encode only for valid UTF-8;
+    // lines that are not go through parseJsonlEvent one by one.
+    const fast = isUtf8(data.subarray(start, lastNewline));
+    let count = 0;
+    while (start <= lastNewline) {
+      const nl = data.indexOf(10, start);
+      line++;
+      if (fast && decoder.decode(data, start, nl, encoder)) {
+        sink.event(decoder.sequenceNo, decoder.encodingVersion, decoder.prevHash, decoder.recordHash, null);
+      } else {
+        deliverEvent(sink, parseJsonlEvent(data.toString('utf8', start, nl), label, line));
+      }
+      count++;
+      start = nl + 1;
+    }
+    return count;
+  };
+  const handle = await open(path, 'r');
+  // Two buffers: the next chunk is read (on libuv's thread pool) while this one is verified.
+  const size = 1 << 20;
+  let reading = Buffer.allocUnsafe(size);
+  let spare = Buffer.allocUnsafe(size);
+  let pending = handle.read(reading, 0, size, null);
+  try {
+    let carry: Buffer = Buffer.alloc(0); // the unfinished last line of the previous chunk (a copy)
+    for (;;) {
+      const { bytesRead } = await pending;
+      if (bytesRead === 0) break;
+      const chunk = reading.subarray(0, bytesRead);
+      [reading, spare] = [spare, reading];
+      pending = handle.read(reading, 0, size, null);
+      digest.update(chunk);
+      let count = 0;
+      let start = 0;
+      if (carry.length > 0) {
+        const nl = chunk.indexOf(10);
+        if (nl < 0) {
+          carry = Buffer.concat([carry, chunk]);
+          continue;
+        }
+        const joined = Buffer.concat([carry, chunk.subarray(0, nl + 1)]);
+        count += lines(joined, 0, joined.length - 1);
+        start = nl + 1;
+      }
+      const lastNewline = chunk.lastIndexOf(10);
+      if (lastNewline >= start) {
+        count += lines(chunk, start, lastNewline);
+        start = lastNewline + 1;
+      }
+      carry = Buffer.from(chunk.subarray(start));
+      if (count > 0) yield count;
+    }
+    if (carry.length > 0) {
+      line++;
+      // A last line without its newline: the file was cut short.
+      throw bad(label, line, 'the last line has no end (the file was truncated)');
+    }
+  } finally {
+    await pending.catch(() => undefined);
+    await handle.close();
   }
   onDigest(digest.digest('hex'));
 }

@@ -13,10 +13,12 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, type ColumnData } from 'hyparquet';
 import { EvidenceFileError } from '../errors.ts';
+import { BODY_FIELDS, type ChainEncoder } from '../chain/encoding.ts';
 import type { ChainEvent } from '../chain/verifier.ts';
-import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportRow } from './columns.ts';
+import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
+import { decodeLowerHex32 } from './jsonl.ts';
 
 // hyparquet-writer bundles its own hyparquet version: use the writer's schema type.
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -128,17 +130,29 @@ function malformed(label: string, what: string, cause?: unknown): EvidenceFileEr
   });
 }
 
-function hashFromHexBytes(v: unknown, column: string, label: string, row: number): Buffer {
+/** A hash column value (64 lowercase hex characters, as bytes or a string) decoded into `into`. */
+function hashInto(v: unknown, into: Buffer, column: string, label: string, row: number): Buffer {
+  if (v instanceof Uint8Array && v.length === 64 && decodeLowerHex32(v, 0, into)) return into;
   const hexText = v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1') : v;
   if (typeof hexText !== 'string' || !HEX64.test(hexText)) throw malformed(label, `row ${row}: ${column} is not 64 hex characters`);
-  return Buffer.from(hexText, 'hex');
+  into.write(hexText, 0, 'hex');
+  return into;
+}
+
+/** One row group, column by column (in EXPORT_COLUMNS order): hyparquet's decoded arrays, never a row object. */
+interface ColumnGroup {
+  /** Row number (0-based) of the group's first row in the file. */
+  rowStart: number;
+  rows: number;
+  columns: ArrayLike<unknown>[];
 }
 
 /**
- * Reads a Parquet export file one row group at a time. Text stays as UTF-8
- * bytes (never decoded: the encoder hashes them as they are).
+ * Reads a Parquet export file one row group at a time as columns. Text stays
+ * as UTF-8 bytes (never decoded: the encoder hashes them as they are) and
+ * timestamps as microseconds.
  */
-export async function* readParquetEvents(path: string, label: string): AsyncGenerator<ChainEvent[]> {
+async function* readParquetColumns(path: string, label: string): AsyncGenerator<ColumnGroup> {
   let file;
   let metadata;
   try {
@@ -151,57 +165,151 @@ export async function* readParquetEvents(path: string, label: string): AsyncGene
   for (const [name] of EXPORT_COLUMNS) {
     if (!names.includes(name)) throw malformed(label, `column ${name} is missing`);
   }
+  const index = new Map<string, number>(EXPORT_COLUMNS.map(([name], i) => [name, i]));
   let rowStart = 0;
   for (const group of metadata.row_groups) {
-    const rowEnd = rowStart + Number(group.num_rows);
-    let rows: Record<string, unknown>[];
+    const rows = Number(group.num_rows);
+    const rowEnd = rowStart + rows;
+    // Pages of each column as hyparquet decodes them; placed by row number below.
+    const pages: ColumnData[][] = EXPORT_COLUMNS.map(() => []);
     try {
-      rows = await parquetReadObjects({
+      await parquetRead({
         file,
         metadata,
         rowStart,
         rowEnd,
         parsers: { stringFromBytes: keepBytes, timestampFromMicroseconds: keepMicros },
+        onChunk: (chunk) => {
+          const i = index.get(chunk.columnName);
+          if (i !== undefined) pages[i]?.push(chunk);
+        },
       });
     } catch (err) {
       throw malformed(label, `rows ${rowStart + 1} to ${rowEnd} cannot be read (${err instanceof Error ? err.message : String(err)})`, err);
     }
-    const batch: ChainEvent[] = new Array(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i] as Record<string, unknown>;
-      const seq = r['sequence_no'];
-      const occurred = r['occurred_at'];
-      const ingested = r['ingested_at'];
+    const columns = pages.map((chunks): ArrayLike<unknown> => {
+      const only = chunks[0];
+      if (chunks.length === 1 && only !== undefined && only.rowStart === rowStart && only.columnData.length >= rows) return only.columnData;
+      // Several pages (or a page that starts elsewhere): one array indexed by row; rows no page holds stay undefined.
+      const values: unknown[] = new Array(rows);
+      for (const chunk of chunks) {
+        const data = chunk.columnData;
+        const offset = chunk.rowStart - rowStart;
+        const from = Math.max(0, -offset);
+        const to = Math.min(data.length, rows - offset);
+        for (let k = from; k < to; k++) values[offset + k] = data[k];
+      }
+      return values;
+    });
+    yield { rowStart, rows, columns };
+    rowStart = rowEnd;
+  }
+}
+
+const C = Object.fromEntries(EXPORT_COLUMNS.map(([name], i) => [name, i])) as Record<(typeof EXPORT_COLUMNS)[number][0], number>;
+
+/** A text or jsonb value: UTF-8 bytes, SQL NULL (null or missing), or a string. */
+function textField(encoder: ChainEncoder, v: unknown, column: string, label: string, row: number): void {
+  if (v instanceof Uint8Array) encoder.fieldBytes(v);
+  else if (v === null || v === undefined) encoder.fieldNull();
+  else if (typeof v === 'string') encoder.fieldBytes(Buffer.from(v, 'utf8'));
+  else throw malformed(label, `row ${row}: ${column} is not text`);
+}
+
+/**
+ * Reads a Parquet export file into `sink`, one row group at a time, straight
+ * from hyparquet's column arrays (no object per row); yields the number of
+ * events of each row group.
+ */
+export async function* readParquetInto(path: string, label: string, sink: ExportEventSink): AsyncGenerator<number> {
+  const encoder = sink.encoder;
+  const prevHash = Buffer.alloc(32);
+  const recordHash = Buffer.alloc(32);
+  for await (const { rowStart, rows, columns } of readParquetColumns(path, label)) {
+    const col = (name: keyof typeof C): ArrayLike<unknown> => columns[C[name]] as ArrayLike<unknown>;
+    const sequenceNo = col('sequence_no');
+    const occurredAt = col('occurred_at');
+    const ingestedAt = col('ingested_at');
+    const version = col('encoding_version');
+    const prev = col('prev_hash');
+    const record = col('record_hash');
+    // The body's text and jsonb columns, in encoding order, with the two timestamps (null here) in their places.
+    const body: Array<ArrayLike<unknown> | null> = [
+      col('event_id'), col('tenant_id'), null, null, col('actor_type'), col('actor_id'), col('actor_name'), col('auth_method'),
+      col('source_ip'), col('user_agent_hash'), col('action'), col('resource_type'), col('resource_id'), col('parent_type'),
+      col('parent_id'), col('changes'), col('reason'), col('context'), col('db_identity'),
+    ];
+    const bodyNames = BODY_FIELDS.map(([name]) => name);
+    for (let i = 0; i < rows; i++) {
+      const row = rowStart + i + 1;
+      const seq = sequenceNo[i];
+      const occurred = occurredAt[i];
+      const ingested = ingestedAt[i];
       if (typeof seq !== 'bigint' || typeof occurred !== 'bigint' || typeof ingested !== 'bigint') {
-        throw malformed(label, `row ${rowStart + i + 1}: sequence_no, occurred_at and ingested_at must be INT64`);
+        throw malformed(label, `row ${row}: sequence_no, occurred_at and ingested_at must be INT64`);
+      }
+      encoder.beginBody();
+      for (let f = 0; f < body.length; f++) {
+        const values = body[f] as ArrayLike<unknown> | null;
+        if (values === null) encoder.fieldTimestamp(f === 2 ? occurred : ingested);
+        else textField(encoder, values[i], bodyNames[f] as string, label, row);
+      }
+      sink.event(
+        seq,
+        Number(version[i]),
+        hashInto(prev[i], prevHash, 'prev_hash', label, row),
+        hashInto(record[i], recordHash, 'record_hash', label, row),
+        null,
+      );
+    }
+    yield rows;
+  }
+}
+
+/**
+ * Reads a Parquet export file one row group at a time as event objects (for
+ * tools and tests; the verifier uses readParquetInto()). Text stays as UTF-8
+ * bytes (never decoded).
+ */
+export async function* readParquetEvents(path: string, label: string): AsyncGenerator<ChainEvent[]> {
+  for await (const { rowStart, rows, columns } of readParquetColumns(path, label)) {
+    const value = (name: keyof typeof C, i: number): unknown => (columns[C[name]] as ArrayLike<unknown>)[i];
+    const text = (name: keyof typeof C, i: number): Uint8Array | null => (value(name, i) ?? null) as Uint8Array | null;
+    const batch: ChainEvent[] = new Array(rows);
+    for (let i = 0; i < rows; i++) {
+      const row = rowStart + i + 1;
+      const seq = value('sequence_no', i);
+      const occurred = value('occurred_at', i);
+      const ingested = value('ingested_at', i);
+      if (typeof seq !== 'bigint' || typeof occurred !== 'bigint' || typeof ingested !== 'bigint') {
+        throw malformed(label, `row ${row}: sequence_no, occurred_at and ingested_at must be INT64`);
       }
       batch[i] = {
         sequence_no: seq,
-        event_id: r['event_id'] as Uint8Array,
-        tenant_id: r['tenant_id'] as Uint8Array,
+        event_id: text('event_id', i),
+        tenant_id: text('tenant_id', i),
         occurred_at: occurred,
         ingested_at: ingested,
-        actor_type: (r['actor_type'] ?? null) as Uint8Array | null,
-        actor_id: (r['actor_id'] ?? null) as Uint8Array | null,
-        actor_name: (r['actor_name'] ?? null) as Uint8Array | null,
-        auth_method: (r['auth_method'] ?? null) as Uint8Array | null,
-        source_ip: (r['source_ip'] ?? null) as Uint8Array | null,
-        user_agent_hash: (r['user_agent_hash'] ?? null) as Uint8Array | null,
-        action: (r['action'] ?? null) as Uint8Array | null,
-        resource_type: (r['resource_type'] ?? null) as Uint8Array | null,
-        resource_id: (r['resource_id'] ?? null) as Uint8Array | null,
-        parent_type: (r['parent_type'] ?? null) as Uint8Array | null,
-        parent_id: (r['parent_id'] ?? null) as Uint8Array | null,
-        changes: (r['changes'] ?? null) as Uint8Array | null,
-        reason: (r['reason'] ?? null) as Uint8Array | null,
-        context: (r['context'] ?? null) as Uint8Array | null,
-        db_identity: (r['db_identity'] ?? null) as Uint8Array | null,
-        encoding_version: Number(r['encoding_version']),
-        prev_hash: hashFromHexBytes(r['prev_hash'], 'prev_hash', label, rowStart + i + 1),
-        record_hash: hashFromHexBytes(r['record_hash'], 'record_hash', label, rowStart + i + 1),
+        actor_type: text('actor_type', i),
+        actor_id: text('actor_id', i),
+        actor_name: text('actor_name', i),
+        auth_method: text('auth_method', i),
+        source_ip: text('source_ip', i),
+        user_agent_hash: text('user_agent_hash', i),
+        action: text('action', i),
+        resource_type: text('resource_type', i),
+        resource_id: text('resource_id', i),
+        parent_type: text('parent_type', i),
+        parent_id: text('parent_id', i),
+        changes: text('changes', i),
+        reason: text('reason', i),
+        context: text('context', i),
+        db_identity: text('db_identity', i),
+        encoding_version: Number(value('encoding_version', i)),
+        prev_hash: Buffer.from(hashInto(value('prev_hash', i), Buffer.alloc(32), 'prev_hash', label, row)),
+        record_hash: Buffer.from(hashInto(value('record_hash', i), Buffer.alloc(32), 'record_hash', label, row)),
       };
     }
-    rowStart = rowEnd;
     yield batch;
   }
 }

@@ -9,12 +9,14 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EvidenceFileError, UsageError } from '../errors.ts';
-import { StreamingChainVerifier, type ChainEvent, type ChainProblem } from '../chain/verifier.ts';
+import { ChainEncoder } from '../chain/encoding.ts';
+import { StreamingChainVerifier, type ChainProblem } from '../chain/verifier.ts';
 import { checkAgainstCheckpoints, firstProblem, readCheckpoints, type ValidCheckpoint } from '../anchor/read_checkpoints.ts';
 import { openStore, type ImmutabilityReport } from '../anchor/stores.ts';
 import { MANIFEST_FILE, readManifest, type ExportManifest } from './manifest.ts';
-import { readJsonlEvents } from './jsonl.ts';
-import { fileSha256, readParquetEvents } from './parquet.ts';
+import type { ExportEventSink } from './columns.ts';
+import { readJsonlInto } from './jsonl.ts';
+import { fileSha256, readParquetInto } from './parquet.ts';
 
 export interface VerifyExportOptions {
   /** The export directory (manifest.json and data files). */
@@ -53,7 +55,16 @@ interface RecordHashes {
   dir: string;
 }
 
-async function* eventsOf(dir: string, manifest: ExportManifest, onDigest: (file: string, sha256: string) => void): AsyncGenerator<{ file: string; batch: ChainEvent[] }> {
+/**
+ * Reads the events of every data file into `sink` (see ExportEventSink),
+ * yielding the file and the number of events after each chunk or row group.
+ */
+async function* readEventsInto(
+  dir: string,
+  manifest: ExportManifest,
+  sink: FileEventSink,
+  onDigest: (file: string, sha256: string) => void,
+): AsyncGenerator<{ file: string; events: number }> {
   for (const f of manifest.files) {
     const full = path.join(dir, f.path);
     if (!existsSync(full)) {
@@ -61,12 +72,51 @@ async function* eventsOf(dir: string, manifest: ExportManifest, onDigest: (file:
         hint: 'The export is incomplete: copy the whole export directory again, or ask for a fresh export.',
       });
     }
+    sink.startFile(full);
     if (manifest.data_format === 'jsonl') {
-      for await (const batch of readJsonlEvents(full, full, (sha) => onDigest(f.path, sha))) yield { file: full, batch };
+      for await (const events of readJsonlInto(full, full, sink, (sha) => onDigest(f.path, sha))) yield { file: full, events };
     } else {
       onDigest(f.path, await fileSha256(full));
-      for await (const batch of readParquetEvents(full, full)) yield { file: full, batch };
+      for await (const events of readParquetInto(full, full, sink)) yield { file: full, events };
     }
+  }
+}
+
+interface FileStats {
+  count: number;
+  first: bigint | null;
+  last: bigint | null;
+}
+
+/** A sink that knows which file its events come from. */
+interface FileEventSink extends ExportEventSink {
+  startFile(file: string): void;
+}
+
+/** Feeds every event to the chain verifier and counts each file's events and sequence range. */
+class VerifyingSink implements FileEventSink {
+  readonly encoder: ChainEncoder;
+  readonly perFile = new Map<string, FileStats>();
+  private file: string | undefined;
+  private stats: FileStats = { count: 0, first: null, last: null };
+
+  constructor(private readonly verifier: StreamingChainVerifier) {
+    this.encoder = verifier.encoder;
+  }
+
+  startFile(file: string): void {
+    this.file = file;
+    const stats = this.perFile.get(file) ?? { count: 0, first: null, last: null };
+    this.perFile.set(file, stats);
+    this.stats = stats;
+  }
+
+  event(sequenceNo: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, tenantText: string | null): void {
+    this.verifier.pushEncoded(sequenceNo, encodingVersion, prevHash, recordHash, this.file, tenantText);
+    const stats = this.stats;
+    stats.first ??= sequenceNo;
+    stats.last = sequenceNo;
+    stats.count++;
   }
 }
 
@@ -135,23 +185,15 @@ export async function verifyExport(options: VerifyExportOptions): Promise<Export
   const fromSeq = BigInt(manifest.from_sequence_no ?? manifest.requested_range.from_sequence_no);
   const verifier = new StreamingChainVerifier(tenantId, fromSeq, onEvent);
   const digests = new Map<string, string>();
-  const perFile = new Map<string, { count: number; first: bigint | null; last: bigint | null }>();
+  const sink = new VerifyingSink(verifier);
   let seen = 0;
-  for await (const { file, batch } of eventsOf(dir, manifest, (f, sha) => digests.set(f, sha))) {
-    const stats = perFile.get(file) ?? { count: 0, first: null, last: null };
-    for (const e of batch) {
-      verifier.push(e, file);
-      stats.first ??= e.sequence_no;
-      stats.last = e.sequence_no;
-    }
-    stats.count += batch.length;
-    perFile.set(file, stats);
-    seen += batch.length;
+  for await (const { events } of readEventsInto(dir, manifest, sink, (f, sha) => digests.set(f, sha))) {
+    seen += events;
     options.onProgress?.(seen, manifest.event_count);
   }
   const chainProblem = verifier.finish();
 
-  const manifestProblem = checkManifest(dir, manifest, digests, perFile, seen, verifier);
+  const manifestProblem = checkManifest(dir, manifest, digests, sink.perFile, seen, verifier);
   let anchorProblem: ChainProblem | null = null;
   if (chainProblem === null && checkpoints.length > 0 && manifest.to_sequence_no !== null) {
     const to = manifest.to_sequence_no;
@@ -248,15 +290,18 @@ async function collectRecordHashes(dir: string, tenantId: string): Promise<Recor
   }
   const from = manifest.from_sequence_no ?? 1;
   const hashes = Buffer.alloc(manifest.event_count * 32);
-  let count = 0;
-  for await (const { batch } of eventsOf(dir, manifest, () => undefined)) {
-    for (const e of batch) {
-      const i = Number(e.sequence_no) - from;
-      if (i === count && i < manifest.event_count) {
-        e.record_hash.copy(hashes, i * 32);
-        count++;
+  const sink: FileEventSink & { count: number } = {
+    encoder: new ChainEncoder(),
+    count: 0,
+    startFile: () => undefined,
+    event(sequenceNo, _version, _prevHash, recordHash) {
+      const i = Number(sequenceNo) - from;
+      if (i === this.count && i < manifest.event_count) {
+        recordHash.copy(hashes, i * 32);
+        this.count++;
       }
-    }
-  }
-  return { from, count, hashes, dir };
+    },
+  };
+  for await (const _ of readEventsInto(dir, manifest, sink, () => undefined));
+  return { from, count: sink.count, hashes, dir };
 }

@@ -1,0 +1,250 @@
+/**
+ * The JSONL reader's fast path (field boundaries found in the bytes, strings
+ * copied and unescaped straight into the encoder) accepts a line only when it
+ * gives exactly what JSON.parse and parseJsonlEvent() give: the same body
+ * bytes, sequence_no, encoding_version and hashes. Every line it declines is
+ * decoded, or refused naming the file and line, by parseJsonlEvent().
+ */
+import { isUtf8 } from 'node:buffer';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChainEncoder } from '../../src/chain/encoding.ts';
+import type { ChainEvent } from '../../src/chain/verifier.ts';
+import type { ExportEventSink, ExportRow } from '../../src/export/columns.ts';
+import { JsonlFileWriter, JsonlLineDecoder, parseJsonlEvent, readJsonlInto } from '../../src/export/jsonl.ts';
+
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'jsonl-fast-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** A deterministic pseudo-random generator (mulberry32). */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = ['a', 'Z', ' ', '"', '\\', '/', '\n', '\t', '\r', '\b', '\f', '\u0000', '\u001f', '\u007f', 'é', 'e\u0301', '\u05d0\u05d1', '\u{1d11e}', '😀', '\ud800', '\udfff', '\ufeff', '\uffff', '{"k": [1, 2.50]}', '\u2028'];
+
+function text(rnd: () => number, max = 12): string {
+  let s = '';
+  const n = Math.floor(rnd() * max);
+  for (let i = 0; i < n; i++) s += PIECES[Math.floor(rnd() * PIECES.length)];
+  return s;
+}
+
+const hex64 = (rnd: () => number): string => Array.from({ length: 64 }, () => '0123456789abcdef'[Math.floor(rnd() * 16)]).join('');
+
+function row(rnd: () => number, i: number): ExportRow {
+  const maybe = (): string | null => (rnd() < 0.3 ? null : text(rnd));
+  const micros = BigInt(Math.floor((rnd() - 0.3) * 4e15)) * (rnd() < 0.1 ? 50n : 1n);
+  return {
+    sequence_no: String(i),
+    event_id: text(rnd),
+    tenant_id: rnd() < 0.8 ? 'plant_hd' : text(rnd),
+    occurred_at_us: String(micros),
+    ingested_at_us: String(micros + BigInt(Math.floor(rnd() * 2e6))),
+    actor_type: text(rnd),
+    actor_id: maybe(),
+    actor_name: maybe(),
+    auth_method: maybe(),
+    source_ip: maybe(),
+    user_agent_hash: maybe(),
+    action: text(rnd),
+    resource_type: text(rnd),
+    resource_id: maybe(),
+    parent_type: maybe(),
+    parent_id: maybe(),
+    changes: text(rnd, 40),
+    reason: maybe(),
+    context: text(rnd),
+    db_identity: text(rnd),
+    encoding_version: rnd() < 0.9 ? 1 : Math.floor(rnd() * 1000),
+    prev_hash: hex64(rnd),
+    record_hash: hex64(rnd),
+  };
+}
+
+/** What the slow path makes of a line: the message for sequence_no and prev_hash, or the error. */
+function slow(line: string): { message: string; seq: bigint; version: number; prev: string; record: string; tenant: string | null } | { error: string } {
+  let e: ChainEvent;
+  try {
+    e = parseJsonlEvent(line, 'f.jsonl', 7);
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+  const encoder = new ChainEncoder();
+  return {
+    message: encoder.encodeBody(e).toString('hex'),
+    seq: e.sequence_no,
+    version: e.encoding_version,
+    prev: e.prev_hash.toString('hex'),
+    record: e.record_hash.toString('hex'),
+    tenant: typeof e.tenant_id === 'string' ? e.tenant_id : null,
+  };
+}
+
+const decoder = new JsonlLineDecoder();
+const fastEncoder = new ChainEncoder();
+
+/** What the fast path makes of a line, or null when it declines. */
+function fast(line: string | Buffer): { message: string; seq: bigint; version: number; prev: string; record: string } | null {
+  const data = Buffer.concat([typeof line === 'string' ? Buffer.from(line, 'utf8') : line, Buffer.from('\n')]);
+  // As readJsonlInto(): only valid UTF-8 goes to the fast path.
+  if (!isUtf8(data)) return null;
+  if (!decoder.decode(data, 0, data.length - 1, fastEncoder)) return null;
+  return {
+    message: fastEncoder.buffer.subarray(0, fastEncoder.position).toString('hex'),
+    seq: decoder.sequenceNo,
+    version: decoder.encodingVersion,
+    prev: decoder.prevHash.toString('hex'),
+    record: decoder.recordHash.toString('hex'),
+  };
+}
+
+function expectSame(line: string | Buffer): 'fast' | 'declined' {
+  const got = fast(line);
+  if (got === null) return 'declined';
+  const want = slow(typeof line === 'string' ? line : line.toString('utf8'));
+  expect(want, `the fast path accepted a line JSON.parse refuses: ${String(line)}`).not.toHaveProperty('error');
+  const { tenant: _tenant, ...rest } = want as Record<string, unknown>;
+  expect(got).toEqual(rest);
+  return 'fast';
+}
+
+async function linesOf(rows: ExportRow[]): Promise<string[]> {
+  const file = path.join(work, `rows-${Math.random().toString(36).slice(2)}.jsonl`);
+  const writer = new JsonlFileWriter(file);
+  await writer.writeRows(rows);
+  await writer.close();
+  return (await readFile(file, 'utf8')).split('\n').slice(0, -1);
+}
+
+describe('the JSONL fast path', () => {
+  it('takes the lines the writer writes and gives what JSON.parse gives', async () => {
+    const rnd = random(1);
+    const rows = Array.from({ length: 3000 }, (_, i) => row(rnd, i + 1));
+    for (const line of await linesOf(rows)) {
+      // A tenant_id with escapes is left to the slow path on purpose (it is compared as a string).
+      const tenantEscaped = JSON.stringify((JSON.parse(line) as { tenant_id: string }).tenant_id).includes('\\');
+      expect(expectSame(line)).toBe(tenantEscaped ? 'declined' : 'fast');
+    }
+  });
+
+  it('gives what JSON.parse gives, or declines, for edited lines (escapes, numbers, whitespace, garbage)', async () => {
+    const rnd = random(2);
+    const lines = await linesOf(Array.from({ length: 400 }, (_, i) => row(rnd, i + 1)));
+    const edits: Array<(l: string) => string> = [
+      (l) => l.replace('"event_id":"', '"event_id":"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\\ud800x\\udc00\\uDBFF\\uDFFF\\/'),
+      (l) => l.replace('"changes":"', '"changes":"\\ud83d\\ud83d\\ude00\\u12'),
+      (l) => l.replace('"changes":"', '"changes":"\\x'),
+      (l) => l.replace('"changes":"', '"changes":"\t'),
+      (l) => l.replace('"tenant_id":"', '"tenant_id":"\\u0070'),
+      (l) => l.replace('"sequence_no":', '"sequence_no":0'),
+      (l) => l.replace(/"sequence_no":\d+/, '"sequence_no":1.0'),
+      (l) => l.replace(/"sequence_no":\d+/, '"sequence_no":1e2'),
+      (l) => l.replace(/"sequence_no":\d+/, '"sequence_no":-3'),
+      (l) => l.replace(/"sequence_no":\d+/, '"sequence_no":9007199254740993'),
+      (l) => l.replace(/"sequence_no":\d+/, '"sequence_no":123456789012345'),
+      (l) => l.replace(/"encoding_version":\d+/, '"encoding_version":01'),
+      (l) => l.replace(/"encoding_version":\d+/, '"encoding_version":0'),
+      (l) => l.replace(/"encoding_version":\d+/, '"encoding_version":-1'),
+      (l) => l.replace(/"prev_hash":"[0-9a-f]{64}"/, `"prev_hash":"${'A'.repeat(64)}"`),
+      (l) => l.replace(/"prev_hash":"[0-9a-f]{64}"/, `"prev_hash":"${'a'.repeat(63)}"`),
+      (l) => l.replace(/("occurred_at":"[^"]*)\.\d+Z"/, '$1Z"'),
+      (l) => l.replace(/("occurred_at":"[^"]*)\.\d+Z"/, '$1.1Z"'),
+      (l) => l.replace(/("occurred_at":"[^"]*)\.\d+Z"/, '$1.1234567Z"'),
+      (l) => l.replace(/("occurred_at":"[^"]*)\.\d+Z"/, '$1.Z"'),
+      (l) => l.replace(/"occurred_at":"\d{4}-\d\d-\d\d/, '"occurred_at":"2025-02-30'),
+      (l) => l.replace(/"occurred_at":"\d{4}-\d\d-\d\d/, '"occurred_at":"2025-13-01'),
+      (l) => l.replace(/"occurred_at":"\d{4}/, '"occurred_at":"\\u0032025'),
+      (l) => l.replace(/"ingested_at":"\d{4}/, '"ingested_at":"9999'),
+      (l) => l.replace(/"ingested_at":"\d{4}/, '"ingested_at":"0000'),
+      (l) => l.replace('"actor_id":', '"actor_id": '),
+      (l) => l.replace('"actor_type":"', '"actor_type":null,"x":"'),
+      (l) => l.replace(/"actor_type":"[^"]*"/, '"actor_type":null'),
+      (l) => l.replace(/"reason":("[^"\\]*"|null)/, '"reason":nul'),
+      (l) => l.replace(/"reason":("[^"\\]*"|null)/, '"reason":1'),
+      (l) => `${l} `,
+      (l) => `${l}\r`,
+      (l) => ` ${l}`,
+      (l) => `\ufeff${l}`,
+      (l) => l.slice(0, -1),
+      (l) => `${l.slice(0, -1)},"extra":1}`,
+      (l) => l.replace('{"sequence_no"', '{"event_id":"dup","sequence_no"'),
+      (l) => '',
+      (l) => '[]',
+      (l) => 'null',
+    ];
+    let accepted = 0;
+    let declined = 0;
+    for (const [i, line] of lines.entries()) {
+      for (const edit of edits) {
+        const edited = edit(line);
+        if (expectSame(edited) === 'fast') accepted++;
+        else declined++;
+        // Random single-byte damage anywhere in the line.
+        const bytes = Buffer.from(edited, 'utf8');
+        if (bytes.length > 0) {
+          const at = Math.floor(rnd() * bytes.length);
+          bytes[at] = Math.floor(rnd() * 128);
+          expectSame(bytes);
+        }
+      }
+      void i;
+    }
+    expect(accepted).toBeGreaterThan(0);
+    expect(declined).toBeGreaterThan(0);
+  });
+
+  it('reads files whose lines cross read boundaries, declines what is not UTF-8, and names the line of garbage', async () => {
+    const rnd = random(3);
+    const rows = Array.from({ length: 60 }, (_, i) => row(rnd, i + 1));
+    for (const [i, r] of rows.entries()) if (i % 7 === 3) r.changes = `"${'x€'.repeat(150_000 + i * 10_000)}"`;
+    const lines = await linesOf(rows);
+    // An invalid UTF-8 byte inside a string: decoded (to U+FFFD) by the slow path, as before.
+    const withBadByte = Buffer.from(`${lines[10]}\n`, 'utf8');
+    withBadByte[withBadByte.indexOf('"action":"') + 10] = 0xff;
+    const file = path.join(work, 'big.jsonl');
+    await writeFile(file, Buffer.concat([Buffer.from(lines.slice(0, 10).map((l) => `${l}\n`).join(''), 'utf8'), withBadByte, Buffer.from(lines.slice(11).map((l) => `${l}\n`).join(''), 'utf8')]));
+
+    const got: Array<{ seq: bigint; message: string; record: string }> = [];
+    const sink: ExportEventSink = {
+      encoder: new ChainEncoder(),
+      event(seq, _version, _prev, record) {
+        got.push({ seq, message: this.encoder.buffer.subarray(0, this.encoder.position).toString('hex'), record: record.toString('hex') });
+      },
+    };
+    let digest = '';
+    for await (const _ of readJsonlInto(file, file, sink, (d) => (digest = d)));
+    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    const text = (await readFile(file)).toString('utf8').split('\n').slice(0, -1);
+    expect(got.length).toBe(text.length);
+    for (const [i, line] of text.entries()) {
+      const want = slow(line) as { message: string; seq: bigint; record: string };
+      expect(got[i]).toEqual({ seq: want.seq, message: want.message, record: want.record });
+    }
+
+    const garbage = path.join(work, 'garbage.jsonl');
+    await writeFile(garbage, `${lines[0]}\n${lines[1]}\n{"sequence_no":3,garbage\n${lines[3]}\n`);
+    await expect(async () => {
+      for await (const _ of readJsonlInto(garbage, garbage, sink, () => undefined));
+    }).rejects.toThrow(`${garbage}, line 3: not valid JSON`);
+
+    const cut = path.join(work, 'cut.jsonl');
+    await writeFile(cut, `${lines[0]}\n${lines[1]}\n${(lines[2] as string).slice(0, 50)}`);
+    await expect(async () => {
+      for await (const _ of readJsonlInto(cut, cut, sink, () => undefined));
+    }).rejects.toThrow(`${cut}, line 3: the last line has no end (the file was truncated)`);
+  });
+});
