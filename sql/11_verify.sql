@@ -47,7 +47,8 @@ begin
     select e.sequence_no, e.record_hash,
       case
         when e.dup then e.sequence_no
-        when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end then v_from
+        when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end
+          then v_from - case when v_from > 1 then 1 else 0 end
         when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then e.prev_seq + 1
         when e.computed <> e.record_hash then e.sequence_no
         when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then 1
