@@ -198,13 +198,6 @@ const FRACTION_SCALE = [1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
 /** Microseconds below this magnitude are exact as a Number after ms * 1000 + fraction. */
 const SAFE_MILLIS = 9_000_000_000_000;
 
-/** Bytes a JSON string holds as they are (PLAIN), and the others: '"', '\\' and control characters. */
-const PLAIN = 0;
-const BYTE_CLASS = new Uint8Array(256);
-for (let c = 0; c < 0x20; c++) BYTE_CLASS[c] = 1;
-BYTE_CLASS[0x22] = 1;
-BYTE_CLASS[0x5c] = 1;
-
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 
 /** The seconds part of one timestamp column, parsed once while it repeats (events come in time order). */
@@ -349,7 +342,8 @@ export class JsonlLineDecoder {
     // No bounds check per byte: the line ends at its newline (data[end] is 0x0a), a control character.
     for (;;) {
       const c = data[p] as number;
-      if (BYTE_CLASS[c] === PLAIN) {
+      // Any byte but '"', '\\' and control characters stands for itself.
+      if (c > 0x5c || (c >= 0x20 && c !== 0x22 && c !== 0x5c)) {
         out[o++] = c;
         p++;
         continue;
