@@ -670,6 +670,73 @@ ${connectionHelp}`,
   },
 };
 
+const benchCommand: Command = {
+  summary: 'measure capture, verification and storage against an unaudited baseline (same as npm run bench)',
+  usage: `Usage: audit-trail bench [options]
+
+Runs the benchmarks of bench/ (pgbench workloads: TPC-B-like with 100 tenants
+and one hot tenant, a naive-trigger baseline, MES-like, bulk INSERT ... SELECT
+and COPY, in-database verification, storage per event) on a PostgreSQL server
+of its own (embedded PostgreSQL 17) or on --database-url / DATABASE_URL.
+Baseline and audited runs are interleaved; every figure is printed next to its
+baseline as a ratio, with the median, min and max of the runs. Writes
+bench/results/latest.md and .json (quick.md and .json with --quick). Needs
+pgbench and psql (Debian: apt-get install postgresql-client-15). Needs the
+project's source tree (bench/ is not part of the installed package).
+
+Options:
+  --quick              short runs and small imports (under 3 minutes; a smoke test)
+  --only LIST          comma-separated workloads: tpcb, mes, bulk, verify
+  --reps N             runs per cell (default 3)
+  --duration S         seconds per pgbench run (default 10, quick 1)
+${connectionHelp}`,
+  options: {
+    ...connectionOptions,
+    quick: { type: 'boolean' },
+    only: { type: 'string' },
+    reps: { type: 'string' },
+    duration: { type: 'string' },
+  },
+  allowPositionals: false,
+  async run(values, _positionals, io) {
+    const opts = validate(
+      z.object({
+        'database-url': databaseUrl,
+        json: z.boolean().default(false),
+        quick: z.boolean().default(false),
+        only: z
+          .string()
+          .regex(/^(tpcb|mes|bulk|verify)(,(tpcb|mes|bulk|verify))*$/, { error: 'must list tpcb, mes, bulk or verify, comma-separated' })
+          .optional(),
+        reps: z.coerce.number().int().min(1).max(20).optional(),
+        duration: z.coerce.number().int().min(1).max(600).optional(),
+      }),
+      values,
+    );
+    // bench/ lives beside src/ in the source tree; it is not shipped in the package.
+    const benchModule = new URL('../../bench/run.ts', import.meta.url);
+    let runBench: (options: Record<string, unknown>) => Promise<unknown>;
+    try {
+      ({ runBench } = (await import(benchModule.href)) as { runBench: typeof runBench });
+    } catch (err) {
+      throw new UsageError(`the benchmarks are not available here (${benchModule.pathname})`, {
+        hint: 'Run audit-trail bench from a clone of the source repository, where bench/ exists.',
+        cause: err,
+      });
+    }
+    const result = await runBench({
+      quick: opts.quick,
+      databaseUrl: opts['database-url'],
+      workloads: opts.only?.split(','),
+      reps: opts.reps,
+      duration: opts.duration,
+      log: opts.json ? (): void => undefined : (m: string): void => io.stdout(`${m}\n`),
+    });
+    if (opts.json) printJson(io, result);
+    return 0;
+  },
+};
+
 const commands: Record<string, Command> = {
   demo: demoCommand,
   migrate: migrateCommand,
@@ -679,6 +746,7 @@ const commands: Record<string, Command> = {
   export: exportCommand,
   keys: keysCommand,
   anchor: anchorCommand,
+  bench: benchCommand,
 };
 
 function globalHelp(): string {
