@@ -225,10 +225,7 @@ begin
     perform audit_trail.check_context_value('actor_type', v_actor_type);
   end if;
   if v_actor_id is null and p_actor_required then
-    raise exception 'no actor: who made this change to % %?', p_resource_type, coalesce(p_resource_id, '')
-      using errcode = 'AT001',
-            detail = 'Tenant ' || p_tenant || ' requires every change to be attributable to an identified actor.',
-            hint = 'SET LOCAL audit_trail.actor_id = ''<user id>''; (or select audit_trail.set_context(''{"actor_id": "<user id>"}'')) in the same transaction, before the change.';
+    perform audit_trail.refuse_event('no actor', p_tenant, p_resource_type, p_resource_id, null, null, null);
   end if;
 
   -- One look-up for the tenant's rules and the actor's registry row.
@@ -241,39 +238,23 @@ begin
       on v_actor_id is not null and a.tenant_id = p_tenant and a.actor_id = v_actor_id
    where p.tenant_id in (p_tenant, '*') order by (p.tenant_id = '*') limit 1;
   if v_actor_id is not null and p_registry_applies then
-    if not v_actor_known then
-      if v_reject_unknown then
-        raise exception 'actor "%" is not registered for tenant %', v_actor_id, p_tenant
-          using errcode = 'AT002',
-                hint = 'Register the actor in audit_trail.actors (an administrator''s task), or use a registered actor id.';
-      end if;
-    else
-      if v_reject_suspended and v_actor_status = 'suspended' then
-        raise exception 'actor "%" is suspended for tenant %', v_actor_id, p_tenant
-          using errcode = 'AT002', hint = 'A suspended account may not change records; ask an administrator to reactivate it or act as yourself.';
-      end if;
-      if v_reject_shared and v_actor_shared then
-        raise exception 'actor "%" is a shared account, which tenant % does not accept', v_actor_id, p_tenant
-          using errcode = 'AT002', hint = 'Log in with a personal account (badge, PIN, SSO): shared logins make changes unattributable.';
-      end if;
-      v_actor_name := coalesce(v_actor_name, v_actor_display_name);
+    if not v_actor_known and v_reject_unknown then
+      perform audit_trail.refuse_event('unknown actor', p_tenant, p_resource_type, p_resource_id, v_actor_id, null, null);
+    elsif v_reject_suspended and v_actor_status = 'suspended' then
+      perform audit_trail.refuse_event('suspended actor', p_tenant, p_resource_type, p_resource_id, v_actor_id, null, null);
+    elsif v_reject_shared and v_actor_shared then
+      perform audit_trail.refuse_event('shared actor', p_tenant, p_resource_type, p_resource_id, v_actor_id, null, null);
     end if;
   end if;
+  v_actor_name := coalesce(v_actor_name, v_actor_display_name);
 
-  if v_reason is not null or p_reason_required then
-    if p_reason_required and (v_reason is null or btrim(v_reason) = '') then
-      raise exception 'a reason is required for this change to % %', p_resource_type, coalesce(p_resource_id, '')
-        using errcode = 'AT003',
-              hint = 'SET LOCAL audit_trail.reason = ''<why, with the evidence: document, alarm, deviation number>'';';
-    end if;
-    if p_reason_required and (lower(btrim(v_reason)) = any (v_weak_reasons)
-                              or char_length(btrim(v_reason)) < v_reason_min_length) then
-      raise exception 'the reason "%" carries no evidence', v_reason
-        using errcode = 'AT004',
-              detail = format('Tenant %s requires at least %s characters and rejects placeholders such as "ok", "see email", "n/a", "fixed".',
-                              p_tenant, v_reason_min_length),
-              hint = 'Say why, with the evidence: e.g. ''Re-classified after review of PLC alarm log 4711; material was available''.';
-    end if;
+  if p_reason_required and (v_reason is null or btrim(v_reason) = '') then
+    perform audit_trail.refuse_event('no reason', p_tenant, p_resource_type, p_resource_id, null, null, null);
+  end if;
+  if p_reason_required and (lower(btrim(v_reason)) = any (v_weak_reasons)
+                            or char_length(btrim(v_reason)) < v_reason_min_length) then
+    perform audit_trail.refuse_event('weak reason', p_tenant, p_resource_type, p_resource_id, null, v_reason,
+                                               v_reason_min_length);
   end if;
 
   if v_source_ip is not null then
@@ -312,8 +293,10 @@ $$;
 comment on function audit_trail.append_event is
   'Internal: checks and builds one application or administrative event and buffers it. Not callable by applications.';
 
--- Raises the refusal the commit step found for a captured change.
-create function audit_trail.refuse_captured_change(
+-- Raises a refusal of an event: who, why, the tenant's rules. The same messages,
+-- SQLSTATEs and hints whether the capture trigger, the commit step or
+-- audit_trail.record() finds it.
+create function audit_trail.refuse_event(
   p_problem text, p_tenant text, p_resource_type text, p_resource_id text, p_actor_id text, p_reason text,
   p_reason_min_length integer)
 returns boolean
@@ -352,7 +335,7 @@ begin
   end case;
 end
 $$;
-comment on function audit_trail.refuse_captured_change is 'Internal: raises the refusal of a captured change found at commit.';
+comment on function audit_trail.refuse_event is 'Internal: raises the refusal of an event (AT001-AT004) with its hint.';
 
 -- The commit step.
 create function audit_trail.flush_pending_events()
@@ -500,7 +483,7 @@ begin
              b.parent_id, b.changes, b.reason, b.context
         from built b
        where b.problem is null
-          or audit_trail.refuse_captured_change(b.problem, v_tenant, b.resource_type, b.resource_id, b.actor_id,
+          or audit_trail.refuse_event(b.problem, v_tenant, b.resource_type, b.resource_id, b.actor_id,
                                                 b.reason, b.reason_min_length)
       union all
       -- Events that append_event() built and checked.

@@ -181,11 +181,11 @@ begin
   -- Checks that need no look-up are made at the change, so the error comes
   -- with the statement that caused it; the tenant's rules come at commit.
   if (o ->> 'actor_required')::boolean and coalesce(current_setting('audit_trail.actor_id', true), '') = '' then
-    perform audit_trail.refuse_captured_change('no actor', v_tenant, o ->> 'resource_type',
+    perform audit_trail.refuse_event('no actor', v_tenant, o ->> 'resource_type',
       audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
   end if;
   if o -> 'reason_required' = 'true'::jsonb and coalesce(current_setting('audit_trail.reason', true), '') = '' then
-    perform audit_trail.refuse_captured_change('no reason', v_tenant, o ->> 'resource_type',
+    perform audit_trail.refuse_event('no reason', v_tenant, o ->> 'resource_type',
       audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
   end if;
   if coalesce(current_setting('audit_trail.actor_type', true), '') not in ('', 'user', 'service', 'system') then
@@ -210,6 +210,7 @@ begin
       from audit_trail.condition_row_image(v_new, o) c;
   end if;
 
+  -- As in buffer_event(): spelt out here, because a function call would cost every row.
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
   elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
