@@ -1992,6 +1992,35 @@ comment on function audit_trail.revoke_tenant_read(name, text) is 'Withdraws a r
 --                  (it was rewritten together with its own hash); the rewritten event is named
 --   truncated      the chain head is ahead of the last event (events removed from the end)
 --   head mismatch  events beyond the chain head, or a last event that is not the head
+-- The lowest sequence_no in a range whose stored record_hash is not what its
+-- fields give. Each event is checked on its own, so the scan runs on parallel
+-- workers: RETURN QUERY may use them (a SELECT INTO in PL/pgSQL may not), and
+-- the SET clauses make the planner choose them for a tenant's whole chain.
+-- ("+ 0" keeps min() from becoming an ordered index scan, which cannot.)
+create function audit_trail.first_hash_mismatch(p_tenant text, p_from bigint, p_to bigint)
+returns table (sequence_no bigint)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+set parallel_setup_cost = 0
+set parallel_tuple_cost = 0
+set min_parallel_index_scan_size = 0
+as $$
+begin
+  return query
+  select min(ev.sequence_no + 0)
+    from audit_trail.events ev
+   where ev.tenant_id = p_tenant
+     and ev.sequence_no >= p_from
+     and (p_to is null or ev.sequence_no <= p_to)
+     and audit_trail.chain_hash(audit_trail.encode_body(ev.event_id, ev.tenant_id, ev.occurred_at, ev.ingested_at,
+           ev.actor_type, ev.actor_id, ev.actor_name, ev.auth_method, ev.source_ip, ev.user_agent_hash,
+           ev.action, ev.resource_type, ev.resource_id, ev.parent_type, ev.parent_id, ev.changes, ev.reason,
+           ev.context, ev.db_identity), ev.sequence_no, ev.prev_hash) <> ev.record_hash;
+end
+$$;
+comment on function audit_trail.first_hash_mismatch(text, bigint, bigint) is
+  'Internal to verify(): the first sequence_no in a range whose record_hash does not match its fields.';
+
 create function audit_trail.verify(tenant text, from_seq bigint default 1, to_seq bigint default null)
 returns table (tenant_id text, events_checked bigint, ok boolean, first_bad_sequence_no bigint, problem text, detail text)
 language plpgsql stable
@@ -2007,6 +2036,10 @@ declare
   v_bad_seq bigint;
   v_problem text;
   v_detail text;
+  v_mismatch_seq bigint;
+  v_mismatch_event_id text;
+  v_mismatch_stored bytea;
+  v_mismatch_computed bytea;
 begin
   if tenant is null or tenant = '' then
     raise exception 'audit_trail.verify needs a tenant' using errcode = '22023',
@@ -2018,12 +2051,29 @@ begin
   select h.sequence_no, h.record_hash into v_head_seq, v_head_hash
     from audit_trail.chain_heads h where h.tenant_id = verify.tenant;
 
-  select count(*) filter (where c.sequence_no >= v_from),
-         max(c.sequence_no), (array_agg(c.record_hash order by c.sequence_no desc))[1],
+  -- Pass 1, the expensive one: recompute every record_hash from the event's
+  -- fields, on parallel workers (first_hash_mismatch above); only the first
+  -- mismatch matters.
+  select audit_trail.first_hash_mismatch(verify.tenant, v_from, to_seq) into v_mismatch_seq;
+  if v_mismatch_seq is not null then
+    select m.event_id, m.record_hash, m.computed into v_mismatch_event_id, v_mismatch_stored, v_mismatch_computed
+      from (select ev.event_id, ev.record_hash,
+                   audit_trail.chain_hash(audit_trail.encode_body(ev.event_id, ev.tenant_id, ev.occurred_at,
+                     ev.ingested_at, ev.actor_type, ev.actor_id, ev.actor_name, ev.auth_method, ev.source_ip,
+                     ev.user_agent_hash, ev.action, ev.resource_type, ev.resource_id, ev.parent_type, ev.parent_id,
+                     ev.changes, ev.reason, ev.context, ev.db_identity), ev.sequence_no, ev.prev_hash) as computed
+              from audit_trail.events ev
+             where ev.tenant_id = verify.tenant and ev.sequence_no = v_mismatch_seq) m
+     where m.computed <> m.record_hash
+     order by m.record_hash limit 1;
+  end if;
+
+  -- Pass 2, cheap: order, duplicates, gaps and links, from the stored hashes.
+  select count(*) filter (where c.sequence_no >= v_from), max(c.sequence_no),
          (array_agg(c.bad_seq order by c.bad_seq, c.priority) filter (where c.problem is not null))[1],
          (array_agg(c.problem order by c.bad_seq, c.priority) filter (where c.problem is not null))[1],
          (array_agg(c.detail order by c.bad_seq, c.priority) filter (where c.problem is not null))[1]
-    into v_checked, v_last_seq, v_last_hash, v_bad_seq, v_problem, v_detail
+    into v_checked, v_last_seq, v_bad_seq, v_problem, v_detail
   from (
     select e.sequence_no, e.record_hash,
       case
@@ -2031,7 +2081,7 @@ begin
         when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end
           then v_from - case when v_from > 1 then 1 else 0 end
         when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then e.prev_seq + 1
-        when e.computed <> e.record_hash then e.sequence_no
+        when e.sequence_no = v_mismatch_seq and e.record_hash = v_mismatch_stored then e.sequence_no
         when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then 1
         when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then e.prev_seq
       end as bad_seq,
@@ -2039,7 +2089,7 @@ begin
         when e.dup then 'duplicate'
         when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end then 'gap'
         when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then 'gap'
-        when e.computed <> e.record_hash then 'hash mismatch'
+        when e.sequence_no = v_mismatch_seq and e.record_hash = v_mismatch_stored then 'hash mismatch'
         when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then 'broken link'
         when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then 'broken link'
       end as problem,
@@ -2050,29 +2100,26 @@ begin
                  v_from - case when v_from > 1 then 1 else 0 end, e.sequence_no, v_from - case when v_from > 1 then 1 else 0 end, e.sequence_no - 1)
         when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then
           format('after sequence_no %s the next event is %s: events %s to %s are missing', e.prev_seq, e.sequence_no, e.prev_seq + 1, e.sequence_no - 1)
-        when e.computed <> e.record_hash then
+        when e.sequence_no = v_mismatch_seq and e.record_hash = v_mismatch_stored then
           format('event %s (%s): stored record_hash %s, recomputed from its fields %s; its content or position was changed',
-                 e.sequence_no, e.event_id, encode(e.record_hash, 'hex'), encode(e.computed, 'hex'))
+                 e.sequence_no, v_mismatch_event_id, encode(e.record_hash, 'hex'), encode(v_mismatch_computed, 'hex'))
         when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then
           format('event 1 has prev_hash %s, expected the genesis value (32 zero bytes)', encode(e.prev_hash, 'hex'))
         when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then
           format('event %s has record_hash %s but event %s recorded prev_hash %s: event %s was rewritten with a recomputed hash',
                  e.prev_seq, encode(e.prev_record_hash, 'hex'), e.sequence_no, encode(e.prev_hash, 'hex'), e.prev_seq)
       end as detail,
-      case when e.dup then 0 else 1 end as priority
+      case when e.dup then 0 when e.sequence_no > coalesce(e.prev_seq, e.sequence_no - 1) + 1 then 1
+           when e.sequence_no = v_mismatch_seq then 2 else 3 end as priority
     from (
       select x.*,
              lag(x.sequence_no) over w as prev_seq,
              lag(x.record_hash) over w as prev_record_hash,
              coalesce(lag(x.dup) over w, false) as prev_dup
       from (
-        select ev.event_id, ev.sequence_no, ev.prev_hash, ev.record_hash,
+        select ev.sequence_no, ev.prev_hash, ev.record_hash,
                count(*) over (partition by ev.sequence_no) as dup_count,
-               count(*) over (partition by ev.sequence_no) > 1 as dup,
-               audit_trail.chain_hash(audit_trail.encode_body(ev.event_id, ev.tenant_id, ev.occurred_at, ev.ingested_at,
-                   ev.actor_type, ev.actor_id, ev.actor_name, ev.auth_method, ev.source_ip, ev.user_agent_hash,
-                   ev.action, ev.resource_type, ev.resource_id, ev.parent_type, ev.parent_id, ev.changes, ev.reason,
-                   ev.context, ev.db_identity), ev.sequence_no, ev.prev_hash) as computed
+               count(*) over (partition by ev.sequence_no) > 1 as dup
           from audit_trail.events ev
          where ev.tenant_id = verify.tenant
            and ev.sequence_no >= v_from - case when v_from > 1 then 1 else 0 end
@@ -2081,6 +2128,9 @@ begin
       window w as (order by x.sequence_no, x.record_hash)
     ) e
   ) c;
+
+  select ev.record_hash into v_last_hash from audit_trail.events ev
+   where ev.tenant_id = verify.tenant and ev.sequence_no = v_last_seq limit 1;
 
   tenant_id := verify.tenant;
   events_checked := coalesce(v_checked, 0);
@@ -2285,7 +2335,7 @@ revoke all on audit_trail.events, audit_trail.chain_heads, audit_trail.settings,
 -- Readers and auditors: read, verify.
 grant select on audit_trail.events, audit_trail.chain_heads, audit_trail.my_readable_tenants,
   audit_trail.tenant_readers, audit_trail.actors to audit_trail_reader;
-grant execute on function audit_trail.verify(text, bigint, bigint),
+grant execute on function audit_trail.verify(text, bigint, bigint), audit_trail.first_hash_mismatch(text, bigint, bigint),
   audit_trail.encode_text(text), audit_trail.encode_jsonb(jsonb), audit_trail.encode_timestamp(timestamptz),
   audit_trail.encode_body(text, text, timestamptz, timestamptz, text, text, text, text, text, text, text, text, text, text, text, jsonb, text, jsonb, jsonb),
   audit_trail.chain_hash(bytea, bigint, bytea), audit_trail.genesis_hash()
