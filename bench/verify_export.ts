@@ -4,13 +4,15 @@
  * SHA-256 alone over the same hashed messages (the bound the verifier should
  * approach). No database needed. On a busy machine read the CPU figure too
  * (process CPU time while verifying, all threads): wall time counts the
- * time other processes held the cores.
+ * time other processes held the cores. Each format is verified with
+ * --jobs 1 (one thread) and with the default (os.availableParallelism()
+ * worker threads decode and hash; src/export/parallel.ts).
  *
  *   npx tsx bench/verify_export.ts [events=200000]
  */
 import { createHash, hash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ChainEncoder, GENESIS_HASH, type EventBodyFields } from '../src/chain/encoding.ts';
 import { isoFromMicros } from '../src/chain/encoding.ts';
@@ -116,20 +118,23 @@ for (const [format, dir, fileBytes] of dirs) {
   await fileSha256(path.join(dir, `events-00001.${format}`));
   const fileSeconds = Number(process.hrtime.bigint() - start) / 1e9;
   const boundRate = n / (shaSeconds + fileSeconds);
-  start = process.hrtime.bigint();
-  const cpuBefore = process.cpuUsage();
-  const result = await verifyExport({ dir });
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const cpu = process.cpuUsage(cpuBefore);
-  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  if (!result.ok) throw new Error(`bench export did not verify: ${result.detail}`);
-  console.log(
-    `verify --export ${format.padEnd(7)} ${n} events, ${(written.bytes / 1e6).toFixed(1)} MB: ${seconds.toFixed(2)} s, ${(n / seconds).toFixed(0)} events/s ` +
-      `(${((n / seconds) / (n / shaSeconds)).toFixed(2)} x the SHA-256-only baseline); CPU ${cpuSeconds.toFixed(2)} s, ${(n / cpuSeconds).toFixed(0)} events per CPU-second`,
-  );
-  console.log(
-    `  bound for ${format}: SHA-256 of the messages + reading and hashing the ${(written.bytes / 1e6).toFixed(1)} MB file (${fileSeconds.toFixed(2)} s): ` +
-      `${boundRate.toFixed(0)} events/s; the verifier reaches ${((n / seconds) / boundRate).toFixed(2)} x`,
-  );
+  // --jobs 1 (one thread), then the default (os.availableParallelism() threads decode and hash).
+  for (const jobs of [1, availableParallelism()]) {
+    start = process.hrtime.bigint();
+    const cpuBefore = process.cpuUsage();
+    const result = await verifyExport({ dir, jobs });
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    if (!result.ok) throw new Error(`bench export did not verify: ${result.detail}`);
+    console.log(
+      `verify --export ${format.padEnd(7)} --jobs ${jobs}: ${n} events, ${(written.bytes / 1e6).toFixed(1)} MB: ${seconds.toFixed(2)} s, ${(n / seconds).toFixed(0)} events/s ` +
+        `(${((n / seconds) / (n / shaSeconds)).toFixed(2)} x the SHA-256-only baseline); CPU ${cpuSeconds.toFixed(2)} s, ${(n / cpuSeconds).toFixed(0)} events per CPU-second`,
+    );
+    console.log(
+      `  bound for ${format}: SHA-256 of the messages + reading and hashing the ${(written.bytes / 1e6).toFixed(1)} MB file (${fileSeconds.toFixed(2)} s): ` +
+        `${boundRate.toFixed(0)} events/s; the verifier reaches ${((n / seconds) / boundRate).toFixed(2)} x`,
+    );
+  }
   await rm(path.dirname(dir), { recursive: true, force: true });
 }

@@ -77,8 +77,7 @@ export class StreamingChainVerifier {
   ) {
     this.expected = fromSeq;
     this.previousHash = fromSeq === 1n ? GENESIS_HASH : null;
-    const bytes = Buffer.from(tenantId, 'utf8');
-    this.tenantBytes = bytes.toString('utf8') === tenantId ? bytes : null;
+    this.tenantBytes = tenantBytesOf(tenantId);
   }
 
   private fail(sequenceNo: bigint | null, kind: ProblemKind, detail: string, file: string | undefined): void {
@@ -103,30 +102,32 @@ export class StreamingChainVerifier {
     return this.check(sequenceNo, encodingVersion, prevHash, recordHash, file, tenantText);
   }
 
-  /** The tenant_id of the body in the encoder, when it is not this.tenantId (null when it is). */
-  private otherTenantInBody(): string | null {
-    const b = this.encoder.buffer;
-    const idLength = b.readUInt32BE(BODY_PREFIX.length);
-    const at = BODY_PREFIX.length + 4 + (idLength === 0xffffffff ? 0 : idLength);
-    const length = b.readUInt32BE(at);
-    const start = at + 4;
-    const end = length === 0xffffffff ? start : start + length;
-    const expected = this.tenantBytes;
-    if (expected !== null && end - start === expected.length) {
-      let same = true;
-      for (let i = 0; i < expected.length; i++) {
-        if (b[start + i] !== expected[i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return null;
-    }
-    const tenant = b.toString('utf8', start, end);
-    return tenant === this.tenantId ? null : tenant;
+  /**
+   * Checks one event whose record_hash was recomputed elsewhere (a worker
+   * thread: see src/export/parallel.ts): `computedHash` must be what
+   * hashMessage() gives for its body at `sequenceNo` after `prevHash`, and
+   * `tenantText` the event's tenant as otherTenantOf() tells it (this
+   * verifier's tenant when they are the same). The same checks and problems
+   * as pushEncoded(). The verifier keeps `computedHash` (do not reuse it).
+   */
+  pushComputed(sequenceNo: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, computedHash: Buffer, file: string | undefined, tenantText: string): boolean {
+    return this.check(sequenceNo, encodingVersion, prevHash, recordHash, file, tenantText, computedHash);
   }
 
-  private check(seq: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, file: string | undefined, tenantText: string | null): boolean {
+  /** The tenant_id of the body in the encoder, when it is not this.tenantId (null when it is). */
+  private otherTenantInBody(): string | null {
+    return otherTenantOf(this.encoder.buffer, this.tenantId, this.tenantBytes);
+  }
+
+  private check(
+    seq: bigint,
+    encodingVersion: number,
+    prevHash: Buffer,
+    recordHash: Buffer,
+    file: string | undefined,
+    tenantText: string | null,
+    computedHash: Buffer | null = null,
+  ): boolean {
     if (this.pendingGap !== null) {
       const gap = this.pendingGap;
       this.pendingGap = null;
@@ -156,7 +157,7 @@ export class StreamingChainVerifier {
     }
     const otherTenant = tenantText === null ? this.otherTenantInBody() : tenantText === this.tenantId ? null : tenantText;
     // The computed hash is a fresh buffer: once it equals the stored one, it is what the verifier keeps.
-    const computed = this.encoder.hashMessage(seq, prevHash);
+    const computed = computedHash ?? this.encoder.hashMessage(seq, prevHash);
     if (!computed.equals(recordHash)) {
       this.fail(seq, 'hash mismatch', `event ${seq}: stored record_hash ${hex(recordHash)}, recomputed from its fields ${hex(computed)}; its content or position was changed`, file);
       return false;
@@ -200,4 +201,36 @@ export class StreamingChainVerifier {
     }
     return this.problem;
   }
+}
+
+/** The UTF-8 bytes of a tenant, when they decode back to it (then bytes can be compared instead of strings). */
+export function tenantBytesOf(tenantId: string): Buffer | null {
+  const bytes = Buffer.from(tenantId, 'utf8');
+  return bytes.toString('utf8') === tenantId ? bytes : null;
+}
+
+/**
+ * The tenant_id of the body at the start of `body`, when it is not
+ * `tenantId` (null when it is); `tenantBytes` is tenantBytesOf(tenantId).
+ */
+export function otherTenantOf(body: Buffer, tenantId: string, tenantBytes: Buffer | null): string | null {
+  const b = body;
+  const idLength = b.readUInt32BE(BODY_PREFIX.length);
+  const at = BODY_PREFIX.length + 4 + (idLength === 0xffffffff ? 0 : idLength);
+  const length = b.readUInt32BE(at);
+  const start = at + 4;
+  const end = length === 0xffffffff ? start : start + length;
+  const expected = tenantBytes;
+  if (expected !== null && end - start === expected.length) {
+    let same = true;
+    for (let i = 0; i < expected.length; i++) {
+      if (b[start + i] !== expected[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return null;
+  }
+  const tenant = b.toString('utf8', start, end);
+  return tenant === tenantId ? null : tenant;
 }

@@ -208,10 +208,14 @@ Options:
                        split view (different histories of the same range); repeatable
   --anchors STORE      file:DIR or s3://bucket/prefix holding checkpoints; repeatable
   --public-key FILE    public key (PEM) that signed the checkpoints
+  --jobs N             (with --export) threads that decode and hash the events
+                       (default: the number of CPUs available); 1 verifies
+                       on one thread
 ${connectionHelp}`,
   options: {
     ...connectionOptions,
     tenant: { type: 'string' },
+    jobs: { type: 'string' },
     'from-seq': { type: 'string' },
     'to-seq': { type: 'string' },
     export: { type: 'string' },
@@ -233,7 +237,9 @@ ${connectionHelp}`,
           compare: z.array(z.string().min(1)).optional(),
           anchors: z.array(z.string().min(1)).optional(),
           'public-key': z.string().min(1, 'must not be empty').optional(),
+          jobs: z.string().regex(/^[1-9][0-9]{0,2}$/, 'must be a whole number from 1 to 999').transform(Number).optional(),
         })
+        .refine((o) => o.jobs === undefined || o.export !== undefined, { message: 'needs --export', path: ['jobs'] })
         .refine((o) => o['to-seq'] === undefined || o['to-seq'] >= (o['from-seq'] ?? 1), {
           message: 'must not be smaller than --from-seq',
           path: ['to-seq'],
@@ -272,6 +278,7 @@ ${connectionHelp}`,
           publicKeyFile: opts['public-key'],
           compareWith: compare,
           onProgress: progress.update,
+          jobs: opts.jobs,
         });
         result.dir = opts.export;
       } finally {

@@ -68,7 +68,7 @@ export class JsonlFileWriter implements DataFileWriter {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-function bad(file: string, line: number, what: string): EvidenceFileError {
+export function bad(file: string, line: number, what: string): EvidenceFileError {
   return new EvidenceFileError(`${file}, line ${line}: ${what}`, file, '22P02', {
     hint: 'The export file is damaged or was edited. Ask for a fresh export, or compare with the copy that was handed over.',
   });
@@ -509,6 +509,40 @@ export function decodeLowerHex32(src: Uint8Array, at: number, into: Buffer): boo
 }
 
 /**
+ * Delivers the lines of data[start..lastNewline] (each ending with its
+ * newline, lastNewline the position of the last one) to `sink`; `firstLine`
+ * is the line number of the first, for errors. Returns how many lines there
+ * were. Throws the error of parseJsonlEvent() for a line it refuses, after
+ * delivering the lines before it.
+ */
+export function deliverJsonlLines(
+  data: Buffer,
+  start: number,
+  lastNewline: number,
+  decoder: JsonlLineDecoder,
+  sink: ExportEventSink,
+  label: string,
+  firstLine: number,
+): number {
+  const encoder = sink.encoder;
+  // Raw copies of bytes equal decode-then-encode only for valid UTF-8;
+  // lines that are not go through parseJsonlEvent one by one.
+  const fast = isUtf8(data.subarray(start, lastNewline));
+  let count = 0;
+  while (start <= lastNewline) {
+    const nl = data.indexOf(10, start);
+    if (fast && decoder.decode(data, start, nl, encoder)) {
+      sink.event(decoder.sequenceNo, decoder.encodingVersion, decoder.prevHash, decoder.recordHash, null);
+    } else {
+      deliverEvent(sink, parseJsonlEvent(data.toString('utf8', start, nl), label, firstLine + count));
+    }
+    count++;
+    start = nl + 1;
+  }
+  return count;
+}
+
+/**
  * Reads a JSONL file into `sink`, computing the file's SHA-256 on the same
  * pass; yields the number of events of each chunk read. `onDigest` receives
  * the hex digest after the last line. Lines in the writer's layout take the
@@ -518,25 +552,11 @@ export function decodeLowerHex32(src: Uint8Array, at: number, into: Buffer): boo
 export async function* readJsonlInto(path: string, label: string, sink: ExportEventSink, onDigest: (sha256: string) => void): AsyncGenerator<number> {
   const digest = createHash('sha256');
   const decoder = new JsonlLineDecoder();
-  const encoder = sink.encoder;
   let line = 0;
   /** The lines of data[start..lastNewline], each ending with its newline; returns how many. */
   const lines = (data: Buffer, start: number, lastNewline: number): number => {
-    // Raw copies of bytes equal decode-then-encode only for valid UTF-8;
-    // lines that are not go through parseJsonlEvent one by one.
-    const fast = isUtf8(data.subarray(start, lastNewline));
-    let count = 0;
-    while (start <= lastNewline) {
-      const nl = data.indexOf(10, start);
-      line++;
-      if (fast && decoder.decode(data, start, nl, encoder)) {
-        sink.event(decoder.sequenceNo, decoder.encodingVersion, decoder.prevHash, decoder.recordHash, null);
-      } else {
-        deliverEvent(sink, parseJsonlEvent(data.toString('utf8', start, nl), label, line));
-      }
-      count++;
-      start = nl + 1;
-    }
+    const count = deliverJsonlLines(data, start, lastNewline, decoder, sink, label, line + 1);
+    line += count;
     return count;
   };
   const handle = await open(path, 'r');

@@ -13,7 +13,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, type ColumnData } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, type AsyncBuffer, type ColumnData, type FileMetaData } from 'hyparquet';
 import { EvidenceFileError } from '../errors.ts';
 import { BODY_FIELDS, type ChainEncoder } from '../chain/encoding.ts';
 import type { ChainEvent } from '../chain/verifier.ts';
@@ -140,19 +140,15 @@ function hashInto(v: unknown, into: Buffer, column: string, label: string, row: 
 }
 
 /** One row group, column by column (in EXPORT_COLUMNS order): hyparquet's decoded arrays, never a row object. */
-interface ColumnGroup {
+export interface ColumnGroup {
   /** Row number (0-based) of the group's first row in the file. */
   rowStart: number;
   rows: number;
   columns: ArrayLike<unknown>[];
 }
 
-/**
- * Reads a Parquet export file one row group at a time as columns. Text stays
- * as UTF-8 bytes (never decoded: the encoder hashes them as they are) and
- * timestamps as microseconds.
- */
-async function* readParquetColumns(path: string, label: string): AsyncGenerator<ColumnGroup> {
+/** The file and metadata of a Parquet export file, with its columns checked. */
+export async function openParquetExport(path: string, label: string): Promise<{ file: AsyncBuffer; metadata: FileMetaData }> {
   let file;
   let metadata;
   try {
@@ -165,44 +161,65 @@ async function* readParquetColumns(path: string, label: string): AsyncGenerator<
   for (const [name] of EXPORT_COLUMNS) {
     if (!names.includes(name)) throw malformed(label, `column ${name} is missing`);
   }
-  const index = new Map<string, number>(EXPORT_COLUMNS.map(([name], i) => [name, i]));
+  return { file, metadata };
+}
+
+const COLUMN_INDEX = new Map<string, number>(EXPORT_COLUMNS.map(([name], i) => [name, i]));
+
+/**
+ * Reads rows [readStart, readStart + rows) of `metadata` (one row group) as
+ * columns. `rowStart` is the file's row number (0-based) of the first of
+ * them, for errors and ColumnGroup.rowStart (a worker reads a row group from
+ * metadata that holds that group only).
+ */
+export async function readColumnGroup(file: AsyncBuffer, metadata: FileMetaData, readStart: number, rows: number, rowStart: number, label: string): Promise<ColumnGroup> {
+  const rowEnd = rowStart + rows;
+  // Pages of each column as hyparquet decodes them; placed by row number below.
+  const pages: ColumnData[][] = EXPORT_COLUMNS.map(() => []);
+  try {
+    await parquetRead({
+      file,
+      metadata,
+      rowStart: readStart,
+      rowEnd: readStart + rows,
+      parsers: { stringFromBytes: keepBytes, timestampFromMicroseconds: keepMicros },
+      onChunk: (chunk) => {
+        const i = COLUMN_INDEX.get(chunk.columnName);
+        if (i !== undefined) pages[i]?.push(chunk);
+      },
+    });
+  } catch (err) {
+    throw malformed(label, `rows ${rowStart + 1} to ${rowEnd} cannot be read (${err instanceof Error ? err.message : String(err)})`, err);
+  }
+  const columns = pages.map((chunks): ArrayLike<unknown> => {
+    const only = chunks[0];
+    if (chunks.length === 1 && only !== undefined && only.rowStart === readStart && only.columnData.length >= rows) return only.columnData;
+    // Several pages (or a page that starts elsewhere): one array indexed by row; rows no page holds stay undefined.
+    const values: unknown[] = new Array(rows);
+    for (const chunk of chunks) {
+      const data = chunk.columnData;
+      const offset = chunk.rowStart - readStart;
+      const from = Math.max(0, -offset);
+      const to = Math.min(data.length, rows - offset);
+      for (let k = from; k < to; k++) values[offset + k] = data[k];
+    }
+    return values;
+  });
+  return { rowStart, rows, columns };
+}
+
+/**
+ * Reads a Parquet export file one row group at a time as columns. Text stays
+ * as UTF-8 bytes (never decoded: the encoder hashes them as they are) and
+ * timestamps as microseconds.
+ */
+async function* readParquetColumns(path: string, label: string): AsyncGenerator<ColumnGroup> {
+  const { file, metadata } = await openParquetExport(path, label);
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rows = Number(group.num_rows);
-    const rowEnd = rowStart + rows;
-    // Pages of each column as hyparquet decodes them; placed by row number below.
-    const pages: ColumnData[][] = EXPORT_COLUMNS.map(() => []);
-    try {
-      await parquetRead({
-        file,
-        metadata,
-        rowStart,
-        rowEnd,
-        parsers: { stringFromBytes: keepBytes, timestampFromMicroseconds: keepMicros },
-        onChunk: (chunk) => {
-          const i = index.get(chunk.columnName);
-          if (i !== undefined) pages[i]?.push(chunk);
-        },
-      });
-    } catch (err) {
-      throw malformed(label, `rows ${rowStart + 1} to ${rowEnd} cannot be read (${err instanceof Error ? err.message : String(err)})`, err);
-    }
-    const columns = pages.map((chunks): ArrayLike<unknown> => {
-      const only = chunks[0];
-      if (chunks.length === 1 && only !== undefined && only.rowStart === rowStart && only.columnData.length >= rows) return only.columnData;
-      // Several pages (or a page that starts elsewhere): one array indexed by row; rows no page holds stay undefined.
-      const values: unknown[] = new Array(rows);
-      for (const chunk of chunks) {
-        const data = chunk.columnData;
-        const offset = chunk.rowStart - rowStart;
-        const from = Math.max(0, -offset);
-        const to = Math.min(data.length, rows - offset);
-        for (let k = from; k < to; k++) values[offset + k] = data[k];
-      }
-      return values;
-    });
-    yield { rowStart, rows, columns };
-    rowStart = rowEnd;
+    yield await readColumnGroup(file, metadata, rowStart, rows, rowStart, label);
+    rowStart += rows;
   }
 }
 
@@ -222,47 +239,55 @@ function textField(encoder: ChainEncoder, v: unknown, column: string, label: str
  * events of each row group.
  */
 export async function* readParquetInto(path: string, label: string, sink: ExportEventSink): AsyncGenerator<number> {
+  for await (const group of readParquetColumns(path, label)) {
+    deliverColumnGroup(group, sink, label);
+    yield group.rows;
+  }
+}
+
+const scratchPrevHash = Buffer.alloc(32);
+const scratchRecordHash = Buffer.alloc(32);
+
+/** Delivers the rows of one row group to `sink`; throws for a malformed row, after delivering the rows before it. */
+export function deliverColumnGroup({ rowStart, rows, columns }: ColumnGroup, sink: ExportEventSink, label: string): void {
   const encoder = sink.encoder;
-  const prevHash = Buffer.alloc(32);
-  const recordHash = Buffer.alloc(32);
-  for await (const { rowStart, rows, columns } of readParquetColumns(path, label)) {
-    const col = (name: keyof typeof C): ArrayLike<unknown> => columns[C[name]] as ArrayLike<unknown>;
-    const sequenceNo = col('sequence_no');
-    const occurredAt = col('occurred_at');
-    const ingestedAt = col('ingested_at');
-    const version = col('encoding_version');
-    const prev = col('prev_hash');
-    const record = col('record_hash');
-    // The body's text and jsonb columns, in encoding order, with the two timestamps (null here) in their places.
-    const body: Array<ArrayLike<unknown> | null> = [
-      col('event_id'), col('tenant_id'), null, null, col('actor_type'), col('actor_id'), col('actor_name'), col('auth_method'),
-      col('source_ip'), col('user_agent_hash'), col('action'), col('resource_type'), col('resource_id'), col('parent_type'),
-      col('parent_id'), col('changes'), col('reason'), col('context'), col('db_identity'),
-    ];
-    const bodyNames = BODY_FIELDS.map(([name]) => name);
-    for (let i = 0; i < rows; i++) {
-      const row = rowStart + i + 1;
-      const seq = sequenceNo[i];
-      const occurred = occurredAt[i];
-      const ingested = ingestedAt[i];
-      if (typeof seq !== 'bigint' || typeof occurred !== 'bigint' || typeof ingested !== 'bigint') {
-        throw malformed(label, `row ${row}: sequence_no, occurred_at and ingested_at must be INT64`);
-      }
-      encoder.beginBody();
-      for (let f = 0; f < body.length; f++) {
-        const values = body[f] as ArrayLike<unknown> | null;
-        if (values === null) encoder.fieldTimestamp(f === 2 ? occurred : ingested);
-        else textField(encoder, values[i], bodyNames[f] as string, label, row);
-      }
-      sink.event(
-        seq,
-        Number(version[i]),
-        hashInto(prev[i], prevHash, 'prev_hash', label, row),
-        hashInto(record[i], recordHash, 'record_hash', label, row),
-        null,
-      );
+  const prevHash = scratchPrevHash;
+  const recordHash = scratchRecordHash;
+  const col = (name: keyof typeof C): ArrayLike<unknown> => columns[C[name]] as ArrayLike<unknown>;
+  const sequenceNo = col('sequence_no');
+  const occurredAt = col('occurred_at');
+  const ingestedAt = col('ingested_at');
+  const version = col('encoding_version');
+  const prev = col('prev_hash');
+  const record = col('record_hash');
+  // The body's text and jsonb columns, in encoding order, with the two timestamps (null here) in their places.
+  const body: Array<ArrayLike<unknown> | null> = [
+    col('event_id'), col('tenant_id'), null, null, col('actor_type'), col('actor_id'), col('actor_name'), col('auth_method'),
+    col('source_ip'), col('user_agent_hash'), col('action'), col('resource_type'), col('resource_id'), col('parent_type'),
+    col('parent_id'), col('changes'), col('reason'), col('context'), col('db_identity'),
+  ];
+  const bodyNames = BODY_FIELDS.map(([name]) => name);
+  for (let i = 0; i < rows; i++) {
+    const row = rowStart + i + 1;
+    const seq = sequenceNo[i];
+    const occurred = occurredAt[i];
+    const ingested = ingestedAt[i];
+    if (typeof seq !== 'bigint' || typeof occurred !== 'bigint' || typeof ingested !== 'bigint') {
+      throw malformed(label, `row ${row}: sequence_no, occurred_at and ingested_at must be INT64`);
     }
-    yield rows;
+    encoder.beginBody();
+    for (let f = 0; f < body.length; f++) {
+      const values = body[f] as ArrayLike<unknown> | null;
+      if (values === null) encoder.fieldTimestamp(f === 2 ? occurred : ingested);
+      else textField(encoder, values[i], bodyNames[f] as string, label, row);
+    }
+    sink.event(
+      seq,
+      Number(version[i]),
+      hashInto(prev[i], prevHash, 'prev_hash', label, row),
+      hashInto(record[i], recordHash, 'record_hash', label, row),
+      null,
+    );
   }
 }
 

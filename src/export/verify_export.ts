@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { EvidenceFileError, UsageError } from '../errors.ts';
 import { ChainEncoder } from '../chain/encoding.ts';
@@ -17,6 +18,7 @@ import { MANIFEST_FILE, readManifest, type ExportManifest } from './manifest.ts'
 import type { ExportEventSink } from './columns.ts';
 import { readJsonlInto } from './jsonl.ts';
 import { fileSha256, readParquetInto } from './parquet.ts';
+import { DecodePool, HASHES_PER_EVENT, prepareWorkers, readFileParallel, type DecodedBatch, type WorkerLoader } from './parallel.ts';
 
 export interface VerifyExportOptions {
   /** The export directory (manifest.json and data files). */
@@ -29,6 +31,15 @@ export interface VerifyExportOptions {
   compareWith?: string[] | undefined;
   /** Called after each batch with the number of events checked so far. */
   onProgress?: ((checked: number, total: number) => void) | undefined;
+  /**
+   * Threads that decode and hash (see src/export/parallel.ts); default
+   * os.availableParallelism(). 1: everything on the calling thread.
+   */
+  jobs?: number | undefined;
+  /** How the worker threads load their code (tests); see WorkerLoader. */
+  workerLoader?: WorkerLoader | undefined;
+  /** JSONL bytes per batch of the worker threads (tests; default BATCH_BYTES). */
+  batchBytes?: number | undefined;
 }
 
 export interface ExportVerification {
@@ -58,12 +69,15 @@ interface RecordHashes {
 /**
  * Reads the events of every data file into `sink` (see ExportEventSink),
  * yielding the file and the number of events after each chunk or row group.
+ * With a pool, worker threads decode and hash, and the events arrive at
+ * sink.batch() in file order instead.
  */
 async function* readEventsInto(
   dir: string,
   manifest: ExportManifest,
   sink: FileEventSink,
   onDigest: (file: string, sha256: string) => void,
+  pool: { pool: DecodePool; batchBytes: number | undefined } | null,
 ): AsyncGenerator<{ file: string; events: number }> {
   for (const f of manifest.files) {
     const full = path.join(dir, f.path);
@@ -73,7 +87,12 @@ async function* readEventsInto(
       });
     }
     sink.startFile(full);
-    if (manifest.data_format === 'jsonl') {
+    if (pool !== null) {
+      for await (const batch of readFileParallel(full, manifest.data_format, full, manifest.tenant_id, pool.pool, (sha) => onDigest(f.path, sha), pool.batchBytes)) {
+        sink.batch(batch);
+        yield { file: full, events: batch.count };
+      }
+    } else if (manifest.data_format === 'jsonl') {
       for await (const events of readJsonlInto(full, full, sink, (sha) => onDigest(f.path, sha))) yield { file: full, events };
     } else {
       onDigest(f.path, await fileSha256(full));
@@ -91,6 +110,8 @@ interface FileStats {
 /** A sink that knows which file its events come from. */
 interface FileEventSink extends ExportEventSink {
   startFile(file: string): void;
+  /** Events decoded and hashed by worker threads, in file order. */
+  batch(b: DecodedBatch): void;
 }
 
 /** Feeds every event to the chain verifier and counts each file's events and sequence range. */
@@ -100,8 +121,37 @@ class VerifyingSink implements FileEventSink {
   private file: string | undefined;
   private stats: FileStats = { count: 0, first: null, last: null };
 
-  constructor(private readonly verifier: StreamingChainVerifier) {
+  constructor(
+    private readonly verifier: StreamingChainVerifier,
+    private readonly tenantId: string,
+  ) {
     this.encoder = verifier.encoder;
+  }
+
+  batch(b: DecodedBatch): void {
+    const { count, seq, version, hashes, same, others } = b;
+    const verifier = this.verifier;
+    const file = this.file;
+    let nextOther = 0;
+    for (let i = 0; i < count; i++) {
+      let tenant = this.tenantId;
+      const other = others[nextOther];
+      if (other !== undefined && other[0] === i) {
+        tenant = other[1];
+        nextOther++;
+      }
+      const o = i * HASHES_PER_EVENT;
+      const computed = hashes.subarray(o + 64, o + 96);
+      // Where the worker found the stored hash equal to the recomputed one, one buffer stands for both.
+      const stored = same[i] === 1 ? computed : hashes.subarray(o + 32, o + 64);
+      verifier.pushComputed(seq[i] as bigint, version[i] as number, hashes.subarray(o, o + 32), stored, computed, file, tenant);
+    }
+    if (count > 0) {
+      const stats = this.stats;
+      stats.first ??= seq[0] as bigint;
+      stats.last = seq[count - 1] as bigint;
+      stats.count += count;
+    }
   }
 
   startFile(file: string): void {
@@ -123,6 +173,8 @@ class VerifyingSink implements FileEventSink {
 /** Verifies one export. Throws for unusable input (missing files, malformed data, wrong key); returns a report otherwise. */
 export async function verifyExport(options: VerifyExportOptions): Promise<ExportVerification> {
   const dir = options.dir;
+  const jobs = options.jobs ?? availableParallelism();
+  if (jobs > 1) prepareWorkers(options.workerLoader);
   const manifest = await readManifest(dir);
   const tenantId = manifest.tenant_id;
 
@@ -143,8 +195,26 @@ export async function verifyExport(options: VerifyExportOptions): Promise<Export
     checkpoints.sort((a, b) => a.sequence_no - b.sequence_no);
   }
 
+  const pool = jobs > 1 ? await DecodePool.start(jobs, options.workerLoader) : null;
+  try {
+    return await verifyWithPool(options, manifest, checkpoints, storeProblems, immutability, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function verifyWithPool(
+  options: VerifyExportOptions,
+  manifest: ExportManifest,
+  checkpoints: ValidCheckpoint[],
+  storeProblems: ChainProblem[],
+  immutability: ImmutabilityReport[],
+  pool: DecodePool | null,
+): Promise<ExportVerification> {
+  const dir = options.dir;
+  const tenantId = manifest.tenant_id;
   const others: RecordHashes[] = [];
-  for (const other of options.compareWith ?? []) others.push(await collectRecordHashes(other, tenantId));
+  for (const other of options.compareWith ?? []) others.push(await collectRecordHashes(other, tenantId, pool === null ? null : { pool, batchBytes: options.batchBytes }));
 
   const anchoredAt = new Map<bigint, ValidCheckpoint[]>();
   for (const c of checkpoints) {
@@ -185,9 +255,9 @@ export async function verifyExport(options: VerifyExportOptions): Promise<Export
   const fromSeq = BigInt(manifest.from_sequence_no ?? manifest.requested_range.from_sequence_no);
   const verifier = new StreamingChainVerifier(tenantId, fromSeq, onEvent);
   const digests = new Map<string, string>();
-  const sink = new VerifyingSink(verifier);
+  const sink = new VerifyingSink(verifier, tenantId);
   let seen = 0;
-  for await (const { events } of readEventsInto(dir, manifest, sink, (f, sha) => digests.set(f, sha))) {
+  for await (const { events } of readEventsInto(dir, manifest, sink, (f, sha) => digests.set(f, sha), pool === null ? null : { pool, batchBytes: options.batchBytes })) {
     seen += events;
     options.onProgress?.(seen, manifest.event_count);
   }
@@ -283,7 +353,7 @@ async function unlistedFiles(dir: string, manifest: ExportManifest): Promise<Cha
 }
 
 /** Verifies another export and keeps its record hashes (32 bytes per event) for a split-view comparison. */
-async function collectRecordHashes(dir: string, tenantId: string): Promise<RecordHashes> {
+async function collectRecordHashes(dir: string, tenantId: string, pool: { pool: DecodePool; batchBytes: number | undefined } | null): Promise<RecordHashes> {
   const manifest = await readManifest(dir);
   if (manifest.tenant_id !== tenantId) {
     throw new UsageError(`${dir} is an export of tenant ${manifest.tenant_id}, not ${tenantId}`, { hint: 'Compare exports of the same tenant.' });
@@ -301,7 +371,16 @@ async function collectRecordHashes(dir: string, tenantId: string): Promise<Recor
         this.count++;
       }
     },
+    batch(b) {
+      for (let k = 0; k < b.count; k++) {
+        const i = Number(b.seq[k]) - from;
+        if (i === this.count && i < manifest.event_count) {
+          b.hashes.copy(hashes, i * 32, k * HASHES_PER_EVENT + 32, k * HASHES_PER_EVENT + 64);
+          this.count++;
+        }
+      }
+    },
   };
-  for await (const _ of readEventsInto(dir, manifest, sink, () => undefined));
+  for await (const _ of readEventsInto(dir, manifest, sink, () => undefined, pool));
   return { from, count: sink.count, hashes, dir };
 }

@@ -1,0 +1,326 @@
+/**
+ * The parallel export reader of `verify --export --jobs N`.
+ *
+ * The main thread reads each data file (and hashes it whole for the
+ * manifest), cuts it into batches (JSONL: about BATCH_BYTES at line
+ * boundaries; Parquet: one row group) and hands them to N worker threads
+ * (decode_worker.ts). A worker decodes the batch, encodes every body and
+ * recomputes its record_hash (which depends only on the event's own stored
+ * fields, prev_hash included), and returns, per event, sequence_no,
+ * encoding_version, stored prev_hash and record_hash, the recomputed hash and
+ * the tenant when it is not the export's, in transferable ArrayBuffers. The
+ * main thread takes the batches back in file order and feeds them to the
+ * same StreamingChainVerifier checks as the single-threaded path, so every
+ * problem, sequence_no and error is the same. At most `2 x N` batches are in
+ * flight: memory stays bounded whatever the file size.
+ */
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { AuditTrailError, EvidenceFileError } from '../errors.ts';
+import { bad, parseJsonlEvent } from './jsonl.ts';
+import { fileSha256, openParquetExport } from './parquet.ts';
+import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
+
+export { HASHES_PER_EVENT } from './decode_protocol.ts';
+
+/** JSONL bytes per batch (whole lines; a longer line makes its batch longer). */
+export const BATCH_BYTES = 4 << 20;
+
+/** A batch of decoded events, in file order, as the verifier consumes them. */
+export interface DecodedBatch {
+  count: number;
+  seq: BigInt64Array;
+  version: Float64Array;
+  hashes: Buffer;
+  /** 1 where the recomputed record_hash equals the stored one. */
+  same: Uint8Array;
+  others: Array<[number, string]>;
+}
+
+/**
+ * How a worker thread runs decode_worker.ts. The package has no build step
+ * and its TypeScript runs through tsx, whose loader a worker does not
+ * inherit: `bundle` bundles decode_worker.ts and its imports once per
+ * process with esbuild (which tsx itself uses) into one CommonJS script,
+ * which a worker starts in milliseconds; `tsx` starts decode_worker.mjs,
+ * which registers tsx's loader in the worker (a loader thread and a module
+ * transform per worker: about a quarter of a CPU-second more per worker). The
+ * default is `bundle`, and `tsx` when esbuild cannot be loaded.
+ */
+export type WorkerLoader = 'bundle' | 'tsx';
+
+const WORKER_ENTRY = new URL('./decode_worker.mjs', import.meta.url);
+const WORKER_SOURCE = new URL('./decode_worker.ts', import.meta.url);
+
+let bundled: Promise<string | null> | undefined;
+
+/** decode_worker.ts bundled as one CommonJS script, or null when esbuild is not available. */
+function bundleWorker(): Promise<string | null> {
+  bundled ??= (async () => {
+    try {
+      const { build } = await import('esbuild');
+      const out = await build({
+        entryPoints: [fileURLToPath(WORKER_SOURCE)],
+        bundle: true,
+        platform: 'node',
+        format: 'cjs',
+        target: 'node20',
+        write: false,
+        logLevel: 'silent',
+      });
+      return out.outputFiles[0]?.text ?? null;
+    } catch {
+      return null;
+    }
+  })();
+  return bundled;
+}
+
+/** Starts bundling the worker's code (see WorkerLoader), so that it overlaps with reading a manifest and anchors. */
+export function prepareWorkers(loader: WorkerLoader = 'bundle'): void {
+  if (loader === 'bundle') void bundleWorker();
+}
+
+interface Pending {
+  resolve: (r: DecodeResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** N worker threads; tasks go to the one with the fewest outstanding. */
+export class DecodePool {
+  private readonly workers: Worker[] = [];
+  private readonly outstanding: number[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private failed: unknown = null;
+  private closed = false;
+
+  /** Starts `size` worker threads (see WorkerLoader). */
+  static async start(size: number, loader: WorkerLoader = 'bundle'): Promise<DecodePool> {
+    const code = loader === 'bundle' ? await bundleWorker() : null;
+    return new DecodePool(size, code);
+  }
+
+  private constructor(
+    readonly size: number,
+    code: string | null,
+  ) {
+    for (let w = 0; w < size; w++) {
+      const worker = code === null ? new Worker(WORKER_ENTRY) : new Worker(code, { eval: true });
+      worker.on('message', (r: DecodeResult) => {
+        const p = this.pending.get(r.id);
+        this.pending.delete(r.id);
+        this.outstanding[w] = (this.outstanding[w] ?? 1) - 1;
+        p?.resolve(r);
+      });
+      worker.on('error', (err) => this.fail(err));
+      worker.on('exit', (code) => {
+        if (!this.closed) this.fail(new Error(`an export verifier worker thread stopped (exit code ${code})`));
+      });
+      this.workers.push(worker);
+      this.outstanding.push(0);
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.failed ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  /** Decodes a batch on a worker; `task.data` is transferred (detached here). */
+  run(task: Omit<JsonlTask, 'id'> | Omit<ParquetTask, 'id'>): Promise<DecodeResult> {
+    if (this.failed !== null) return Promise.reject(this.failed);
+    const id = this.nextId++;
+    let w = 0;
+    for (let k = 1; k < this.workers.length; k++) if ((this.outstanding[k] as number) < (this.outstanding[w] as number)) w = k;
+    this.outstanding[w] = (this.outstanding[w] as number) + 1;
+    return new Promise<DecodeResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      (this.workers[w] as Worker).postMessage({ ...task, id }, [task.data]);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.fail(new Error('the export verifier worker threads were stopped'));
+  }
+}
+
+/** The error a worker caught, as the single-threaded reader would have thrown it. */
+function rethrow(f: WorkerFailure, label: string, lineNumber: number): never {
+  if (f.lineText !== undefined) parseJsonlEvent(f.lineText, label, lineNumber); // throws the same error, with the line number in the file
+  if (f.name === 'EvidenceFileError' && f.file !== undefined) {
+    throw new EvidenceFileError(f.message, f.file, f.code as '58P01' | '22P02' | '58030', { hint: f.hint, detail: f.detail });
+  }
+  if (f.code !== undefined) {
+    const err = new AuditTrailError(f.message, f.code, { hint: f.hint, detail: f.detail });
+    Object.defineProperty(err, 'name', { value: f.name });
+    throw err;
+  }
+  const err = new Error(f.message);
+  err.name = f.name;
+  throw err;
+}
+
+type TaskInput = Omit<JsonlTask, 'id'> | Omit<ParquetTask, 'id'>;
+
+/** A buffer with an ArrayBuffer of its own (transferable), not zeroed: only the bytes read into it are used. */
+const ownBuffer = (size: number): Buffer => Buffer.allocUnsafeSlow(size);
+
+/**
+ * The batches of a JSONL file; hashes the file on the way (the digest goes
+ * to onDigest at the end). `state.truncated`: the file ends in a line
+ * without its newline.
+ */
+async function* jsonlTasks(
+  path: string,
+  label: string,
+  tenantId: string,
+  digest: ReturnType<typeof createHash>,
+  state: { truncated: boolean },
+  batchBytes: number,
+): AsyncGenerator<TaskInput> {
+  const handle = await open(path, 'r');
+  try {
+    let buf = ownBuffer(batchBytes);
+    let filled = 0;
+    for (;;) {
+      if (filled === buf.length) {
+        const bigger = ownBuffer(buf.length * 2);
+        buf.copy(bigger, 0, 0, filled);
+        buf = bigger;
+      }
+      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, null);
+      if (bytesRead === 0) break;
+      digest.update(buf.subarray(filled, filled + bytesRead));
+      filled += bytesRead;
+      if (filled < buf.length) continue; // fill the batch
+      const lastNewline = buf.lastIndexOf(10, filled - 1);
+      if (lastNewline < 0) continue; // one line longer than the batch: the buffer grows
+      const next = ownBuffer(batchBytes);
+      const carry = filled - lastNewline - 1;
+      buf.copy(next, 0, lastNewline + 1, filled);
+      yield { kind: 'jsonl', label, tenantId, data: buf.buffer as ArrayBuffer, length: lastNewline + 1 };
+      buf = next;
+      filled = carry;
+    }
+    const lastNewline = filled === 0 ? -1 : buf.lastIndexOf(10, filled - 1);
+    if (lastNewline >= 0) yield { kind: 'jsonl', label, tenantId, data: buf.buffer as ArrayBuffer, length: lastNewline + 1 };
+    state.truncated = lastNewline + 1 < filled;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The row groups of a Parquet file, each with the byte range its column chunks occupy. */
+async function* parquetTasks(path: string, label: string, tenantId: string): AsyncGenerator<TaskInput> {
+  const { metadata } = await openParquetExport(path, label);
+  const fileSize = (await stat(path)).size;
+  const handle = await open(path, 'r');
+  try {
+    let rowStart = 0;
+    for (const group of metadata.row_groups) {
+      const rows = Number(group.num_rows);
+      // The column chunks as hyparquet locates them (dictionary page, else first data page).
+      let from = Infinity;
+      let to = 0;
+      for (const chunk of group.columns) {
+        const meta = chunk.meta_data;
+        if (meta === undefined) continue;
+        const offset = meta.dictionary_page_offset || meta.data_page_offset;
+        from = Math.min(from, Number(offset));
+        to = Math.max(to, Number(offset + meta.total_compressed_size));
+      }
+      const offset = Number.isFinite(from) ? Math.min(Math.max(0, from), fileSize) : 0;
+      const rangeEnd = Math.max(offset, to);
+      const data = ownBuffer(Math.min(rangeEnd, fileSize) - offset);
+      let read = 0;
+      while (read < data.length) {
+        const { bytesRead } = await handle.read(data, read, data.length - read, offset + read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      yield {
+        kind: 'parquet',
+        label,
+        tenantId,
+        data: data.buffer as ArrayBuffer,
+        length: read,
+        path,
+        fileSize,
+        offset,
+        rangeEnd,
+        metadata: { ...metadata, row_groups: [group], num_rows: BigInt(rows) },
+        rowStart,
+        rows,
+      };
+      rowStart += rows;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Reads one data file through the pool: yields its decoded batches in file
+ * order. An error in a batch (a refused line or row) is thrown after that
+ * batch's events before it were yielded, as the single-threaded reader
+ * throws it after delivering them. `onDigest` gets the file's SHA-256.
+ */
+export async function* readFileParallel(
+  path: string,
+  format: 'jsonl' | 'parquet',
+  label: string,
+  tenantId: string,
+  pool: DecodePool,
+  onDigest: (sha256: string) => void,
+  batchBytes = BATCH_BYTES,
+): AsyncGenerator<DecodedBatch> {
+  const state = { truncated: false };
+  const digest = createHash('sha256');
+  if (format === 'parquet') onDigest(await fileSha256(path));
+  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, digest, state, batchBytes) : parquetTasks(path, label, tenantId);
+  const limit = 2 * pool.size;
+  const inflight: Array<Promise<DecodeResult>> = [];
+  let lines = 0;
+  const take = (r: DecodeResult): DecodedBatch => ({
+    count: r.count,
+    seq: new BigInt64Array(r.seq, 0, r.count),
+    version: new Float64Array(r.version, 0, r.count),
+    hashes: Buffer.from(r.hashes, 0, r.count * HASHES_PER_EVENT),
+    same: new Uint8Array(r.same, 0, r.count),
+    others: r.others,
+  });
+  let next = tasks.next();
+  try {
+    for (;;) {
+      const t = await next;
+      if (t.done === true) break;
+      const p = pool.run(t.value);
+      p.catch(() => undefined); // awaited below, in order; a batch given up when another failed must not be unhandled
+      inflight.push(p);
+      next = tasks.next(); // read the next batch while this one is decoded
+      while (inflight.length >= limit) {
+        const r = await (inflight.shift() as Promise<DecodeResult>);
+        yield take(r);
+        if (r.error !== null) rethrow(r.error, label, lines + r.count + 1);
+        lines += r.count;
+      }
+    }
+    while (inflight.length > 0) {
+      const r = await (inflight.shift() as Promise<DecodeResult>);
+      yield take(r);
+      if (r.error !== null) rethrow(r.error, label, lines + r.count + 1);
+      lines += r.count;
+    }
+  } finally {
+    await next.catch(() => undefined);
+    await tasks.return(undefined);
+  }
+  if (state.truncated) throw bad(label, lines + 1, 'the last line has no end (the file was truncated)');
+  if (format === 'jsonl') onDigest(digest.digest('hex'));
+}
