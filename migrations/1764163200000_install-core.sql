@@ -1144,8 +1144,6 @@ begin
   if o ? 'json_columns' then
     v_json_nulls_old := audit_trail.json_null_columns(v_old, o, OLD);
     v_json_nulls_new := audit_trail.json_null_columns(v_new, o, NEW);
-  elsif TG_OP = 'UPDATE' and v_old::text = v_new::text then
-    return null;  -- nothing changed: no event
   end if;
 
   -- Tenant: the row's tenant column is the truth; a contradicting session tenant is a cross-tenant write.
@@ -1179,7 +1177,9 @@ begin
     perform audit_trail.refuse_event('no actor', v_tenant, o ->> 'resource_type',
       audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
   end if;
-  if o -> 'reason_required' = 'true'::jsonb and coalesce(current_setting('audit_trail.reason', true), '') = '' then
+  -- (An update that changes nothing needs no reason: the commit step drops it.)
+  if o -> 'reason_required' = 'true'::jsonb and coalesce(current_setting('audit_trail.reason', true), '') = ''
+     and not (TG_OP = 'UPDATE' and v_old::text = v_new::text and v_json_nulls_old is not distinct from v_json_nulls_new) then
     perform audit_trail.refuse_event('no reason', v_tenant, o ->> 'resource_type',
       audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
   end if;
