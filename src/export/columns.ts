@@ -7,30 +7,13 @@
  *   timestamp   Parquet: INT64 TIMESTAMP(MICROS, UTC); JSONL: ISO-8601 UTC with 6 fractional digits
  *   hash        64 lowercase hex characters
  */
-import type { ChainEncoder } from '../chain/encoding.ts';
+import { BODY_FIELDS, type ChainEncoder } from '../chain/encoding.ts';
 import type { ChainEvent } from '../chain/verifier.ts';
 
+/** sequence_no, the hashed body fields in encoding order (BODY_FIELDS), then the chain fields. */
 export const EXPORT_COLUMNS = [
   ['sequence_no', 'int64'],
-  ['event_id', 'text'],
-  ['tenant_id', 'text'],
-  ['occurred_at', 'timestamp'],
-  ['ingested_at', 'timestamp'],
-  ['actor_type', 'text'],
-  ['actor_id', 'text'],
-  ['actor_name', 'text'],
-  ['auth_method', 'text'],
-  ['source_ip', 'text'],
-  ['user_agent_hash', 'text'],
-  ['action', 'text'],
-  ['resource_type', 'text'],
-  ['resource_id', 'text'],
-  ['parent_type', 'text'],
-  ['parent_id', 'text'],
-  ['changes', 'jsonb'],
-  ['reason', 'text'],
-  ['context', 'jsonb'],
-  ['db_identity', 'jsonb'],
+  ...BODY_FIELDS,
   ['encoding_version', 'int32'],
   ['prev_hash', 'hash'],
   ['record_hash', 'hash'],
