@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { ManagedServer } from './server.ts';
 
 /** Values the global setup hands to every test file (vitest provide/inject). */
@@ -22,4 +23,15 @@ export function databaseUrl(serverUrl: string, database: string): string {
   const url = new URL(serverUrl);
   url.pathname = `/${encodeURIComponent(database)}`;
   return url.toString();
+}
+
+/** Runs `fn` on a new client of `url` and always closes it. */
+export async function withSuperuser<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
 }

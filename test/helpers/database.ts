@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
 import './context.ts';
-import { databaseUrl } from './context.ts';
+import { databaseUrl, withSuperuser } from './context.ts';
 import { pgCtlManaged, type ManagedServer } from './server.ts';
 
 export { databaseUrl };
@@ -29,15 +29,6 @@ export interface TestDatabase {
   url: string;
 }
 
-async function withSuperuser<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 function uniqueName(name: string): string {
   const base = name.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 48);

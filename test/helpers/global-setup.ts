@@ -2,22 +2,12 @@
  * vitest globalSetup: one PostgreSQL server per run, and a template database
  * in which migrate() ran once. See server.ts for where the server comes from.
  */
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { existsSync } from 'node:fs';
 import { defaultMigrationsDir, migrate } from '../../src/db/migrate.ts';
-import { SYSTEM_DATABASES, TEMPLATE_DATABASE, databaseUrl } from './context.ts';
+import { SYSTEM_DATABASES, TEMPLATE_DATABASE, databaseUrl, withSuperuser } from './context.ts';
 import { startTestServer, stopTestServer, type TestServer } from './server.ts';
 
-async function withSuperuser<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
