@@ -26,16 +26,21 @@ language sql immutable parallel safe
 return '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
 
 -- The chain as a running aggregate: each step hashes a body at its position
--- after the previous step's hash (the first after p_start, the head's hash).
--- (PL/pgSQL on purpose: an SQL-language transition function is planned anew
--- in every statement that runs the aggregate, ~170 us per transaction here.)
+-- after the previous event's hash (the first after p_start, the head's hash).
+-- The state is prev_hash || record_hash of the last event, so one window pass
+-- gives both columns of an event. (PL/pgSQL on purpose: an SQL-language
+-- transition function is planned anew in every statement that runs the
+-- aggregate, ~170 us per transaction here.)
 create function audit_trail.chain_step(p_state bytea, p_body bytea, p_sequence_no bigint, p_start bytea) returns bytea
 language plpgsql immutable parallel safe
 -- No SET clause: it would cost every row; the body calls only schema-qualified,
 -- creation-bound functions.
 as $$
 begin
-  return audit_trail.chain_hash(p_body, p_sequence_no, coalesce(p_state, p_start));
+  if p_state is null then
+    return p_start || audit_trail.chain_hash(p_body, p_sequence_no, p_start);
+  end if;
+  return substr(p_state, 33) || audit_trail.chain_hash(p_body, p_sequence_no, substr(p_state, 33));
 end
 $$;
 
@@ -44,7 +49,7 @@ create aggregate audit_trail.chain_agg(bytea, bigint, bytea) (
   stype = bytea
 );
 comment on aggregate audit_trail.chain_agg(bytea, bigint, bytea) is
-  'Window aggregate: record_hash of each event given the body, its sequence_no and the chain head before the first.';
+  'Window aggregate over (body, sequence_no, head hash before the first): prev_hash || record_hash of each event.';
 
 -- Creates this session's buffer and its commit trigger (once per session).
 -- The event that finds the buffer empty carries requests_flush, and only that
@@ -70,6 +75,7 @@ begin
     operation text,
     old_row jsonb,
     new_row jsonb,
+    flagged boolean,  -- redacted, digested or JSON-null columns: the delta marks them
     json_nulls_old text[],
     json_nulls_new text[],
     digested_old text[],
@@ -110,7 +116,10 @@ $$;
 comment on function audit_trail.create_pending_buffer() is
   'Internal: creates the session''s transaction-private event buffer and its commit trigger.';
 
--- Empties a buffer bloated by dead rows, when the transaction has nothing in it.
+-- Empties a buffer bloated by dead rows, when the transaction has nothing in
+-- it. The commit step measures the buffer once per transaction and raises the
+-- session flag audit_trail.buffer_needs_truncate (internal; setting it by hand
+-- only makes the next change try this); the next change acts on it.
 create function audit_trail.truncate_idle_buffer()
 returns void
 language plpgsql
@@ -118,6 +127,7 @@ as $$
 begin
   if not exists (select from pg_temp.audit_trail_pending) then
     truncate pg_temp.audit_trail_pending;
+    perform pg_catalog.set_config('audit_trail.buffer_needs_truncate', 'off', false);
   end if;
 end
 $$;
@@ -147,7 +157,7 @@ as $$
 begin
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
-  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
+  elsif current_setting('audit_trail.buffer_needs_truncate', true) = 'on' then
     perform audit_trail.truncate_idle_buffer();
   end if;
   insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, event_id, action, resource_type,
@@ -210,8 +220,7 @@ declare
   v_auth_method text;
   v_user_agent_hash text;
   v_ms bigint;
-  v_random_high bigint;
-  v_random_low bigint;
+  v_random bytea;
 begin
   if p_tenant is null or p_tenant = '' then
     raise exception 'no tenant for this audit event (%.%)', p_resource_type, coalesce(p_resource_id, '')
@@ -277,9 +286,8 @@ begin
       'capture_method', coalesce(nullif(current_setting('audit_trail.capture_method', true), ''), p_capture_method)));
   -- Plain variables as arguments let the planner inline ulid_encode().
   v_ms := (extract(epoch from v_now) * 1000)::bigint;
-  v_random_high := (random() * 1099511627776)::bigint & 1099511627775;
-  v_random_low := (random() * 1099511627776)::bigint & 1099511627775;
-  v_event_id := audit_trail.ulid_encode(v_ms, v_random_high, v_random_low);
+  v_random := uuid_send(gen_random_uuid());
+  v_event_id := audit_trail.ulid_encode(v_ms, v_random);
   v_occurred_at := coalesce(v_occurred_at, v_now);
   v_auth_method := nullif(current_setting('audit_trail.auth_method', true), '');
   v_user_agent_hash := nullif(current_setting('audit_trail.user_agent_hash', true), '');
@@ -346,21 +354,20 @@ set timezone = 'UTC'
 set plan_cache_mode = force_generic_plan
 as $$
 declare
-  v_event_count bigint;
   v_tenants text[];
   v_extend boolean;
-  v_head_ingested_at timestamptz;
   v_tenant text;
+  v_policy audit_trail.tenant_policies;
   v_seq bigint;
   v_prev bytea;
-  v_written bigint;
+  v_head_ingested_at timestamptz;
   v_db_identity jsonb;
 begin
-  select count(*), array_agg(distinct p.tenant_id order by p.tenant_id),
+  select array_agg(distinct p.tenant_id order by p.tenant_id),
          max(p.ingested_at) >= (select h.covered_until from audit_trail.partition_horizon h)
-    into v_event_count, v_tenants, v_extend
+    into v_tenants, v_extend
     from pg_temp.audit_trail_pending p;
-  if v_event_count = 0 then
+  if v_tenants is null then
     return null;
   end if;
   if v_extend then
@@ -375,6 +382,10 @@ begin
       'xid', pg_current_xact_id()::text);
 
   foreach v_tenant in array v_tenants loop
+    -- The tenant's rules: its own row, else the '*' defaults.
+    select p.* into v_policy from audit_trail.tenant_policies p
+     where p.tenant_id in (v_tenant, '*') order by (p.tenant_id = '*') limit 1;
+
     -- From here to the end of the commit this transaction holds the tenant's head.
     select h.sequence_no, h.record_hash into v_seq, v_prev
       from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
@@ -385,98 +396,88 @@ begin
         from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
     end if;
 
-    with policy as (
-      select p.* from audit_trail.tenant_policies p
-       where p.tenant_id in (v_tenant, '*') order by (p.tenant_id = '*') limit 1
-    ), captured as (
-      -- Captured row changes: images without excluded columns, action.
-      select b.ordinal, b.ingested_at, b.table_options as o, b.operation, b.json_nulls_old, b.json_nulls_new,
-             coalesce(b.digested_old, '{}') as digested_old, coalesce(b.digested_new, '{}') as digested_new,
-             coalesce(b.redacted, '{}') as redacted,
-             b.actor_id, b.actor_type, b.actor_name, b.auth_method, b.source_ip, b.user_agent_hash, b.reason,
-             b.occurred_at_setting, b.context_setting, b.request_id, b.session_id, b.correlation_id, b.capture_method,
+    -- One statement builds, checks, numbers, chains and writes the tenant's
+    -- events. (Kept lean on purpose: every node and expression of its plan is
+    -- set up anew in every transaction; docs/architecture.md, "What capture costs".)
+    with captured as (
+      -- Captured row changes: the action and the field delta (every column
+      -- for a create or a delete, the changed columns for an update).
+      select b.ordinal, b.ingested_at, (extract(epoch from b.ingested_at) * 1000)::bigint as ingested_ms,
+             b.table_options as o, b.actor_id, b.actor_type, b.actor_name,
+             b.auth_method, b.source_ip, b.user_agent_hash, b.reason, b.occurred_at_setting, b.context_setting,
+             b.request_id, b.session_id, b.correlation_id, b.capture_method,
              coalesce(b.new_row, b.old_row) as key_row,
-             b.old_row - x.excluded as old_value,
-             b.new_row - x.excluded as new_value,
-             case b.operation
-               when 'INSERT' then 'create'
-               when 'DELETE' then 'delete'
-               when 'UPDATE' then
-                 case when b.table_options ? 'soft_delete'
-                        and audit_trail.is_soft_deleted(b.new_row, b.table_options -> 'soft_delete')
-                        and not audit_trail.is_soft_deleted(b.old_row, b.table_options -> 'soft_delete')
-                      then 'delete' else 'update' end
-             end as action
+             x.action,
+             d.changes, d.fields
         from pg_temp.audit_trail_pending b
-        cross join lateral (select coalesce(array(select jsonb_array_elements_text(b.table_options -> 'exclude_columns')),
-                                            '{}') as excluded) x
-       where b.tenant_id = v_tenant and b.operation is not null
-    ), delta as (
-      -- The field delta: every column for a create or a delete (before-state,
-      -- and after-state for a soft delete), the changed columns for an update.
-      select c.*, d.changes
-        from captured c
+        cross join lateral (
+          select case b.operation
+                   when 'INSERT' then 'create'
+                   when 'DELETE' then 'delete'
+                   when 'UPDATE' then
+                     case when b.table_options ? 'soft_delete'
+                            and audit_trail.is_soft_deleted(b.new_row, b.table_options -> 'soft_delete')
+                            and not audit_trail.is_soft_deleted(b.old_row, b.table_options -> 'soft_delete')
+                          then 'delete' else 'update' end
+                 end as action
+        ) x
         cross join lateral (
           select jsonb_agg(jsonb_build_object('field', f.key, 'before', f.before_value, 'after', f.after_value)
-                             || case when c.redacted = '{}' and c.digested_old = '{}' and c.digested_new = '{}'
-                                      and c.json_nulls_old is null and c.json_nulls_new is null then '{}'::jsonb
-                                     else jsonb_strip_nulls(jsonb_build_object(
-                                       'redacted', case when f.key = any (c.redacted) then true end,
+                             || case when b.flagged then jsonb_strip_nulls(jsonb_build_object(
+                                       'redacted', case when f.key = any (b.redacted) then true end,
                                        'stored_as_digest', nullif(array_remove(array[
-                                           case when f.key = any (c.digested_old) then 'before' end,
-                                           case when f.key = any (c.digested_new) then 'after' end], null), '{}'),
+                                           case when f.key = any (b.digested_old) then 'before' end,
+                                           case when f.key = any (b.digested_new) then 'after' end], null), '{}'),
                                        'json_null', nullif(array_remove(array[
-                                           case when f.key = any (c.json_nulls_old) then 'before' end,
-                                           case when f.key = any (c.json_nulls_new) then 'after' end], null), '{}'))) end
-                           order by f.key) as changes
-            from (select k.key, c.old_value -> k.key as before_value, c.new_value -> k.key as after_value
-                    from jsonb_object_keys(coalesce(c.new_value, c.old_value)) k(key)) f
-           where c.action <> 'update'
+                                           case when f.key = any (b.json_nulls_old) then 'before' end,
+                                           case when f.key = any (b.json_nulls_new) then 'after' end], null), '{}')))
+                                     else '{}'::jsonb end
+                           order by f.key) as changes,
+                 array_agg(f.key) as fields
+            from (select k.key, b.old_row -> k.key as before_value, b.new_row -> k.key as after_value
+                    from jsonb_object_keys(coalesce(b.new_row, b.old_row)) k(key)) f
+           where x.action <> 'update'
               or f.after_value is distinct from f.before_value
               or (jsonb_typeof(f.after_value) in ('number', 'array', 'object') and f.after_value::text <> f.before_value::text)
               -- JSON null and SQL NULL look alike in to_jsonb(): a move between them is a change
-              or (jsonb_typeof(f.after_value) = 'null'
-                  and (f.key = any (coalesce(c.json_nulls_old, '{}'))) <> (f.key = any (coalesce(c.json_nulls_new, '{}'))))
+              or (b.flagged and jsonb_typeof(f.after_value) = 'null'
+                  and (f.key = any (coalesce(b.json_nulls_old, '{}'))) <> (f.key = any (coalesce(b.json_nulls_new, '{}'))))
         ) d
-       where d.changes is not null  -- an update of nothing captured writes nothing
+       where b.tenant_id = v_tenant and b.operation is not null
+         and d.changes is not null  -- an update of nothing captured writes nothing
     ), built as (
-      select d.ordinal, d.ingested_at,
-             audit_trail.ulid_encode((extract(epoch from d.ingested_at) * 1000)::bigint, r.high, r.low) as event_id,
-             coalesce(d.occurred_at_setting::timestamptz, d.ingested_at) as occurred_at,
-             d.actor_type, d.actor_id, coalesce(d.actor_name, a.display_name) as actor_name, d.auth_method,
-             d.source_ip, d.user_agent_hash, d.action, d.o ->> 'resource_type' as resource_type,
+      select c.ordinal, c.ingested_at,
+             -- (plain columns as arguments: the planner inlines ulid_encode())
+             audit_trail.ulid_encode(c.ingested_ms, r.random) as event_id,
+             coalesce(c.occurred_at_setting::timestamptz, c.ingested_at) as occurred_at,
+             c.actor_type, c.actor_id, coalesce(c.actor_name, a.display_name) as actor_name, c.auth_method,
+             c.source_ip, c.user_agent_hash, c.action, c.o ->> 'resource_type' as resource_type,
              -- (audit_trail.row_key() spelt out: a function with a subquery is not inlined)
-             case when jsonb_array_length(d.o -> 'key_columns') = 1 then d.key_row ->> (d.o -> 'key_columns' ->> 0)
-                  else (select jsonb_agg(d.key_row -> k.col order by k.ord)
-                          from jsonb_array_elements_text(d.o -> 'key_columns') with ordinality k(col, ord))::text
+             case when jsonb_array_length(c.o -> 'key_columns') = 1 then c.key_row ->> (c.o -> 'key_columns' ->> 0)
+                  else (select jsonb_agg(c.key_row -> k.col order by k.ord)
+                          from jsonb_array_elements_text(c.o -> 'key_columns') with ordinality k(col, ord))::text
              end as resource_id,
-             d.o -> 'parent' ->> 'resource_type' as parent_type,
-             d.key_row ->> (d.o -> 'parent' ->> 'column') as parent_id,
-             d.changes, d.reason,
-             coalesce(d.context_setting::jsonb, '{}') || jsonb_build_object('table', d.o ->> 'table')
-               || jsonb_strip_nulls(jsonb_build_object('request_id', d.request_id, 'session_id', d.session_id,
-                    'correlation_id', d.correlation_id, 'capture_method', coalesce(d.capture_method, 'trigger'))) as context,
+             c.o -> 'parent' ->> 'resource_type' as parent_type,
+             c.key_row ->> (c.o -> 'parent' ->> 'column') as parent_id,
+             c.changes, c.reason,
+             coalesce(c.context_setting::jsonb, '{}') || jsonb_build_object('table', c.o ->> 'table')
+               || jsonb_strip_nulls(jsonb_build_object('request_id', c.request_id, 'session_id', c.session_id,
+                    'correlation_id', c.correlation_id, 'capture_method', coalesce(c.capture_method, 'trigger'))) as context,
              -- The tenant's rules, checked here because they need look-ups.
              case
-               when d.actor_id is null and (d.o ->> 'actor_required')::boolean then 'no actor'
-               when d.actor_id is not null and a.actor_id is null and pol.reject_unknown_actors then 'unknown actor'
-               when a.status = 'suspended' and pol.reject_suspended_actors then 'suspended actor'
-               when a.is_shared_account and pol.reject_shared_actors then 'shared actor'
-               when rr.required and (d.reason is null or btrim(d.reason) = '') then 'no reason'
-               when rr.required and (lower(btrim(d.reason)) = any (pol.weak_reasons)
-                                     or char_length(btrim(d.reason)) < pol.reason_min_length) then 'weak reason'
-             end as problem,
-             pol.reason_min_length
-        from delta d
-        cross join policy pol
-        left join audit_trail.actors a on a.tenant_id = v_tenant and a.actor_id = d.actor_id
-        cross join lateral (select case jsonb_typeof(d.o -> 'reason_required')
-                                     when 'boolean' then (d.o ->> 'reason_required')::boolean
-                                     when 'array' then exists (select from jsonb_array_elements(d.changes) ch
-                                                                where (d.o -> 'reason_required') ? (ch ->> 'field'))
-                                     else false end as required) rr
-        cross join lateral (select (random() * 1099511627776)::bigint & 1099511627775 as high,
-                                   (random() * 1099511627776)::bigint & 1099511627775 as low) r
+               when c.actor_id is null and (c.o ->> 'actor_required')::boolean then 'no actor'
+               when c.actor_id is not null and a.actor_id is null and v_policy.reject_unknown_actors then 'unknown actor'
+               when a.status = 'suspended' and v_policy.reject_suspended_actors then 'suspended actor'
+               when a.is_shared_account and v_policy.reject_shared_actors then 'shared actor'
+               when (c.o -> 'reason_required' = 'true'::jsonb or (c.o -> 'reason_required') ?| c.fields)
+                    and (c.reason is null or btrim(c.reason) = '') then 'no reason'
+               when (c.o -> 'reason_required' = 'true'::jsonb or (c.o -> 'reason_required') ?| c.fields)
+                    and (lower(btrim(c.reason)) = any (v_policy.weak_reasons)
+                         or char_length(btrim(c.reason)) < v_policy.reason_min_length) then 'weak reason'
+             end as problem
+        from captured c
+        left join audit_trail.actors a on a.tenant_id = v_tenant and a.actor_id = c.actor_id
+        cross join lateral (select uuid_send(gen_random_uuid()) as random) r
     ), events as (
       select b.ordinal, b.event_id, b.occurred_at, b.ingested_at, b.actor_type, b.actor_id, b.actor_name,
              b.auth_method, b.source_ip, b.user_agent_hash, b.action, b.resource_type, b.resource_id, b.parent_type,
@@ -484,7 +485,7 @@ begin
         from built b
        where b.problem is null
           or audit_trail.refuse_event(b.problem, v_tenant, b.resource_type, b.resource_id, b.actor_id,
-                                                b.reason, b.reason_min_length)
+                                      b.reason, v_policy.reason_min_length)
       union all
       -- Events that append_event() built and checked.
       select p.ordinal, p.event_id, p.occurred_at, p.ingested_at, p.actor_type, p.actor_id, p.actor_name,
@@ -495,28 +496,26 @@ begin
     ), numbered as (
       select e.*, v_seq + row_number() over (order by e.ordinal) as sequence_no from events e
     ), chained as (
-      -- chain_agg as a window aggregate: the running hash in capture order.
+      -- chain_agg as a window aggregate: prev_hash || record_hash in capture order.
       select n.*, audit_trail.chain_agg(audit_trail.encode_body(n.event_id, v_tenant, n.occurred_at,
                  n.ingested_at, n.actor_type, n.actor_id, n.actor_name, n.auth_method, n.source_ip, n.user_agent_hash,
                  n.action, n.resource_type, n.resource_id, n.parent_type, n.parent_id, n.changes, n.reason, n.context,
-                 v_db_identity), n.sequence_no, v_prev) over (order by n.ordinal) as record_hash
+                 v_db_identity), n.sequence_no, v_prev) over (order by n.ordinal) as link
         from numbered n
-    ), linked as (
-      select c.*, coalesce(lag(c.record_hash) over (order by c.ordinal), v_prev) as prev_hash from chained c
     ), written as (
       insert into audit_trail.events (event_id, tenant_id, sequence_no, occurred_at, ingested_at, actor_type,
           actor_id, actor_name, auth_method, source_ip, user_agent_hash, action, resource_type, resource_id,
           parent_type, parent_id, changes, reason, context, db_identity, encoding_version, prev_hash, record_hash)
-      select l.event_id, v_tenant, l.sequence_no, l.occurred_at, l.ingested_at, l.actor_type, l.actor_id,
-          l.actor_name, l.auth_method, l.source_ip, l.user_agent_hash, l.action, l.resource_type, l.resource_id,
-          l.parent_type, l.parent_id, l.changes, l.reason, l.context, v_db_identity, 1, l.prev_hash, l.record_hash
-        from linked l order by l.sequence_no
+      select c.event_id, v_tenant, c.sequence_no, c.occurred_at, c.ingested_at, c.actor_type, c.actor_id,
+          c.actor_name, c.auth_method, c.source_ip, c.user_agent_hash, c.action, c.resource_type, c.resource_id,
+          c.parent_type, c.parent_id, c.changes, c.reason, c.context, v_db_identity, 1,
+          substr(c.link, 1, 32), substr(c.link, 33)
+        from chained c
       returning sequence_no, record_hash, ingested_at
     )
     select w.sequence_no, w.record_hash, w.ingested_at into v_seq, v_prev, v_head_ingested_at
       from written w order by w.sequence_no desc limit 1;
-    get diagnostics v_written = row_count;
-    if v_written > 0 then
+    if found then
       -- A statement of its own: the head guard checks that the head event exists.
       update audit_trail.chain_heads
          set sequence_no = v_seq, record_hash = v_prev, head_ingested_at = v_head_ingested_at, updated_at = now()
@@ -524,6 +523,9 @@ begin
     end if;
   end loop;
   delete from pg_temp.audit_trail_pending;
+  if pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
+    perform set_config('audit_trail.buffer_needs_truncate', 'on', false);
+  end if;
   return null;
 end
 $$;

@@ -134,71 +134,88 @@ declare
   v_new jsonb;
   v_tenant text;
   v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
+  v_excluded text[];
+  v_flagged boolean := false;
   v_json_nulls_old text[];
   v_json_nulls_new text[];
   v_digested_old text[];
   v_digested_new text[];
   v_redacted text[];
 begin
+  -- Every statement and expression below is set up anew in each transaction
+  -- (PL/pgSQL caches plans, not their state): the common path is kept to a
+  -- few tests, and each optional treatment sits behind one of them.
   if TG_OP <> 'INSERT' then
     v_old := to_jsonb(OLD);
   end if;
   if TG_OP <> 'DELETE' then
     v_new := to_jsonb(NEW);
   end if;
-  if o ? 'json_columns' then
-    v_json_nulls_old := audit_trail.json_null_columns(v_old, o, OLD);
-    v_json_nulls_new := audit_trail.json_null_columns(v_new, o, NEW);
+  if o ?| array['exclude_columns', 'json_columns'] then
+    if o ? 'exclude_columns' then
+      v_excluded := array(select jsonb_array_elements_text(o -> 'exclude_columns'));
+      v_old := v_old - v_excluded;
+      v_new := v_new - v_excluded;
+    end if;
+    if o ? 'json_columns' then
+      v_json_nulls_old := audit_trail.json_null_columns(v_old, o, OLD);
+      v_json_nulls_new := audit_trail.json_null_columns(v_new, o, NEW);
+      v_flagged := true;
+    end if;
   end if;
 
   -- Tenant: the row's tenant column is the truth; a contradicting session tenant is a cross-tenant write.
   if o ? 'tenant_column' then
     v_tenant := coalesce(v_new, v_old) ->> (o ->> 'tenant_column');
-    if TG_OP = 'UPDATE' and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column')) then
+  else
+    v_tenant := coalesce(o ->> 'tenant', v_session_tenant);
+  end if;
+  if v_tenant is null or v_tenant in ('', '*') or v_session_tenant <> v_tenant
+     or (TG_OP = 'UPDATE' and o ? 'tenant_column'
+         and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column'))) then
+    if TG_OP = 'UPDATE' and o ? 'tenant_column'
+       and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column')) then
       raise exception 'a row of % cannot move from tenant % to tenant %', o ->> 'table',
           v_old ->> (o ->> 'tenant_column'), v_new ->> (o ->> 'tenant_column')
         using errcode = '42501', hint = 'Copy the row into the other tenant (an audited create) and delete it here.';
     end if;
-  else
-    v_tenant := coalesce(o ->> 'tenant', v_session_tenant);
-  end if;
-  if v_session_tenant is not null and v_tenant is distinct from v_session_tenant then
-    raise exception 'cross-tenant write refused: the session acts for tenant % but the row belongs to tenant %',
-        v_session_tenant, coalesce(v_tenant, '(none)')
-      using errcode = '42501',
-            hint = 'Set audit_trail.tenant_id to the row''s tenant, or write the row in a transaction of its own tenant.';
-  end if;
-  if v_tenant is null or v_tenant = '' then
-    raise exception 'no tenant for this change to %', o ->> 'table'
-      using errcode = 'AT005',
-            hint = 'SET LOCAL audit_trail.tenant_id = ''<tenant>''; or enable the table with a tenant_column or a fixed tenant.';
-  end if;
-  if v_tenant = '*' then
+    if v_session_tenant is not null and v_tenant is distinct from v_session_tenant then
+      raise exception 'cross-tenant write refused: the session acts for tenant % but the row belongs to tenant %',
+          v_session_tenant, coalesce(v_tenant, '(none)')
+        using errcode = '42501',
+              hint = 'Set audit_trail.tenant_id to the row''s tenant, or write the row in a transaction of its own tenant.';
+    end if;
+    if v_tenant is null or v_tenant = '' then
+      raise exception 'no tenant for this change to %', o ->> 'table'
+        using errcode = 'AT005',
+              hint = 'SET LOCAL audit_trail.tenant_id = ''<tenant>''; or enable the table with a tenant_column or a fixed tenant.';
+    end if;
     raise exception 'tenant id "*" is reserved' using errcode = '22023', hint = 'Use another tenant id.';
   end if;
+
   -- Checks that need no look-up are made at the change, so the error comes
   -- with the statement that caused it; the tenant's rules come at commit.
-  if (o ->> 'actor_required')::boolean and coalesce(current_setting('audit_trail.actor_id', true), '') = '' then
-    perform audit_trail.refuse_event('no actor', v_tenant, o ->> 'resource_type',
-      audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
-  end if;
   -- (An update that changes nothing needs no reason: the commit step drops it.)
-  if o -> 'reason_required' = 'true'::jsonb and coalesce(current_setting('audit_trail.reason', true), '') = ''
-     and not (TG_OP = 'UPDATE' and v_old::text = v_new::text and v_json_nulls_old is not distinct from v_json_nulls_new) then
-    perform audit_trail.refuse_event('no reason', v_tenant, o ->> 'resource_type',
-      audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
+  if ((o ->> 'actor_required')::boolean and coalesce(current_setting('audit_trail.actor_id', true), '') = '')
+     or (o -> 'reason_required' = 'true'::jsonb and coalesce(current_setting('audit_trail.reason', true), '') = ''
+         and not (TG_OP = 'UPDATE' and v_old::text = v_new::text
+                  and v_json_nulls_old is not distinct from v_json_nulls_new)) then
+    perform audit_trail.refuse_event(
+      case when (o ->> 'actor_required')::boolean and coalesce(current_setting('audit_trail.actor_id', true), '') = ''
+           then 'no actor' else 'no reason' end,
+      v_tenant, o ->> 'resource_type', audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
   end if;
-  if coalesce(current_setting('audit_trail.actor_type', true), '') not in ('', 'user', 'service', 'system') then
-    perform audit_trail.check_context_value('actor_type', current_setting('audit_trail.actor_type', true));
-  end if;
-  if coalesce(current_setting('audit_trail.source_ip', true), '') <> '' then
-    perform audit_trail.check_context_value('source_ip', current_setting('audit_trail.source_ip', true));
-  end if;
-  if coalesce(current_setting('audit_trail.occurred_at', true), '') <> '' then
-    perform audit_trail.check_context_value('occurred_at', current_setting('audit_trail.occurred_at', true));
-  end if;
-  if coalesce(current_setting('audit_trail.context', true), '') <> '' then
-    perform audit_trail.check_context_value('context', current_setting('audit_trail.context', true));
+  -- Settings set with SET LOCAL rather than set_context() are checked here.
+  if coalesce(current_setting('audit_trail.actor_type', true), '') not in ('', 'user', 'service', 'system')
+     or coalesce(current_setting('audit_trail.source_ip', true), '') <> ''
+     or coalesce(current_setting('audit_trail.occurred_at', true), '') <> ''
+     or coalesce(current_setting('audit_trail.context', true), '') <> '' then
+    perform audit_trail.check_context_value(k, v)
+       from (values ('actor_type', current_setting('audit_trail.actor_type', true)),
+                    ('source_ip', current_setting('audit_trail.source_ip', true)),
+                    ('occurred_at', current_setting('audit_trail.occurred_at', true)),
+                    ('context', current_setting('audit_trail.context', true))) s(k, v)
+      where coalesce(v, '') <> '' and not (k = 'actor_type' and v in ('user', 'service', 'system'));
   end if;
 
   -- Redaction and the inline size limit, only where they apply.
@@ -208,22 +225,23 @@ begin
       from audit_trail.condition_row_image(v_old, o) c;
     select c.image, c.digested, v_redacted || c.redacted into v_new, v_digested_new, v_redacted
       from audit_trail.condition_row_image(v_new, o) c;
+    v_flagged := true;
   end if;
 
   -- As in buffer_event(): spelt out here, because a function call would cost every row.
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
-  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
+  elsif current_setting('audit_trail.buffer_needs_truncate', true) = 'on' then
     perform audit_trail.truncate_idle_buffer();
   end if;
   -- The buffer must be ours: a same-named table that the session's own role
   -- created first could be edited before commit, or lack the commit trigger.
   insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, table_options, operation, old_row,
-      new_row, json_nulls_old, json_nulls_new, digested_old, digested_new, redacted, actor_id, actor_type,
+      new_row, flagged, json_nulls_old, json_nulls_new, digested_old, digested_new, redacted, actor_id, actor_type,
       actor_name, auth_method, source_ip, user_agent_hash, reason, occurred_at_setting, context_setting, request_id,
       session_id, correlation_id, capture_method)
   select not exists (select from pg_temp.audit_trail_pending), v_tenant, clock_timestamp(), o, TG_OP, v_old, v_new,
-      v_json_nulls_old, v_json_nulls_new, v_digested_old, v_digested_new, v_redacted,
+      v_flagged, v_json_nulls_old, v_json_nulls_new, v_digested_old, v_digested_new, v_redacted,
       nullif(current_setting('audit_trail.actor_id', true), ''),
       coalesce(nullif(current_setting('audit_trail.actor_type', true), ''), 'user'),
       nullif(current_setting('audit_trail.actor_name', true), ''),

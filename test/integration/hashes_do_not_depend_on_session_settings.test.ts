@@ -196,4 +196,32 @@ describe('hashes do not depend on session settings', () => {
       }
     }
   });
+  it('under a client_encoding other than UTF8, text is encoded as UTF-8 and the chain verifies in any session', async () => {
+    // textsend() would convert to the client's encoding: the same name would hash differently per session.
+    const id = nextId++;
+    await c.query('begin');
+    await c.query(`set local client_encoding = 'LATIN1'`);
+    await c.query(`select pg_catalog.set_config('audit_trail.actor_id', 'usr_anna', true),
+                          pg_catalog.set_config('audit_trail.actor_name', U&'Anna M\\00FCller', true)`);
+    await c.query(
+      `insert into mes.readings (id, tenant, measured_at, value, third, huge, amount, taken_on, duration, shift_start)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [id, TENANT, ROW.measured_at, ROW.value, ROW.third, ROW.huge, ROW.amount, ROW.taken_on, ROW.duration, ROW.shift_start],
+    );
+    await c.query('commit');
+    const { rows } = await c.query<{ name: string; bytes: string }>(
+      `select e.actor_name as name, encode(audit_trail.encode_text(e.actor_name), 'hex') as bytes
+         from audit_trail.events e where e.tenant_id = $1 and e.resource_id = $2`,
+      [TENANT, String(id)],
+    );
+    expect(rows).toEqual([{ name: 'Anna Müller', bytes: '0000000c416e6e61204dc3bc6c6c6572' }]);
+    expect(await verify(c, TENANT)).toMatchObject({ ok: true, problem: null });
+    await c.query(`set client_encoding = 'LATIN1'`);
+    try {
+      const again = await c.query<{ bytes: string }>(`select encode(audit_trail.encode_text(U&'Anna M\\00FCller'), 'hex') as bytes`);
+      expect(again.rows[0]!.bytes).toBe('0000000c416e6e61204dc3bc6c6c6572');
+    } finally {
+      await c.query('reset client_encoding');
+    }
+  });
 });
