@@ -226,6 +226,7 @@ const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 /** The seconds part of one timestamp column, parsed once while it repeats (events come in time order). */
 class SecondsCache {
   private readonly key = Buffer.alloc(19);
+  private readonly keyView = viewOf(this.key);
   private valid = false;
   private millis = Number.NaN;
 
@@ -234,18 +235,20 @@ class SecondsCache {
    * YYYY-MM-DDTHH:MM:SS (ASCII digits), as microsFromIso() requires:
    * milliseconds, or NaN (not in that form, or not a date).
    */
-  millisAt(data: Buffer, at: number): number {
+  millisAt(data: Buffer, view: DataView, at: number): number {
     const key = this.key;
     if (this.valid) {
-      let same = true;
-      // The seconds change most often: compare from the end.
-      for (let i = 18; i >= 0; i--) {
-        if (data[at + i] !== key[i]) {
-          same = false;
-          break;
-        }
+      // Four bytes at a time (the last word overlaps); the seconds change most often: compare from the end.
+      const k = this.keyView;
+      if (
+        view.getInt32(at + 15, true) === k.getInt32(15, true) &&
+        view.getInt32(at + 12, true) === k.getInt32(12, true) &&
+        view.getInt32(at + 8, true) === k.getInt32(8, true) &&
+        view.getInt32(at + 4, true) === k.getInt32(4, true) &&
+        view.getInt32(at, true) === k.getInt32(0, true)
+      ) {
+        return this.millis;
       }
-      if (same) return this.millis;
     }
     for (let i = 0; i < 19; i++) {
       const c = data[at + i] as number;
@@ -378,17 +381,25 @@ export class JsonlLineDecoder {
     const outView = this.outView;
     for (;;) {
       // Any byte but '"', '\\' and control characters stands for itself: copy
-      // such bytes four at a time while a word holds none of the others
-      // (most of a value, so most of a line, goes through this loop).
-      while (p + 4 <= end) {
+      // four bytes at a time (most of a line goes through this loop) up to
+      // the first of the others. A word may take the newline at `end` (a
+      // control character, where every scan stops) but no byte after it; its
+      // bytes after the plain ones land in `out` where the next bytes go
+      // (the body has room: see decode()).
+      while (p < end - 2) {
         const w = view.getInt32(p, true);
-        if (hasSpecialByte(w)) break;
         outView.setInt32(o, w, true);
+        const special = specialBytes(w);
+        if (special !== 0) {
+          const plain = firstFlagged(special);
+          p += plain;
+          o += plain;
+          break;
+        }
         p += 4;
         o += 4;
       }
-      // Then byte by byte up to the special byte. No bounds check per byte:
-      // the line ends at its newline (data[end] is 0x0a), a control character.
+      // The last bytes of a line byte by byte (no bounds check: the newline stops the loop).
       let c = data[p] as number;
       while (c > 0x5c || (c >= 0x20 && c !== 0x22 && c !== 0x5c)) {
         out[o++] = c;
@@ -473,7 +484,7 @@ export class JsonlLineDecoder {
   private timestamp(data: Buffer, p: number, end: number, cache: SecondsCache): number {
     const s = p + 1;
     if (s + 21 > end || data[p] !== 0x22) return -1;
-    const millis = cache.millisAt(data, s);
+    const millis = cache.millisAt(data, this.view, s);
     if (Number.isNaN(millis)) return -1;
     let q = s + 19;
     let fraction = 0;
@@ -511,14 +522,21 @@ function viewOf(b: Buffer): DataView {
 }
 
 /**
- * Whether one of the four bytes of `w` is '"', '\\' or a control character
- * (below 0x20). The classic SWAR tests ("has a zero byte", "has a byte less
- * than n"): exact as to whether any byte is one, whichever bytes are >= 0x80.
+ * Flags (the high bit of a byte) the bytes of the little-endian word `w` that
+ * are '"', '\\' or a control character (below 0x20); 0 when none is. The
+ * classic SWAR tests ("has a zero byte", "has a byte less than n"): a borrow
+ * may flag a byte after a flagged one, never one before it, so the lowest
+ * flagged byte is exactly the first such byte, whatever bytes >= 0x80 hold.
  */
-function hasSpecialByte(w: number): boolean {
+function specialBytes(w: number): number {
   const quote = w ^ 0x22222222;
   const backslash = w ^ 0x5c5c5c5c;
-  return ((((quote - 0x01010101) & ~quote) | ((backslash - 0x01010101) & ~backslash) | ((w - 0x20202020) & ~w)) & 0x80808080) !== 0;
+  return (((quote - 0x01010101) & ~quote) | ((backslash - 0x01010101) & ~backslash) | ((w - 0x20202020) & ~w)) & 0x80808080;
+}
+
+/** The number of bytes before the lowest flagged byte of a specialBytes() result (0 to 3). */
+function firstFlagged(flags: number): number {
+  return (31 - Math.clz32(flags & -flags)) >> 3;
 }
 
 /** The position after `t` if the bytes at p are `t`, else -1 (compared four bytes at a time). */
@@ -633,7 +651,7 @@ export async function* readJsonlInto(path: string, label: string, sink: ExportEv
   };
   const handle = await open(path, 'r');
   // Two buffers: the next chunk is read (on libuv's thread pool) while this one is verified.
-  const size = 1 << 20;
+  const size = 4 << 20;
   let reading = Buffer.allocUnsafe(size);
   let spare = Buffer.allocUnsafe(size);
   let pending = handle.read(reading, 0, size, null);
