@@ -19,6 +19,7 @@ import { BODY_FIELDS, type ChainEncoder } from '../chain/encoding.ts';
 import type { ChainEvent } from '../chain/verifier.ts';
 import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
 import { decodeLowerHex32 } from './jsonl.ts';
+import { snappyDecompress } from './snappy.ts';
 
 // hyparquet-writer bundles its own hyparquet version: use the writer's schema type.
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -183,6 +184,7 @@ export async function readColumnGroup(file: AsyncBuffer, metadata: FileMetaData,
       rowStart: readStart,
       rowEnd: readStart + rows,
       parsers: { stringFromBytes: keepBytes, timestampFromMicroseconds: keepMicros },
+      compressors: { SNAPPY: snappyDecompress },
       onChunk: (chunk) => {
         const i = COLUMN_INDEX.get(chunk.columnName);
         if (i !== undefined) pages[i]?.push(chunk);
