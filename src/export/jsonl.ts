@@ -270,9 +270,9 @@ export class JsonlLineDecoder {
   readonly recordHash = Buffer.alloc(32);
   private out: Buffer = Buffer.alloc(0);
   /** `out` and the line's bytes as DataViews, for the four-bytes-at-a-time loops (made again when they change). */
-  private outView = new DataView(new ArrayBuffer(0));
+  private outView: DataView = viewOf(this.out);
   private data: Buffer = Buffer.alloc(0);
-  private view = new DataView(new ArrayBuffer(0));
+  private view: DataView = viewOf(this.data);
   private o = 0;
   private readonly occurred = new SecondsCache();
   private readonly ingested = new SecondsCache();
@@ -517,7 +517,7 @@ export class JsonlLineDecoder {
 }
 
 /** A DataView of a Buffer's bytes. */
-function viewOf(b: Buffer): DataView {
+function viewOf(b: Buffer): DataView<ArrayBufferLike> {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 

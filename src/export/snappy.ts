@@ -2,9 +2,9 @@
  * Snappy decompression for the Parquet reader (hyparquet's `compressors`
  * option): the algorithm of hyparquet's own snappyUncompress() (after
  * snappyjs, MIT), which copies every byte of a literal or a back reference in
- * a JavaScript loop. An export's hash columns
- * are hex text that hardly compresses: most of their pages are long literals,
- * and the verifier spent more time in that loop than in SHA-256. Here a long
+ * a JavaScript loop: the verifier spent about as long there as in SHA-256
+ * (an export's hash columns are hex text that hardly compresses: long
+ * literals; its jsonb text is mostly short back references). Here a long
  * literal is one TypedArray.set() (a memcpy) and a long back reference that
  * does not overlap its own output one copyWithin(); short ones stay a loop,
  * which costs less than a call. Other copies go four bytes at a time. A
