@@ -75,6 +75,7 @@ export const BODY_FIELDS: ReadonlyArray<readonly [keyof EventBodyFields, 'text' 
 ];
 
 const NULL_LENGTH = 0xffffffff;
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Encodes bodies and chain steps into one reused buffer. Not shared between concurrent users. */
 export class ChainEncoder {
@@ -120,6 +121,11 @@ export class ChainEncoder {
       this.fieldNull();
       return;
     }
+    if (micros >= -MAX_SAFE_BIGINT && micros <= MAX_SAFE_BIGINT) {
+      // Every real timestamp (years -283,000 to 287,000): Buffer.writeBigInt64BE costs more than the rest.
+      this.fieldMicros(Number(micros));
+      return;
+    }
     this.reserve(12);
     this.buffer.writeUInt32BE(8, this.position);
     this.buffer.writeBigInt64BE(micros, this.position + 4);
@@ -135,8 +141,9 @@ export class ChainEncoder {
    */
   beginBody(capacity = 0): void {
     this.position = 0;
-    this.reserve(BODY_PREFIX.length + capacity);
-    BODY_PREFIX.copy(this.buffer, 0);
+    const b = this.reserve(BODY_PREFIX.length + capacity);
+    // Six bytes: set one by one (a Buffer.copy() is a call into C++ per body).
+    for (let i = 0; i < BODY_PREFIX.length; i++) b[i] = BODY_PREFIX[i] as number;
     this.position = BODY_PREFIX.length;
   }
 
@@ -154,10 +161,17 @@ export class ChainEncoder {
 
   /** A text or jsonb field given as its UTF-8 bytes. */
   fieldBytes(value: Uint8Array): void {
-    this.reserve(4 + value.length);
-    this.buffer.writeUInt32BE(value.length, this.position);
-    this.buffer.set(value, this.position + 4);
-    this.position += 4 + value.length;
+    const n = value.length;
+    const b = this.reserve(4 + n);
+    const p = this.position;
+    b[p] = n >>> 24;
+    b[p + 1] = (n >>> 16) & 0xff;
+    b[p + 2] = (n >>> 8) & 0xff;
+    b[p + 3] = n & 0xff;
+    // Most values are short: a loop costs less than set(), a call into C++ (per field of every event).
+    if (n > 32) b.set(value, p + 4);
+    else for (let i = 0; i < n; i++) b[p + 4 + i] = value[i] as number;
+    this.position = p + 4 + n;
   }
 
   /** A timestamp field from microseconds since the epoch given as a safe integer (a Number). */
@@ -203,11 +217,37 @@ export class ChainEncoder {
 
   private writeChainPosition(sequenceNo: bigint, prevHash: Uint8Array): void {
     this.reserve(16 + prevHash.length);
-    this.buffer.writeUInt32BE(8, this.position);
-    this.buffer.writeBigInt64BE(sequenceNo, this.position + 4);
-    this.buffer.writeUInt32BE(prevHash.length, this.position + 12);
-    this.buffer.set(prevHash, this.position + 16);
-    this.position += 16 + prevHash.length;
+    const b = this.buffer;
+    const p = this.position;
+    // Byte by byte: this runs once per event, and Buffer's checked writes
+    // (writeBigInt64BE most) cost more than the rest of the function.
+    b[p] = 0;
+    b[p + 1] = 0;
+    b[p + 2] = 0;
+    b[p + 3] = 8;
+    if (sequenceNo >= 0n && sequenceNo <= MAX_SAFE_BIGINT) {
+      // Every real sequence_no: a safe integer, written as two uint32 halves.
+      const n = Number(sequenceNo);
+      const hi = Math.floor(n / 4294967296);
+      const lo = n - hi * 4294967296;
+      b[p + 4] = hi >>> 24;
+      b[p + 5] = (hi >>> 16) & 0xff;
+      b[p + 6] = (hi >>> 8) & 0xff;
+      b[p + 7] = hi & 0xff;
+      b[p + 8] = lo >>> 24;
+      b[p + 9] = (lo >>> 16) & 0xff;
+      b[p + 10] = (lo >>> 8) & 0xff;
+      b[p + 11] = lo & 0xff;
+    } else {
+      b.writeBigInt64BE(sequenceNo, p + 4);
+    }
+    const n = prevHash.length;
+    b[p + 12] = n >>> 24;
+    b[p + 13] = (n >>> 16) & 0xff;
+    b[p + 14] = (n >>> 8) & 0xff;
+    b[p + 15] = n & 0xff;
+    for (let i = 0; i < n; i++) b[p + 16 + i] = prevHash[i] as number;
+    this.position = p + 16 + n;
   }
 
   /** The body bytes (a copy). */

@@ -6,15 +6,13 @@
  * The checks themselves (sequence, links, tenant, anchors) stay on the main
  * thread, in file order. Started through decode_worker.mjs (tsx's loader).
  */
-import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import type { AsyncBuffer } from 'hyparquet';
 import { ChainEncoder } from '../chain/encoding.ts';
 import { otherTenantOf, tenantBytesOf } from '../chain/verifier.ts';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import type { ExportEventSink } from './columns.ts';
 import { deliverJsonlLines, JsonlLineDecoder } from './jsonl.ts';
-import { deliverColumnGroup, readColumnGroup } from './parquet.ts';
+import { deliverColumnGroup, readColumnGroup, rowGroupBuffer } from './parquet.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type DecodeTask, type WorkerFailure } from './decode_protocol.ts';
 
 /** Collects the events of one batch into growable typed arrays. */
@@ -92,32 +90,6 @@ function failure(err: unknown): WorkerFailure {
 const encoder = new ChainEncoder();
 const decoder = new JsonlLineDecoder();
 
-/**
- * A Parquet file of which the main thread read the row group's bytes
- * file[offset, rangeEnd) (`bytes`, shorter when the file ends before
- * rangeEnd): reads inside that range are served from memory, anything else
- * (never, for files audit-trail wrote) from the file itself, as the
- * single-threaded reader would.
- */
-function rowGroupBuffer(path: string, fileSize: number, bytes: Uint8Array, offset: number, rangeEnd: number): AsyncBuffer {
-  return {
-    byteLength: fileSize,
-    async slice(start: number, end?: number): Promise<ArrayBuffer> {
-      const to = end ?? fileSize;
-      if (start >= offset && to >= start && to <= rangeEnd) {
-        return bytes.slice(start - offset, Math.min(to - offset, bytes.length)).buffer;
-      }
-      const handle = await open(path, 'r');
-      try {
-        const out = Buffer.alloc(Math.max(0, Math.min(to, fileSize) - start));
-        const { bytesRead } = await handle.read(out, 0, out.length, start);
-        return out.buffer.slice(out.byteOffset, out.byteOffset + bytesRead);
-      } finally {
-        await handle.close();
-      }
-    },
-  };
-}
 
 async function run(task: DecodeTask): Promise<DecodeResult> {
   const data = Buffer.from(task.data, 0, task.length);

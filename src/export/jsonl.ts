@@ -153,7 +153,24 @@ export function parseJsonlEvent(lineText: string, file: string, line: number): C
 // which decodes it as before or throws the error naming the file and line.
 // ---------------------------------------------------------------------------
 
-const latin1 = (t: string): Buffer => Buffer.from(t, 'latin1');
+/**
+ * A fixed piece of a line (a key with its punctuation), kept as the 32-bit
+ * little-endian words that compare it four bytes at a time: the words at 0,
+ * 4, 8, ... and a last one ending at its end (overlapping; every token is at
+ * least 4 bytes long).
+ */
+interface Token {
+  length: number;
+  words: Int32Array;
+}
+
+function latin1(t: string): Token {
+  const bytes = Buffer.from(t, 'latin1');
+  const words: number[] = [];
+  for (let i = 0; i + 4 < bytes.length; i += 4) words.push(bytes.readInt32LE(i));
+  words.push(bytes.readInt32LE(bytes.length - 4));
+  return { length: bytes.length, words: Int32Array.from(words) };
+}
 
 /** The text between values in a line of JsonlFileWriter, in order. */
 const T_SEQUENCE_NO = latin1('{"sequence_no":');
@@ -193,6 +210,12 @@ for (let i = 0; i < 6; i++) {
   LOWER_HEX[0x61 + i] = 10 + i;
 }
 
+/** The byte two lowercase hex digits stand for, indexed by the digits as a little-endian uint16; -1 for anything else. */
+const LOWER_HEX_PAIR = new Int16Array(65536).fill(-1);
+for (let hi = 0; hi < 16; hi++) {
+  for (let lo = 0; lo < 16; lo++) LOWER_HEX_PAIR[('0123456789abcdef'.charCodeAt(hi)) | ('0123456789abcdef'.charCodeAt(lo) << 8)] = (hi << 4) | lo;
+}
+
 /** 10^(6 - digits): scales a fraction of 1 to 6 digits to microseconds. */
 const FRACTION_SCALE = [1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
 /** Microseconds below this magnitude are exact as a Number after ms * 1000 + fraction. */
@@ -203,6 +226,7 @@ const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 /** The seconds part of one timestamp column, parsed once while it repeats (events come in time order). */
 class SecondsCache {
   private readonly key = Buffer.alloc(19);
+  private readonly keyView = viewOf(this.key);
   private valid = false;
   private millis = Number.NaN;
 
@@ -211,18 +235,20 @@ class SecondsCache {
    * YYYY-MM-DDTHH:MM:SS (ASCII digits), as microsFromIso() requires:
    * milliseconds, or NaN (not in that form, or not a date).
    */
-  millisAt(data: Buffer, at: number): number {
+  millisAt(data: Buffer, view: DataView, at: number): number {
     const key = this.key;
     if (this.valid) {
-      let same = true;
-      // The seconds change most often: compare from the end.
-      for (let i = 18; i >= 0; i--) {
-        if (data[at + i] !== key[i]) {
-          same = false;
-          break;
-        }
+      // Four bytes at a time (the last word overlaps); the seconds change most often: compare from the end.
+      const k = this.keyView;
+      if (
+        view.getInt32(at + 15, true) === k.getInt32(15, true) &&
+        view.getInt32(at + 12, true) === k.getInt32(12, true) &&
+        view.getInt32(at + 8, true) === k.getInt32(8, true) &&
+        view.getInt32(at + 4, true) === k.getInt32(4, true) &&
+        view.getInt32(at, true) === k.getInt32(0, true)
+      ) {
+        return this.millis;
       }
-      if (same) return this.millis;
     }
     for (let i = 0; i < 19; i++) {
       const c = data[at + i] as number;
@@ -243,6 +269,10 @@ export class JsonlLineDecoder {
   readonly prevHash = Buffer.alloc(32);
   readonly recordHash = Buffer.alloc(32);
   private out: Buffer = Buffer.alloc(0);
+  /** `out` and the line's bytes as DataViews, for the four-bytes-at-a-time loops (made again when they change). */
+  private outView: DataView = viewOf(this.out);
+  private data: Buffer = Buffer.alloc(0);
+  private view: DataView = viewOf(this.data);
   private o = 0;
   private readonly occurred = new SecondsCache();
   private readonly ingested = new SecondsCache();
@@ -260,61 +290,69 @@ export class JsonlLineDecoder {
     // A body is never longer than its line: escapes only shrink, a timestamp
     // of 27 characters becomes 12 bytes, the keys give room for the lengths.
     encoder.beginBody(end - start + 64);
-    this.out = encoder.buffer;
+    if (this.out !== encoder.buffer) {
+      this.out = encoder.buffer;
+      this.outView = viewOf(this.out);
+    }
+    if (this.data !== data) {
+      this.data = data;
+      this.view = viewOf(data);
+    }
+    const view = this.view;
     this.o = encoder.position;
-    let p = token(data, start, end, T_SEQUENCE_NO);
+    let p = token(view, start, end, T_SEQUENCE_NO);
     if (p < 0) return false;
     const seqEnd = integerEnd(data, p, end, 15);
     if (seqEnd < 0 || data[p] === 0x30) return false; // sequence_no >= 1
     const seq = digitsValue(data, p, seqEnd);
-    p = token(data, seqEnd, end, T_EVENT_ID);
+    p = token(view, seqEnd, end, T_EVENT_ID);
     if (p >= 0) p = this.string(data, p, end, false, false);
-    if (p >= 0) p = token(data, p, end, T_TENANT_ID);
+    if (p >= 0) p = token(view, p, end, T_TENANT_ID);
     // tenant_id is compared as a string: with escapes (a lone surrogate) bytes and string may differ.
     if (p >= 0) p = this.string(data, p, end, false, true);
-    if (p >= 0) p = token(data, p, end, T_OCCURRED_AT);
+    if (p >= 0) p = token(view, p, end, T_OCCURRED_AT);
     if (p >= 0) p = this.timestamp(data, p, end, this.occurred);
-    if (p >= 0) p = token(data, p, end, T_INGESTED_AT);
+    if (p >= 0) p = token(view, p, end, T_INGESTED_AT);
     if (p >= 0) p = this.timestamp(data, p, end, this.ingested);
-    if (p >= 0) p = token(data, p, end, T_ACTOR_TYPE);
+    if (p >= 0) p = token(view, p, end, T_ACTOR_TYPE);
     if (p >= 0) p = this.string(data, p, end, false, false);
-    if (p >= 0) p = token(data, p, end, T_ACTOR_ID);
+    if (p >= 0) p = token(view, p, end, T_ACTOR_ID);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_ACTOR_NAME);
+    if (p >= 0) p = token(view, p, end, T_ACTOR_NAME);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_AUTH_METHOD);
+    if (p >= 0) p = token(view, p, end, T_AUTH_METHOD);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_SOURCE_IP);
+    if (p >= 0) p = token(view, p, end, T_SOURCE_IP);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_USER_AGENT_HASH);
+    if (p >= 0) p = token(view, p, end, T_USER_AGENT_HASH);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_ACTION);
+    if (p >= 0) p = token(view, p, end, T_ACTION);
     if (p >= 0) p = this.string(data, p, end, false, false);
-    if (p >= 0) p = token(data, p, end, T_RESOURCE_TYPE);
+    if (p >= 0) p = token(view, p, end, T_RESOURCE_TYPE);
     if (p >= 0) p = this.string(data, p, end, false, false);
-    if (p >= 0) p = token(data, p, end, T_RESOURCE_ID);
+    if (p >= 0) p = token(view, p, end, T_RESOURCE_ID);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_PARENT_TYPE);
+    if (p >= 0) p = token(view, p, end, T_PARENT_TYPE);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_PARENT_ID);
+    if (p >= 0) p = token(view, p, end, T_PARENT_ID);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_CHANGES);
+    if (p >= 0) p = token(view, p, end, T_CHANGES);
     if (p >= 0) p = this.string(data, p, end, false, false);
-    if (p >= 0) p = token(data, p, end, T_REASON);
+    if (p >= 0) p = token(view, p, end, T_REASON);
     if (p >= 0) p = this.string(data, p, end, true, false);
-    if (p >= 0) p = token(data, p, end, T_CONTEXT);
+    if (p >= 0) p = token(view, p, end, T_CONTEXT);
     if (p >= 0) p = this.string(data, p, end, false, false);
-    if (p >= 0) p = token(data, p, end, T_DB_IDENTITY);
+    if (p >= 0) p = token(view, p, end, T_DB_IDENTITY);
     if (p >= 0) p = this.string(data, p, end, false, false);
-    if (p >= 0) p = token(data, p, end, T_ENCODING_VERSION);
+    if (p >= 0) p = token(view, p, end, T_ENCODING_VERSION);
     if (p < 0) return false;
     const versionEnd = integerEnd(data, p, end, 9);
     if (versionEnd < 0 || (data[p] === 0x30 && versionEnd > p + 1)) return false; // no leading zeros in JSON
     const version = digitsValue(data, p, versionEnd);
-    p = token(data, versionEnd, end, T_PREV_HASH);
-    if (p >= 0) p = hexHash(data, p, end, this.prevHash);
-    if (p >= 0) p = token(data, p, end, T_RECORD_HASH);
-    if (p >= 0) p = hexHash(data, p, end, this.recordHash);
+    p = token(view, versionEnd, end, T_PREV_HASH);
+    if (p >= 0) p = hexHash(data, view, p, end, this.prevHash);
+    if (p >= 0) p = token(view, p, end, T_RECORD_HASH);
+    if (p >= 0) p = hexHash(data, view, p, end, this.recordHash);
     if (p < 0 || p + 1 !== end || data[p] !== 0x7d) return false;
     encoder.position = this.o;
     this.sequenceNo = BigInt(seq);
@@ -339,14 +377,33 @@ export class JsonlLineDecoder {
     p++;
     const lengthAt = o;
     o += 4;
-    // No bounds check per byte: the line ends at its newline (data[end] is 0x0a), a control character.
+    const view = this.view;
+    const outView = this.outView;
     for (;;) {
-      const c = data[p] as number;
-      // Any byte but '"', '\\' and control characters stands for itself.
-      if (c > 0x5c || (c >= 0x20 && c !== 0x22 && c !== 0x5c)) {
+      // Any byte but '"', '\\' and control characters stands for itself: copy
+      // four bytes at a time (most of a line goes through this loop) up to
+      // the first of the others. A word may take the newline at `end` (a
+      // control character, where every scan stops) but no byte after it; its
+      // bytes after the plain ones land in `out` where the next bytes go
+      // (the body has room: see decode()).
+      while (p < end - 2) {
+        const w = view.getInt32(p, true);
+        outView.setInt32(o, w, true);
+        const special = specialBytes(w);
+        if (special !== 0) {
+          const plain = firstFlagged(special);
+          p += plain;
+          o += plain;
+          break;
+        }
+        p += 4;
+        o += 4;
+      }
+      // The last bytes of a line byte by byte (no bounds check: the newline stops the loop).
+      let c = data[p] as number;
+      while (c > 0x5c || (c >= 0x20 && c !== 0x22 && c !== 0x5c)) {
         out[o++] = c;
-        p++;
-        continue;
+        c = data[++p] as number;
       }
       if (c === 0x22) break;
       if (c === 0x5c) {
@@ -427,7 +484,7 @@ export class JsonlLineDecoder {
   private timestamp(data: Buffer, p: number, end: number, cache: SecondsCache): number {
     const s = p + 1;
     if (s + 21 > end || data[p] !== 0x22) return -1;
-    const millis = cache.millisAt(data, s);
+    const millis = cache.millisAt(data, this.view, s);
     if (Number.isNaN(millis)) return -1;
     let q = s + 19;
     let fraction = 0;
@@ -459,11 +516,37 @@ export class JsonlLineDecoder {
   }
 }
 
-/** The position after `t` if the bytes at p are `t`, else -1. */
-function token(data: Buffer, p: number, end: number, t: Buffer): number {
+/** A DataView of a Buffer's bytes. */
+function viewOf(b: Buffer): DataView<ArrayBufferLike> {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/**
+ * Flags (the high bit of a byte) the bytes of the little-endian word `w` that
+ * are '"', '\\' or a control character (below 0x20); 0 when none is. The
+ * classic SWAR tests ("has a zero byte", "has a byte less than n"): a borrow
+ * may flag a byte after a flagged one, never one before it, so the lowest
+ * flagged byte is exactly the first such byte, whatever bytes >= 0x80 hold.
+ */
+function specialBytes(w: number): number {
+  const quote = w ^ 0x22222222;
+  const backslash = w ^ 0x5c5c5c5c;
+  return (((quote - 0x01010101) & ~quote) | ((backslash - 0x01010101) & ~backslash) | ((w - 0x20202020) & ~w)) & 0x80808080;
+}
+
+/** The number of bytes before the lowest flagged byte of a specialBytes() result (0 to 3). */
+function firstFlagged(flags: number): number {
+  return (31 - Math.clz32(flags & -flags)) >> 3;
+}
+
+/** The position after `t` if the bytes at p are `t`, else -1 (compared four bytes at a time). */
+function token(view: DataView, p: number, end: number, t: Token): number {
   const n = t.length;
   if (p + n > end) return -1;
-  for (let i = 0; i < n; i++) if (data[p + i] !== t[i]) return -1;
+  const words = t.words;
+  const last = words.length - 1;
+  for (let i = 0; i < last; i++) if (view.getInt32(p + 4 * i, true) !== words[i]) return -1;
+  if (view.getInt32(p + n - 4, true) !== words[last]) return -1;
   return p + n;
 }
 
@@ -492,9 +575,16 @@ function hex4(data: Buffer, p: number, end: number): number {
 }
 
 /** A hash "<64 lowercase hex>" at p decoded into `into`; the position after it, or -1. */
-function hexHash(data: Buffer, p: number, end: number, into: Buffer): number {
+function hexHash(data: Buffer, view: DataView, p: number, end: number, into: Buffer): number {
   if (p + 66 > end || data[p] !== 0x22 || data[p + 65] !== 0x22) return -1;
-  return decodeLowerHex32(data, p + 1, into) ? p + 66 : -1;
+  // Two hex digits at a time: a little-endian uint16 holds the first digit in its low byte.
+  let bad = 0;
+  for (let i = 0; i < 32; i++) {
+    const v = LOWER_HEX_PAIR[view.getUint16(p + 1 + 2 * i, true)] as number;
+    bad |= v;
+    into[i] = v;
+  }
+  return bad < 0 ? -1 : p + 66;
 }
 
 /** 64 lowercase hex characters at `at` into 32 bytes; false if any is not one. */
@@ -561,7 +651,7 @@ export async function* readJsonlInto(path: string, label: string, sink: ExportEv
   };
   const handle = await open(path, 'r');
   // Two buffers: the next chunk is read (on libuv's thread pool) while this one is verified.
-  const size = 1 << 20;
+  const size = 4 << 20;
   let reading = Buffer.allocUnsafe(size);
   let spare = Buffer.allocUnsafe(size);
   let pending = handle.read(reading, 0, size, null);

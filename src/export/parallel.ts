@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import { bad, parseJsonlEvent } from './jsonl.ts';
-import { fileSha256, openParquetExport } from './parquet.ts';
+import { fileSha256, openParquetExport, rowGroupRange } from './parquet.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
 
 export { HASHES_PER_EVENT } from './decode_protocol.ts';
@@ -225,18 +225,7 @@ async function* parquetTasks(path: string, label: string, tenantId: string): Asy
     let rowStart = 0;
     for (const group of metadata.row_groups) {
       const rows = Number(group.num_rows);
-      // The column chunks as hyparquet locates them (dictionary page, else first data page).
-      let from = Infinity;
-      let to = 0;
-      for (const chunk of group.columns) {
-        const meta = chunk.meta_data;
-        if (meta === undefined) continue;
-        const offset = meta.dictionary_page_offset || meta.data_page_offset;
-        from = Math.min(from, Number(offset));
-        to = Math.max(to, Number(offset + meta.total_compressed_size));
-      }
-      const offset = Number.isFinite(from) ? Math.min(Math.max(0, from), fileSize) : 0;
-      const rangeEnd = Math.max(offset, to);
+      const { offset, rangeEnd } = rowGroupRange(group, fileSize);
       const data = ownBuffer(Math.min(rangeEnd, fileSize) - offset);
       let read = 0;
       while (read < data.length) {

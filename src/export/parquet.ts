@@ -12,13 +12,15 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, type AsyncBuffer, type ColumnData, type FileMetaData } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, type AsyncBuffer, type ColumnData, type FileMetaData, type RowGroup } from 'hyparquet';
 import { EvidenceFileError } from '../errors.ts';
 import { BODY_FIELDS, type ChainEncoder } from '../chain/encoding.ts';
 import type { ChainEvent } from '../chain/verifier.ts';
 import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
 import { decodeLowerHex32 } from './jsonl.ts';
+import { snappyDecompress } from './snappy.ts';
 
 // hyparquet-writer bundles its own hyparquet version: use the writer's schema type.
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -183,6 +185,7 @@ export async function readColumnGroup(file: AsyncBuffer, metadata: FileMetaData,
       rowStart: readStart,
       rowEnd: readStart + rows,
       parsers: { stringFromBytes: keepBytes, timestampFromMicroseconds: keepMicros },
+      compressors: { SNAPPY: snappyDecompress },
       onChunk: (chunk) => {
         const i = COLUMN_INDEX.get(chunk.columnName);
         if (i !== undefined) pages[i]?.push(chunk);
@@ -208,18 +211,93 @@ export async function readColumnGroup(file: AsyncBuffer, metadata: FileMetaData,
   return { rowStart, rows, columns };
 }
 
+/** The bytes file[offset, rangeEnd) that a row group's column chunks occupy, as hyparquet locates them (dictionary page, else first data page). */
+export function rowGroupRange(group: RowGroup, fileSize: number): { offset: number; rangeEnd: number } {
+  let from = Infinity;
+  let to = 0;
+  for (const chunk of group.columns) {
+    const meta = chunk.meta_data;
+    if (meta === undefined) continue;
+    const offset = meta.dictionary_page_offset || meta.data_page_offset;
+    from = Math.min(from, Number(offset));
+    to = Math.max(to, Number(offset + meta.total_compressed_size));
+  }
+  const offset = Number.isFinite(from) ? Math.min(Math.max(0, from), fileSize) : 0;
+  return { offset, rangeEnd: Math.max(offset, to) };
+}
+
+/** file[offset, min(rangeEnd, fileSize)) in one buffer (shorter if the file is). */
+export async function readRange(handle: FileHandle, offset: number, rangeEnd: number, fileSize: number): Promise<Buffer> {
+  const data = Buffer.alloc(Math.max(0, Math.min(rangeEnd, fileSize) - offset));
+  let read = 0;
+  while (read < data.length) {
+    const { bytesRead } = await handle.read(data, read, data.length - read, offset + read);
+    if (bytesRead === 0) break;
+    read += bytesRead;
+  }
+  return data.subarray(0, read);
+}
+
+/**
+ * A Parquet file of which the main thread read the row group's bytes
+ * file[offset, rangeEnd) (`bytes`, shorter when the file ends before
+ * rangeEnd): reads inside that range are served from memory, anything else
+ * (never, for files audit-trail wrote) from the file itself, as the
+ * single-threaded reader would.
+ */
+export function rowGroupBuffer(path: string, fileSize: number, bytes: Uint8Array, offset: number, rangeEnd: number): AsyncBuffer {
+  return {
+    byteLength: fileSize,
+    async slice(start: number, end?: number): Promise<ArrayBuffer> {
+      const to = end ?? fileSize;
+      if (start >= offset && to >= start && to <= rangeEnd) {
+        return bytes.slice(start - offset, Math.min(to - offset, bytes.length)).buffer;
+      }
+      const handle = await open(path, 'r');
+      try {
+        const out = Buffer.alloc(Math.max(0, Math.min(to, fileSize) - start));
+        const { bytesRead } = await handle.read(out, 0, out.length, start);
+        return out.buffer.slice(out.byteOffset, out.byteOffset + bytesRead);
+      } finally {
+        await handle.close();
+      }
+    },
+  };
+}
+
 /**
  * Reads a Parquet export file one row group at a time as columns. Text stays
  * as UTF-8 bytes (never decoded: the encoder hashes them as they are) and
- * timestamps as microseconds.
+ * timestamps as microseconds. Each row group's bytes are read with one read,
+ * the next group's while this one is decoded (hyparquet's
+ * asyncBufferFromFile() streams every column chunk in 64 KiB pieces and
+ * copies them, and the verifier waited for it).
  */
 async function* readParquetColumns(path: string, label: string): AsyncGenerator<ColumnGroup> {
-  const { file, metadata } = await openParquetExport(path, label);
-  let rowStart = 0;
-  for (const group of metadata.row_groups) {
-    const rows = Number(group.num_rows);
-    yield await readColumnGroup(file, metadata, rowStart, rows, rowStart, label);
-    rowStart += rows;
+  const { metadata } = await openParquetExport(path, label);
+  const fileSize = (await stat(path)).size;
+  const groups = metadata.row_groups;
+  const ranges = groups.map((group) => rowGroupRange(group, fileSize));
+  const handle = await open(path, 'r');
+  const readGroup = (g: number): Promise<Buffer> | null => {
+    const range = ranges[g];
+    return range === undefined ? null : readRange(handle, range.offset, range.rangeEnd, fileSize);
+  };
+  let next = readGroup(0);
+  try {
+    let rowStart = 0;
+    for (let g = 0; g < groups.length; g++) {
+      const rows = Number((groups[g] as RowGroup).num_rows);
+      const { offset, rangeEnd } = ranges[g] as { offset: number; rangeEnd: number };
+      const bytes = (await next) as Buffer;
+      next = readGroup(g + 1);
+      const file = rowGroupBuffer(path, fileSize, bytes, offset, rangeEnd);
+      yield await readColumnGroup(file, metadata, rowStart, rows, rowStart, label);
+      rowStart += rows;
+    }
+  } finally {
+    await next?.catch(() => undefined);
+    await handle.close();
   }
 }
 

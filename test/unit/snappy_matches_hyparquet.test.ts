@@ -1,0 +1,119 @@
+/**
+ * The Parquet reader's Snappy decompressor (bulk and word copies) gives the
+ * same bytes as hyparquet's byte-at-a-time snappyUncompress(), and refuses
+ * what it refuses with the same message, on random streams of literals and
+ * back references of every length and offset class, overlapping ones included.
+ */
+import { snappyUncompress } from 'hyparquet';
+import { describe, expect, it } from 'vitest';
+import { snappyDecompress } from '../../src/export/snappy.ts';
+
+/** A deterministic pseudo-random generator (mulberry32). */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 128) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
+
+/** A valid Snappy stream of random elements and its uncompressed length. */
+function stream(rnd: () => number): { bytes: Uint8Array; length: number } {
+  const body: number[] = [];
+  let length = 0;
+  const elements = 1 + Math.floor(rnd() * 60);
+  for (let e = 0; e < elements; e++) {
+    if (length === 0 || rnd() < 0.4) {
+      const len = 1 + Math.floor(rnd() < 0.7 ? rnd() * 60 : rnd() * 3000);
+      if (len <= 60) body.push((len - 1) << 2);
+      else if (len <= 256) body.push(60 << 2, len - 1);
+      else body.push(61 << 2, (len - 1) & 0xff, (len - 1) >>> 8);
+      for (let i = 0; i < len; i++) body.push(Math.floor(rnd() * 256));
+      length += len;
+    } else {
+      const offset = 1 + Math.floor(rnd() * Math.min(length, rnd() < 0.5 ? 8 : 5000));
+      const kind = rnd();
+      if (kind < 0.4 && offset < 2048) {
+        const len = 4 + Math.floor(rnd() * 8);
+        body.push(1 | ((len - 4) << 2) | ((offset >>> 8) << 5), offset & 0xff);
+        length += len;
+      } else if (kind < 0.8) {
+        const len = 1 + Math.floor(rnd() * 64);
+        body.push(2 | ((len - 1) << 2), offset & 0xff, offset >>> 8);
+        length += len;
+      } else {
+        const len = 1 + Math.floor(rnd() * 64);
+        body.push(3 | ((len - 1) << 2), offset & 0xff, (offset >>> 8) & 0xff, 0, 0);
+        length += len;
+      }
+    }
+  }
+  return { bytes: Uint8Array.from([...varint(length), ...body]), length };
+}
+
+function hyparquet(input: Uint8Array, length: number): Uint8Array | string {
+  try {
+    const out = new Uint8Array(length);
+    snappyUncompress(input, out);
+    return out;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+function ours(input: Uint8Array, length: number): Uint8Array | string {
+  try {
+    return snappyDecompress(input, length);
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+describe('snappyDecompress', () => {
+  it('gives the bytes hyparquet gives on valid streams', () => {
+    const rnd = random(7);
+    for (let n = 0; n < 3000; n++) {
+      const { bytes, length } = stream(rnd);
+      // Inside a larger buffer, as a Parquet page is a view of the file's bytes.
+      const framed = new Uint8Array(bytes.length + 16);
+      framed.set(bytes, 8);
+      const input = framed.subarray(8, 8 + bytes.length);
+      const expected = hyparquet(input, length);
+      expect(expected).toBeInstanceOf(Uint8Array);
+      expect(Buffer.from(ours(input, length) as Uint8Array).equals(Buffer.from(expected as Uint8Array))).toBe(true);
+    }
+  });
+
+  it('refuses damaged streams and wrong lengths as hyparquet does', () => {
+    const rnd = random(11);
+    for (let n = 0; n < 3000; n++) {
+      const { bytes, length } = stream(rnd);
+      const damaged = Uint8Array.from(bytes);
+      const cut = rnd() < 0.3;
+      if (!cut) damaged[Math.floor(rnd() * damaged.length)] = Math.floor(rnd() * 256);
+      const input = cut ? damaged.subarray(0, Math.floor(rnd() * damaged.length)) : damaged;
+      const claimed = rnd() < 0.2 ? length + Math.floor(rnd() * 9) - 4 : length;
+      if (claimed < 0) continue;
+      const expected = hyparquet(input, claimed);
+      const actual = ours(input, claimed);
+      if (typeof expected === 'string') {
+        expect(actual).toBe(expected);
+      } else {
+        expect(actual).toBeInstanceOf(Uint8Array);
+        expect(Buffer.from(actual as Uint8Array).equals(Buffer.from(expected))).toBe(true);
+      }
+    }
+  });
+});
