@@ -236,27 +236,36 @@ class Bench {
     await pgbenchInit(baseUrl, scale);
     this.log(`  initialised in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const naiveUrl = await this.db('bench_tpcb_naive', 'bench_tpcb_base');
+    const floorUrl = await this.db('bench_tpcb_floor', 'bench_tpcb_base');
     const auditUrl = await this.db('bench_tpcb_audit', 'bench_tpcb_base');
     await this.sqlFile(naiveUrl, 'naive_trigger.sql');
+    await this.sqlFile(floorUrl, 'floor_chain.sql');
     await withClient(naiveUrl, async (c) => {
       for (const t of ['pgbench_accounts', 'pgbench_tellers', 'pgbench_branches', 'pgbench_history']) {
         await c.query('select bench_naive_enable($1)', [t]);
       }
     });
+    await withClient(floorUrl, async (c) => {
+      for (const t of ['pgbench_accounts', 'pgbench_tellers', 'pgbench_branches', 'pgbench_history']) {
+        await c.query('select bench_floor.enable($1)', [t]);
+      }
+    });
     await this.install(auditUrl);
     await this.sqlFile(auditUrl, 'tpcb_audit.sql');
-    for (const u of [baseUrl, naiveUrl, auditUrl]) await withClient(u, (c) => c.query('vacuum analyze'));
+    for (const u of [baseUrl, naiveUrl, floorUrl, auditUrl]) await withClient(u, (c) => c.query('vacuum analyze'));
 
     const script = path.join(pgbenchDir, 'tpcb_tenant.sql');
     const variants = [
       { key: 'baseline', db: 'bench_tpcb_base', url: baseUrl, tenants: 100 },
       { key: 'naive', db: 'bench_tpcb_naive', url: naiveUrl, tenants: 100 },
+      { key: 'floor', db: 'bench_tpcb_floor', url: floorUrl, tenants: 100 },
       { key: 'audited, 100 tenants', db: 'bench_tpcb_audit', url: auditUrl, tenants: 100 },
       { key: 'audited, 1 hot tenant', db: 'bench_tpcb_audit', url: auditUrl, tenants: 1 },
     ] as const;
     const vacuum: Record<string, string[]> = {
       bench_tpcb_base: ['pgbench_branches', 'pgbench_tellers'],
       bench_tpcb_naive: ['pgbench_branches', 'pgbench_tellers'],
+      bench_tpcb_floor: ['pgbench_branches', 'pgbench_tellers', 'bench_floor.heads'],
       bench_tpcb_audit: ['pgbench_branches', 'pgbench_tellers', 'audit_trail.chain_heads'],
     };
     const eventsPerTx: number[] = [];
@@ -284,6 +293,7 @@ class Bench {
       }
       const base = summarize(tps['baseline'] ?? []);
       const naive = summarize(tps['naive'] ?? []);
+      const floor = summarize(tps['floor'] ?? []);
       const a100 = summarize(tps['audited, 100 tenants'] ?? []);
       const hot = summarize(tps['audited, 1 hot tenant'] ?? []);
       const c = `${clients} client${clients > 1 ? 's' : ''}`;
@@ -297,6 +307,8 @@ class Bench {
         target: targetHot === null ? '-' : `>= ${targetHot}`, met: targetHot === null ? null : rHot >= targetHot });
       this.addRow({ workload: 'TPC-B-like, naive trigger', cell: `${c} (no chain, no delta)`, unit: 'tps', baselineLabel: 'unaudited', baseline: base, audited: naive,
         target: '-', met: null });
+      this.addRow({ workload: 'TPC-B-like, minimal chain (floor)', cell: `${c}, 100 tenants (chain only)`, unit: 'tps', baselineLabel: 'unaudited', baseline: base,
+        audited: floor, target: '-', met: null });
       this.addRow({ workload: 'TPC-B-like, ours vs naive', cell: `${c}, 100 tenants`, unit: 'tps', baselineLabel: 'naive trigger', baseline: naive, audited: a100,
         target: '> 1', met: a100.median > naive.median });
       this.addRow({ workload: 'TPC-B-like, ours vs naive', cell: `${c}, 1 hot tenant`, unit: 'tps', baselineLabel: 'naive trigger', baseline: naive, audited: hot,
