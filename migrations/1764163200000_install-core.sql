@@ -145,30 +145,34 @@ comment on function audit_trail.policy_for(text) is
 -- The trail: one row per event, partitioned by capture time (ingested_at) so
 -- that old months can be offloaded whole. Late edge events carry an old
 -- occurred_at but a current ingested_at, so they never land in an old partition.
+-- No CHECK constraints: the commit step (05_append_and_chain.sql) is the only
+-- writer and builds every value in the domains noted below, and verify()
+-- recomputes every record_hash. Each CHECK would be parsed, planned and set up
+-- again in every commit (about 10 us each here; docs/architecture.md).
 create table audit_trail.events (
-  event_id text not null check (event_id ~ '^[0-9A-HJKMNP-TV-Z]{26}$'),
+  event_id text not null,                  -- a ULID: 26 characters of Crockford base32
   tenant_id text not null,
-  sequence_no bigint not null check (sequence_no >= 1),
+  sequence_no bigint not null,             -- 1, 2, 3, ... per tenant, no gaps
   occurred_at timestamptz not null,
   ingested_at timestamptz not null,
-  actor_type text not null check (actor_type in ('user', 'service', 'system')),
+  actor_type text not null,                -- user | service | system
   actor_id text,
   actor_name text,
   auth_method text,
   source_ip text,
   user_agent_hash text,
-  action text not null check (action in ('create', 'read', 'update', 'delete', 'execute')),
+  action text not null,                    -- create | read | update | delete | execute
   resource_type text not null,
   resource_id text,
   parent_type text,
   parent_id text,
-  changes jsonb not null check (pg_catalog.jsonb_typeof(changes) = 'array'),
+  changes jsonb not null,                  -- an array of {field, before, after}
   reason text,
-  context jsonb not null check (pg_catalog.jsonb_typeof(context) = 'object'),
-  db_identity jsonb not null check (pg_catalog.jsonb_typeof(db_identity) = 'object'),
-  encoding_version smallint not null check (encoding_version = 1),
-  prev_hash bytea not null check (pg_catalog.octet_length(prev_hash) = 32),
-  record_hash bytea not null check (pg_catalog.octet_length(record_hash) = 32)
+  context jsonb not null,                  -- an object
+  db_identity jsonb not null,              -- an object
+  encoding_version smallint not null,      -- 1 (docs/hash-chain.md)
+  prev_hash bytea not null,                -- 32 bytes
+  record_hash bytea not null               -- 32 bytes
 ) partition by range (ingested_at);
 
 -- No unique index: on a partitioned table a unique index must contain the
@@ -288,26 +292,34 @@ create function audit_trail.encode_body(
   p_parent_type text, p_parent_id text, p_changes jsonb, p_reason text, p_context jsonb,
   p_db_identity jsonb) returns bytea
 language sql stable parallel safe
+-- The same bytes as 'PGAT' || version || encode_text(p_event_id) || encode_text(p_tenant_id)
+-- || encode_timestamp(p_occurred_at) || ... || encode_jsonb(p_db_identity), written as one
+-- array_send() of the fields' bytes: after its 20-byte header, the binary form of a
+-- one-dimensional bytea array is exactly that sequence of length-prefixed fields (-1 for
+-- NULL). Each value is converted once, and the expression has a few dozen function calls
+-- instead of about a hundred: the executor sets every call up anew in each statement that
+-- runs it (in the commit step, in every transaction).
 return '\x504741540001'::bytea  -- 'PGAT' then the encoding version, uint16 big-endian
-  operator(pg_catalog.||) audit_trail.encode_text(p_event_id)
-  operator(pg_catalog.||) audit_trail.encode_text(p_tenant_id)
-  operator(pg_catalog.||) audit_trail.encode_timestamp(p_occurred_at)
-  operator(pg_catalog.||) audit_trail.encode_timestamp(p_ingested_at)
-  operator(pg_catalog.||) audit_trail.encode_text(p_actor_type)
-  operator(pg_catalog.||) audit_trail.encode_text(p_actor_id)
-  operator(pg_catalog.||) audit_trail.encode_text(p_actor_name)
-  operator(pg_catalog.||) audit_trail.encode_text(p_auth_method)
-  operator(pg_catalog.||) audit_trail.encode_text(p_source_ip)
-  operator(pg_catalog.||) audit_trail.encode_text(p_user_agent_hash)
-  operator(pg_catalog.||) audit_trail.encode_text(p_action)
-  operator(pg_catalog.||) audit_trail.encode_text(p_resource_type)
-  operator(pg_catalog.||) audit_trail.encode_text(p_resource_id)
-  operator(pg_catalog.||) audit_trail.encode_text(p_parent_type)
-  operator(pg_catalog.||) audit_trail.encode_text(p_parent_id)
-  operator(pg_catalog.||) audit_trail.encode_jsonb(p_changes)
-  operator(pg_catalog.||) audit_trail.encode_text(p_reason)
-  operator(pg_catalog.||) audit_trail.encode_jsonb(p_context)
-  operator(pg_catalog.||) audit_trail.encode_jsonb(p_db_identity);
+  operator(pg_catalog.||) pg_catalog.substr(pg_catalog.array_send(array[
+    pg_catalog.convert_to(p_event_id, 'UTF8'),
+    pg_catalog.convert_to(p_tenant_id, 'UTF8'),
+    pg_catalog.int8send((extract(epoch from p_occurred_at) operator(pg_catalog.*) 1000000)::bigint),
+    pg_catalog.int8send((extract(epoch from p_ingested_at) operator(pg_catalog.*) 1000000)::bigint),
+    pg_catalog.convert_to(p_actor_type, 'UTF8'),
+    pg_catalog.convert_to(p_actor_id, 'UTF8'),
+    pg_catalog.convert_to(p_actor_name, 'UTF8'),
+    pg_catalog.convert_to(p_auth_method, 'UTF8'),
+    pg_catalog.convert_to(p_source_ip, 'UTF8'),
+    pg_catalog.convert_to(p_user_agent_hash, 'UTF8'),
+    pg_catalog.convert_to(p_action, 'UTF8'),
+    pg_catalog.convert_to(p_resource_type, 'UTF8'),
+    pg_catalog.convert_to(p_resource_id, 'UTF8'),
+    pg_catalog.convert_to(p_parent_type, 'UTF8'),
+    pg_catalog.convert_to(p_parent_id, 'UTF8'),
+    pg_catalog.convert_to(p_changes::text, 'UTF8'),
+    pg_catalog.convert_to(p_reason, 'UTF8'),
+    pg_catalog.convert_to(p_context::text, 'UTF8'),
+    pg_catalog.convert_to(p_db_identity::text, 'UTF8')]), 21);
 
 -- The chain step: the hash of a body at a position after a previous hash.
 create function audit_trail.chain_hash(p_body bytea, p_sequence_no bigint, p_prev_hash bytea) returns bytea
@@ -321,48 +333,32 @@ comment on function audit_trail.chain_hash(bytea, bigint, bytea) is 'record_hash
 
 -- A ULID (https://github.com/ulid/spec): 48-bit millisecond time + 80 random
 -- bits, Crockford base32, 26 characters, lexicographically time-ordered.
--- p_random is 16 bytes of gen_random_uuid(): the low 5 bits of its 15 fully
--- random bytes and, for the last character, the 4 random bits of byte 6 and
--- one of byte 8 give the 80 bits. A plain expression (no translate(), no text
--- concatenation: about 1 us here) so that the planner inlines it into callers.
+-- The ten time characters are looked up by one jsonpath expression (ten
+-- 5-bit digits of p_ms); the sixteen random ones are the base64 digits of 12
+-- random bytes of p_random (16 bytes of gen_random_uuid(): bytes 0-5 and
+-- 10-15, which are fully random), each mapped onto the 32 digits two to one,
+-- so each carries 5 random bits. Written with few function calls on purpose:
+-- the commit step sets every call of its statement up anew in each
+-- transaction (docs/architecture.md); a plain expression, so that the planner
+-- inlines it into callers.
 create function audit_trail.ulid_encode(p_ms bigint, p_random bytea) returns text
-language sql immutable parallel safe
-return pg_catalog.encode(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte(pg_catalog.set_byte('\x3030303030303030303030303030303030303030303030303030'::bytea,
-    0, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 45) & 31)::int)),
-    1, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 40) & 31)::int)),
-    2, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 35) & 31)::int)),
-    3, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 30) & 31)::int)),
-    4, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 25) & 31)::int)),
-    5, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 20) & 31)::int)),
-    6, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 15) & 31)::int)),
-    7, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 10) & 31)::int)),
-    8, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, ((p_ms >> 5) & 31)::int)),
-    9, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, (p_ms & 31)::int)),
-    10, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 0) & 31)),
-    11, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 1) & 31)),
-    12, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 2) & 31)),
-    13, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 3) & 31)),
-    14, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 4) & 31)),
-    15, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 5) & 31)),
-    16, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 7) & 31)),
-    17, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 8) & 31)),
-    18, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 9) & 31)),
-    19, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 10) & 31)),
-    20, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 11) & 31)),
-    21, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 12) & 31)),
-    22, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 13) & 31)),
-    23, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 14) & 31)),
-    24, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, pg_catalog.get_byte(p_random, 15) & 31)),
-    25, pg_catalog.get_byte('\x3031323334353637383941424344454647484a4b4d4e5051525354565758595a'::bytea, (pg_catalog.get_byte(p_random, 6) & 15) | ((pg_catalog.get_byte(p_random, 8) & 32) >> 1))), 'escape');
+language sql stable parallel safe
+return pg_catalog.translate(pg_catalog.jsonb_path_query_array(
+           '["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "M", "N", "P", "Q", "R", "S", "T", "V", "W", "X", "Y", "Z"]'::jsonb,
+           '$[($t / 35184372088832).floor() % 32, ($t / 1099511627776).floor() % 32, ($t / 34359738368).floor() % 32, ($t / 1073741824).floor() % 32, ($t / 33554432).floor() % 32, ($t / 1048576).floor() % 32, ($t / 32768).floor() % 32, ($t / 1024).floor() % 32, ($t / 32).floor() % 32, $t % 32]'::jsonpath,
+           pg_catalog.jsonb_build_object('t', p_ms))::text, '[]", ', '')
+    operator(pg_catalog.||) pg_catalog.translate(pg_catalog.encode(
+           pg_catalog.substr(p_random, 1, 6) operator(pg_catalog.||) pg_catalog.substr(p_random, 11, 6), 'base64'),
+         'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', '0123456789ABCDEFGHJKMNPQRSTVWXYZ0123456789ABCDEFGHJKMNPQRSTVWXYZ');
 comment on function audit_trail.ulid_encode(bigint, bytea) is
-  'Crockford base32 of a ULID: 48-bit milliseconds and 80 bits of 16 random bytes (gen_random_uuid()).';
+  'Crockford base32 of a ULID: 48-bit milliseconds and 80 random bits from 16 random bytes (gen_random_uuid()).';
 
 create function audit_trail.new_ulid(p_at timestamptz default pg_catalog.clock_timestamp()) returns text
 language plpgsql volatile parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_ms bigint := (extract(epoch from p_at) * 1000)::bigint;
+  v_ms bigint := floor(extract(epoch from p_at) * 1000)::bigint;
   v_random bytea := uuid_send(gen_random_uuid());
 begin
   return audit_trail.ulid_encode(v_ms, v_random);
@@ -759,7 +755,7 @@ begin
       'correlation_id', nullif(current_setting('audit_trail.correlation_id', true), ''),
       'capture_method', coalesce(nullif(current_setting('audit_trail.capture_method', true), ''), p_capture_method)));
   -- Plain variables as arguments let the planner inline ulid_encode().
-  v_ms := (extract(epoch from v_now) * 1000)::bigint;
+  v_ms := floor(extract(epoch from v_now) * 1000)::bigint;
   v_random := uuid_send(gen_random_uuid());
   v_event_id := audit_trail.ulid_encode(v_ms, v_random);
   v_occurred_at := coalesce(v_occurred_at, v_now);
@@ -876,7 +872,9 @@ begin
     with captured as (
       -- Captured row changes: the action and the field delta (every column
       -- for a create or a delete, the changed columns for an update).
-      select b.ordinal, b.ingested_at, (extract(epoch from b.ingested_at) * 1000)::bigint as ingested_ms,
+      select b.ordinal, b.ingested_at, floor(extract(epoch from b.ingested_at) * 1000)::bigint as ingested_ms,
+             -- random bytes of the event id, drawn per row (in a subquery of its own they would be drawn once)
+             uuid_send(gen_random_uuid()) as random,
              b.table_options as o, b.actor_id, b.actor_type, b.actor_name,
              b.auth_method, b.source_ip, b.user_agent_hash, b.reason, b.occurred_at_setting, b.context_setting,
              b.request_id, b.session_id, b.correlation_id, b.capture_method,
@@ -922,7 +920,7 @@ begin
     ), built as (
       select c.ordinal, c.ingested_at,
              -- (plain columns as arguments: the planner inlines ulid_encode())
-             audit_trail.ulid_encode(c.ingested_ms, r.random) as event_id,
+             audit_trail.ulid_encode(c.ingested_ms, c.random) as event_id,
              coalesce(c.occurred_at_setting::timestamptz, c.ingested_at) as occurred_at,
              c.actor_type, c.actor_id, coalesce(c.actor_name, a.display_name) as actor_name, c.auth_method,
              c.source_ip, c.user_agent_hash, c.action, c.o ->> 'resource_type' as resource_type,
@@ -951,7 +949,6 @@ begin
              end as problem
         from captured c
         left join audit_trail.actors a on a.tenant_id = v_tenant and a.actor_id = c.actor_id
-        cross join lateral (select uuid_send(gen_random_uuid()) as random) r
     ), events as (
       select b.ordinal, b.event_id, b.occurred_at, b.ingested_at, b.actor_type, b.actor_id, b.actor_name,
              b.auth_method, b.source_ip, b.user_agent_hash, b.action, b.resource_type, b.resource_id, b.parent_type,

@@ -285,7 +285,7 @@ begin
       'correlation_id', nullif(current_setting('audit_trail.correlation_id', true), ''),
       'capture_method', coalesce(nullif(current_setting('audit_trail.capture_method', true), ''), p_capture_method)));
   -- Plain variables as arguments let the planner inline ulid_encode().
-  v_ms := (extract(epoch from v_now) * 1000)::bigint;
+  v_ms := floor(extract(epoch from v_now) * 1000)::bigint;
   v_random := uuid_send(gen_random_uuid());
   v_event_id := audit_trail.ulid_encode(v_ms, v_random);
   v_occurred_at := coalesce(v_occurred_at, v_now);
@@ -402,7 +402,9 @@ begin
     with captured as (
       -- Captured row changes: the action and the field delta (every column
       -- for a create or a delete, the changed columns for an update).
-      select b.ordinal, b.ingested_at, (extract(epoch from b.ingested_at) * 1000)::bigint as ingested_ms,
+      select b.ordinal, b.ingested_at, floor(extract(epoch from b.ingested_at) * 1000)::bigint as ingested_ms,
+             -- random bytes of the event id, drawn per row (in a subquery of its own they would be drawn once)
+             uuid_send(gen_random_uuid()) as random,
              b.table_options as o, b.actor_id, b.actor_type, b.actor_name,
              b.auth_method, b.source_ip, b.user_agent_hash, b.reason, b.occurred_at_setting, b.context_setting,
              b.request_id, b.session_id, b.correlation_id, b.capture_method,
@@ -448,7 +450,7 @@ begin
     ), built as (
       select c.ordinal, c.ingested_at,
              -- (plain columns as arguments: the planner inlines ulid_encode())
-             audit_trail.ulid_encode(c.ingested_ms, r.random) as event_id,
+             audit_trail.ulid_encode(c.ingested_ms, c.random) as event_id,
              coalesce(c.occurred_at_setting::timestamptz, c.ingested_at) as occurred_at,
              c.actor_type, c.actor_id, coalesce(c.actor_name, a.display_name) as actor_name, c.auth_method,
              c.source_ip, c.user_agent_hash, c.action, c.o ->> 'resource_type' as resource_type,
@@ -477,7 +479,6 @@ begin
              end as problem
         from captured c
         left join audit_trail.actors a on a.tenant_id = v_tenant and a.actor_id = c.actor_id
-        cross join lateral (select uuid_send(gen_random_uuid()) as random) r
     ), events as (
       select b.ordinal, b.event_id, b.occurred_at, b.ingested_at, b.actor_type, b.actor_id, b.actor_name,
              b.auth_method, b.source_ip, b.user_agent_hash, b.action, b.resource_type, b.resource_id, b.parent_type,
