@@ -405,9 +405,15 @@ begin
       select b.ordinal, b.ingested_at, floor(extract(epoch from b.ingested_at) * 1000)::bigint as ingested_ms,
              -- random bytes of the event id, drawn per row (in a subquery of its own they would be drawn once)
              uuid_send(gen_random_uuid()) as random,
-             b.table_options as o, b.actor_id, b.actor_type, b.actor_name,
-             b.auth_method, b.source_ip, b.user_agent_hash, b.reason, b.occurred_at_setting, b.context_setting,
-             b.request_id, b.session_id, b.correlation_id, b.capture_method,
+             b.table_options as o,
+             -- the raw settings: '' when unset
+             nullif(b.actor_id, '') as actor_id, coalesce(nullif(b.actor_type, ''), 'user') as actor_type,
+             nullif(b.actor_name, '') as actor_name, nullif(b.auth_method, '') as auth_method,
+             nullif(b.source_ip, '') as source_ip, nullif(b.user_agent_hash, '') as user_agent_hash,
+             nullif(b.reason, '') as reason, nullif(b.occurred_at_setting, '') as occurred_at_setting,
+             nullif(b.context_setting, '') as context_setting, nullif(b.request_id, '') as request_id,
+             nullif(b.session_id, '') as session_id, nullif(b.correlation_id, '') as correlation_id,
+             nullif(b.capture_method, '') as capture_method,
              coalesce(b.new_row, b.old_row) as key_row,
              x.action,
              d.changes, d.fields

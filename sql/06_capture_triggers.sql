@@ -134,6 +134,14 @@ declare
   v_new jsonb;
   v_tenant text;
   v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
+  -- The settings the checks read, each read once; the buffer takes the raw
+  -- text ('' when unset) and the commit step turns '' into NULL set-based.
+  v_actor_id text := current_setting('audit_trail.actor_id', true);
+  v_actor_type text := current_setting('audit_trail.actor_type', true);
+  v_reason text := current_setting('audit_trail.reason', true);
+  v_source_ip text := current_setting('audit_trail.source_ip', true);
+  v_occurred_at text := current_setting('audit_trail.occurred_at', true);
+  v_context text := current_setting('audit_trail.context', true);
   v_excluded text[];
   v_flagged boolean := false;
   v_json_nulls_old text[];
@@ -196,31 +204,26 @@ begin
   -- Checks that need no look-up are made at the change, so the error comes
   -- with the statement that caused it; the tenant's rules come at commit.
   -- (An update that changes nothing needs no reason: the commit step drops it.)
-  if ((o ->> 'actor_required')::boolean and coalesce(current_setting('audit_trail.actor_id', true), '') = '')
-     or (o -> 'reason_required' = 'true'::jsonb and coalesce(current_setting('audit_trail.reason', true), '') = ''
+  if ((o ->> 'actor_required')::boolean and coalesce(v_actor_id, '') = '')
+     or (o -> 'reason_required' = 'true'::jsonb and coalesce(v_reason, '') = ''
          and not (TG_OP = 'UPDATE' and v_old::text = v_new::text
                   and v_json_nulls_old is not distinct from v_json_nulls_new)) then
     perform audit_trail.refuse_event(
-      case when (o ->> 'actor_required')::boolean and coalesce(current_setting('audit_trail.actor_id', true), '') = ''
-           then 'no actor' else 'no reason' end,
+      case when (o ->> 'actor_required')::boolean and coalesce(v_actor_id, '') = '' then 'no actor' else 'no reason' end,
       v_tenant, o ->> 'resource_type', audit_trail.row_key(coalesce(v_new, v_old), o -> 'key_columns'), null, null, null);
   end if;
   -- Settings set with SET LOCAL rather than set_context() are checked here.
-  if coalesce(current_setting('audit_trail.actor_type', true), '') not in ('', 'user', 'service', 'system')
-     or coalesce(current_setting('audit_trail.source_ip', true), '') <> ''
-     or coalesce(current_setting('audit_trail.occurred_at', true), '') <> ''
-     or coalesce(current_setting('audit_trail.context', true), '') <> '' then
+  if concat(v_source_ip, v_occurred_at, v_context) <> ''
+     or coalesce(v_actor_type, '') not in ('', 'user', 'service', 'system') then
     perform audit_trail.check_context_value(k, v)
-       from (values ('actor_type', current_setting('audit_trail.actor_type', true)),
-                    ('source_ip', current_setting('audit_trail.source_ip', true)),
-                    ('occurred_at', current_setting('audit_trail.occurred_at', true)),
-                    ('context', current_setting('audit_trail.context', true))) s(k, v)
+       from (values ('actor_type', v_actor_type), ('source_ip', v_source_ip),
+                    ('occurred_at', v_occurred_at), ('context', v_context)) s(k, v)
       where coalesce(v, '') <> '' and not (k = 'actor_type' and v in ('user', 'service', 'system'));
   end if;
 
   -- Redaction and the inline size limit, only where they apply.
-  if o ? 'redact_columns' or pg_column_size(v_old) > (o ->> 'max_inline_bytes')::integer
-     or pg_column_size(v_new) > (o ->> 'max_inline_bytes')::integer then
+  if o ? 'redact_columns'
+     or greatest(pg_column_size(v_old), pg_column_size(v_new)) > (o ->> 'max_inline_bytes')::integer then
     select c.image, c.digested, c.redacted into v_old, v_digested_old, v_redacted
       from audit_trail.condition_row_image(v_old, o) c;
     select c.image, c.digested, v_redacted || c.redacted into v_new, v_digested_new, v_redacted
@@ -242,19 +245,16 @@ begin
       session_id, correlation_id, capture_method)
   select not exists (select from pg_temp.audit_trail_pending), v_tenant, clock_timestamp(), o, TG_OP, v_old, v_new,
       v_flagged, v_json_nulls_old, v_json_nulls_new, v_digested_old, v_digested_new, v_redacted,
-      nullif(current_setting('audit_trail.actor_id', true), ''),
-      coalesce(nullif(current_setting('audit_trail.actor_type', true), ''), 'user'),
-      nullif(current_setting('audit_trail.actor_name', true), ''),
-      nullif(current_setting('audit_trail.auth_method', true), ''),
-      nullif(current_setting('audit_trail.source_ip', true), ''),
-      nullif(current_setting('audit_trail.user_agent_hash', true), ''),
-      nullif(current_setting('audit_trail.reason', true), ''),
-      nullif(current_setting('audit_trail.occurred_at', true), ''),
-      nullif(current_setting('audit_trail.context', true), ''),
-      nullif(current_setting('audit_trail.request_id', true), ''),
-      nullif(current_setting('audit_trail.session_id', true), ''),
-      nullif(current_setting('audit_trail.correlation_id', true), ''),
-      nullif(current_setting('audit_trail.capture_method', true), '')
+      v_actor_id, v_actor_type,
+      current_setting('audit_trail.actor_name', true),
+      current_setting('audit_trail.auth_method', true),
+      v_source_ip,
+      current_setting('audit_trail.user_agent_hash', true),
+      v_reason, v_occurred_at, v_context,
+      current_setting('audit_trail.request_id', true),
+      current_setting('audit_trail.session_id', true),
+      current_setting('audit_trail.correlation_id', true),
+      current_setting('audit_trail.capture_method', true)
    where (select c.relowner from pg_class c where c.oid = 'pg_temp.audit_trail_pending'::regclass)
          = 'audit_trail_owner'::regrole;
   if not found then
