@@ -512,7 +512,11 @@ Options:
   --store STORE        where to publish; repeatable (required)
   --key FILE           the private key (PEM) from audit-trail keys generate
   --tenant T           anchor this tenant only
-  --every DURATION     keep running, anchoring every 60s / 5m / 1h
+  --every DURATION     keep running, anchoring every 60s / 5m / 1h; a pass that
+                       fails is reported and the next one tried; SIGINT or
+                       SIGTERM stops after the current pass; the exit code is
+                       the worst of all passes
+  --count N            with --every: stop after N passes
   --retention-days N   S3 Object Lock retention (default 3653)
   --check              only report whether each store enforces immutability
 ${connectionHelp}`,
@@ -522,6 +526,7 @@ ${connectionHelp}`,
     key: { type: 'string' },
     tenant: { type: 'string' },
     every: { type: 'string' },
+    count: { type: 'string' },
     'retention-days': { type: 'string' },
     check: { type: 'boolean' },
   },
@@ -536,10 +541,12 @@ ${connectionHelp}`,
           key: z.string().min(1).optional(),
           tenant: z.string().min(1).optional(),
           every: intervalText.optional(),
+          count: sequenceNo,
           'retention-days': sequenceNo,
           check: z.boolean().default(false),
         })
-        .refine((o) => o.check || o.key !== undefined, { message: 'is required (the private key that signs checkpoints)', path: ['key'] }),
+        .refine((o) => o.check || o.key !== undefined, { message: 'is required (the private key that signs checkpoints)', path: ['key'] })
+        .refine((o) => o.count === undefined || o.every !== undefined, { message: 'needs --every (it counts the passes of --every)', path: ['count'] }),
       values,
     );
     if (opts.check) {
@@ -560,13 +567,56 @@ ${connectionHelp}`,
       return run.tenants.some((t) => t.status === 'alarm') ? 1 : 0;
     };
     if (opts.every === undefined) return once();
+    // Cron-less operation: a pass that fails (the database restarting, a store
+    // unreachable) is reported and the next one tried; a signal ends the run
+    // between passes, never in the middle of one.
+    const stop = stopOnSignal();
     let worst = 0;
-    for (;;) {
-      worst = Math.max(worst, await once());
-      await new Promise((resolve) => setTimeout(resolve, opts.every));
+    try {
+      for (let pass = 1; ; pass += 1) {
+        try {
+          worst = Math.max(worst, await once());
+        } catch (err) {
+          reportError(err, opts.json, io);
+          worst = 2;
+        }
+        if (pass === opts.count || stop.requested()) break;
+        await stop.sleep(opts.every);
+        if (stop.requested()) break;
+      }
+    } finally {
+      stop.dispose();
     }
+    return worst;
   },
 };
+
+/** SIGINT/SIGTERM as a request to stop, and a sleep that such a request cuts short. */
+function stopOnSignal(): { requested: () => boolean; sleep: (ms: number) => Promise<void>; dispose: () => void } {
+  let requested = false;
+  let wake: (() => void) | undefined;
+  const onSignal = (): void => {
+    requested = true;
+    wake?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    requested: () => requested,
+    sleep: (ms) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      }),
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
 
 function printAnchorRun(io: Io, json: boolean, run: AnchorRun): void {
   if (json) {
