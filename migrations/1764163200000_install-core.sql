@@ -145,10 +145,11 @@ comment on function audit_trail.policy_for(text) is
 -- The trail: one row per event, partitioned by capture time (ingested_at) so
 -- that old months can be offloaded whole. Late edge events carry an old
 -- occurred_at but a current ingested_at, so they never land in an old partition.
--- No CHECK constraints: the commit step (05_append_and_chain.sql) is the only
--- writer and builds every value in the domains noted below, and verify()
--- recomputes every record_hash. Each CHECK would be parsed, planned and set up
--- again in every commit (about 10 us each here; docs/architecture.md).
+-- No CHECK constraints: each would be parsed, planned and set up again in
+-- every commit (ten cost about 100 us here; docs/architecture.md). The commit
+-- step (05_append_and_chain.sql) is the only writer and builds every value in
+-- the domains noted below (the tests check them); verify() proves that stored
+-- values were not changed since, not that they were well formed.
 create table audit_trail.events (
   event_id text not null,                  -- a ULID: 26 characters of Crockford base32
   tenant_id text not null,
@@ -361,6 +362,10 @@ declare
   v_ms bigint := floor(extract(epoch from p_at) * 1000)::bigint;
   v_random bytea := uuid_send(gen_random_uuid());
 begin
+  if v_ms is null or v_ms not between 0 and 281474976710655 then
+    raise exception 'a ULID cannot carry the time %', p_at using errcode = '22008',
+      hint = 'ULID times are milliseconds from 1970-01-01 to 10889-08-02 (48 bits).';
+  end if;
   return audit_trail.ulid_encode(v_ms, v_random);
 end
 $$;
@@ -545,7 +550,7 @@ begin
     operation text,
     old_row jsonb,
     new_row jsonb,
-    flagged boolean,  -- redacted, digested or JSON-null columns: the delta marks them
+    flagged boolean,  -- JSON columns configured, or values redacted or digested: the delta may mark fields
     json_nulls_old text[],
     json_nulls_new text[],
     digested_old text[],
@@ -586,10 +591,9 @@ $$;
 comment on function audit_trail.create_pending_buffer() is
   'Internal: creates the session''s transaction-private event buffer and its commit trigger.';
 
--- Empties a buffer bloated by dead rows, when the transaction has nothing in
--- it. The commit step measures the buffer once per transaction and raises the
--- session flag audit_trail.buffer_needs_truncate (internal; setting it by hand
--- only makes the next change try this); the next change acts on it.
+-- Empties a buffer bloated by dead rows, when the transaction has nothing in it.
+-- (Measured at every change: a flag raised by the commit step would be lost to
+-- RESET ALL in a pool, and no commit step runs for a transaction that rolls back.)
 create function audit_trail.truncate_idle_buffer()
 returns void
 language plpgsql
@@ -597,7 +601,6 @@ as $$
 begin
   if not exists (select from pg_temp.audit_trail_pending) then
     truncate pg_temp.audit_trail_pending;
-    perform pg_catalog.set_config('audit_trail.buffer_needs_truncate', 'off', false);
   end if;
 end
 $$;
@@ -627,7 +630,7 @@ as $$
 begin
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
-  elsif current_setting('audit_trail.buffer_needs_truncate', true) = 'on' then
+  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
     perform audit_trail.truncate_idle_buffer();
   end if;
   insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, event_id, action, resource_type,
@@ -876,7 +879,7 @@ begin
              -- random bytes of the event id, drawn per row (in a subquery of its own they would be drawn once)
              uuid_send(gen_random_uuid()) as random,
              b.table_options as o,
-             -- the raw settings: '' when unset
+             -- the raw settings: NULL or '' when unset
              nullif(b.actor_id, '') as actor_id, coalesce(nullif(b.actor_type, ''), 'user') as actor_type,
              nullif(b.actor_name, '') as actor_name, nullif(b.auth_method, '') as auth_method,
              nullif(b.source_ip, '') as source_ip, nullif(b.user_agent_hash, '') as user_agent_hash,
@@ -1000,9 +1003,6 @@ begin
     end if;
   end loop;
   delete from pg_temp.audit_trail_pending;
-  if pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
-    perform set_config('audit_trail.buffer_needs_truncate', 'on', false);
-  end if;
   return null;
 end
 $$;
@@ -1154,7 +1154,7 @@ declare
   v_tenant text;
   v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
   -- The settings the checks read, each read once; the buffer takes the raw
-  -- text ('' when unset) and the commit step turns '' into NULL set-based.
+  -- text (NULL or '' when unset) and the commit step turns '' into NULL set-based.
   v_actor_id text := current_setting('audit_trail.actor_id', true);
   v_actor_type text := current_setting('audit_trail.actor_type', true);
   v_reason text := current_setting('audit_trail.reason', true);
@@ -1253,7 +1253,7 @@ begin
   -- As in buffer_event(): spelt out here, because a function call would cost every row.
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
-  elsif current_setting('audit_trail.buffer_needs_truncate', true) = 'on' then
+  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
     perform audit_trail.truncate_idle_buffer();
   end if;
   -- The buffer must be ours: a same-named table that the session's own role

@@ -1,10 +1,11 @@
 -- The trail: one row per event, partitioned by capture time (ingested_at) so
 -- that old months can be offloaded whole. Late edge events carry an old
 -- occurred_at but a current ingested_at, so they never land in an old partition.
--- No CHECK constraints: the commit step (05_append_and_chain.sql) is the only
--- writer and builds every value in the domains noted below, and verify()
--- recomputes every record_hash. Each CHECK would be parsed, planned and set up
--- again in every commit (about 10 us each here; docs/architecture.md).
+-- No CHECK constraints: each would be parsed, planned and set up again in
+-- every commit (ten cost about 100 us here; docs/architecture.md). The commit
+-- step (05_append_and_chain.sql) is the only writer and builds every value in
+-- the domains noted below (the tests check them); verify() proves that stored
+-- values were not changed since, not that they were well formed.
 create table audit_trail.events (
   event_id text not null,                  -- a ULID: 26 characters of Crockford base32
   tenant_id text not null,

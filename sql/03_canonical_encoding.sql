@@ -108,6 +108,10 @@ declare
   v_ms bigint := floor(extract(epoch from p_at) * 1000)::bigint;
   v_random bytea := uuid_send(gen_random_uuid());
 begin
+  if v_ms is null or v_ms not between 0 and 281474976710655 then
+    raise exception 'a ULID cannot carry the time %', p_at using errcode = '22008',
+      hint = 'ULID times are milliseconds from 1970-01-01 to 10889-08-02 (48 bits).';
+  end if;
   return audit_trail.ulid_encode(v_ms, v_random);
 end
 $$;

@@ -75,7 +75,7 @@ begin
     operation text,
     old_row jsonb,
     new_row jsonb,
-    flagged boolean,  -- redacted, digested or JSON-null columns: the delta marks them
+    flagged boolean,  -- JSON columns configured, or values redacted or digested: the delta may mark fields
     json_nulls_old text[],
     json_nulls_new text[],
     digested_old text[],
@@ -116,10 +116,9 @@ $$;
 comment on function audit_trail.create_pending_buffer() is
   'Internal: creates the session''s transaction-private event buffer and its commit trigger.';
 
--- Empties a buffer bloated by dead rows, when the transaction has nothing in
--- it. The commit step measures the buffer once per transaction and raises the
--- session flag audit_trail.buffer_needs_truncate (internal; setting it by hand
--- only makes the next change try this); the next change acts on it.
+-- Empties a buffer bloated by dead rows, when the transaction has nothing in it.
+-- (Measured at every change: a flag raised by the commit step would be lost to
+-- RESET ALL in a pool, and no commit step runs for a transaction that rolls back.)
 create function audit_trail.truncate_idle_buffer()
 returns void
 language plpgsql
@@ -127,7 +126,6 @@ as $$
 begin
   if not exists (select from pg_temp.audit_trail_pending) then
     truncate pg_temp.audit_trail_pending;
-    perform pg_catalog.set_config('audit_trail.buffer_needs_truncate', 'off', false);
   end if;
 end
 $$;
@@ -157,7 +155,7 @@ as $$
 begin
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
-  elsif current_setting('audit_trail.buffer_needs_truncate', true) = 'on' then
+  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
     perform audit_trail.truncate_idle_buffer();
   end if;
   insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, event_id, action, resource_type,
@@ -406,7 +404,7 @@ begin
              -- random bytes of the event id, drawn per row (in a subquery of its own they would be drawn once)
              uuid_send(gen_random_uuid()) as random,
              b.table_options as o,
-             -- the raw settings: '' when unset
+             -- the raw settings: NULL or '' when unset
              nullif(b.actor_id, '') as actor_id, coalesce(nullif(b.actor_type, ''), 'user') as actor_type,
              nullif(b.actor_name, '') as actor_name, nullif(b.auth_method, '') as auth_method,
              nullif(b.source_ip, '') as source_ip, nullif(b.user_agent_hash, '') as user_agent_hash,
@@ -530,9 +528,6 @@ begin
     end if;
   end loop;
   delete from pg_temp.audit_trail_pending;
-  if pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
-    perform set_config('audit_trail.buffer_needs_truncate', 'on', false);
-  end if;
   return null;
 end
 $$;

@@ -135,7 +135,7 @@ declare
   v_tenant text;
   v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
   -- The settings the checks read, each read once; the buffer takes the raw
-  -- text ('' when unset) and the commit step turns '' into NULL set-based.
+  -- text (NULL or '' when unset) and the commit step turns '' into NULL set-based.
   v_actor_id text := current_setting('audit_trail.actor_id', true);
   v_actor_type text := current_setting('audit_trail.actor_type', true);
   v_reason text := current_setting('audit_trail.reason', true);
@@ -234,7 +234,7 @@ begin
   -- As in buffer_event(): spelt out here, because a function call would cost every row.
   if to_regclass('pg_temp.audit_trail_pending') is null then
     perform audit_trail.create_pending_buffer();
-  elsif current_setting('audit_trail.buffer_needs_truncate', true) = 'on' then
+  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
     perform audit_trail.truncate_idle_buffer();
   end if;
   -- The buffer must be ours: a same-named table that the session's own role

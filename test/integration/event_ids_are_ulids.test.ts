@@ -61,6 +61,17 @@ describe('event ids are ULIDs', () => {
     }
   });
 
+  it('a time a ULID cannot carry is refused, not encoded wrongly', async () => {
+    for (const at of ['1969-12-31 23:59:59.9995+00', '1960-01-01 00:00:00+00']) {
+      const err = await c.query(`select audit_trail.new_ulid($1::timestamptz)`, [at]).then(
+        () => undefined,
+        (e: { code?: string; hint?: string }) => e,
+      );
+      expect(err, at).toMatchObject({ code: '22008' });
+      expect(err?.hint ?? '').toContain('1970');
+    }
+  });
+
   it('record() and new_ulid() make ULIDs of the moment too', async () => {
     const { rows } = await c.query<{ id: string; now_ms: string }>(
       `select audit_trail.new_ulid() as id, floor(extract(epoch from clock_timestamp()) * 1000)::bigint::text as now_ms`,
