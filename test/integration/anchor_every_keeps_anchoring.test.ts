@@ -21,6 +21,7 @@ describe('anchor --every', () => {
   let c: pg.Client;
   let work: string;
   let keyFile: string;
+  const listenersBefore = process.listenerCount('SIGTERM');
 
   beforeAll(async () => {
     c = await db.connect();
@@ -59,6 +60,32 @@ describe('anchor --every', () => {
     expect((await readdir(path.join(storeDir, TENANT))).filter((f) => f.endsWith('.json'))).toHaveLength(2);
     const { rows } = await c.query<{ n: string }>(`select count(*)::text as n from audit_trail.anchors where tenant_id = $1`, [TENANT]);
     expect(rows[0]!.n).toBe('2');
+  });
+
+  it('SIGTERM ends the run after the current pass, with that pass\'s exit code', async () => {
+    let out = '';
+    let signalled = false;
+    const io: Io = {
+      stdout: (t) => {
+        out += t;
+        // Delivered while the first pass prints: the run ends before the next one.
+        if (!signalled && out.includes(TENANT)) {
+          signalled = true;
+          process.emit('SIGTERM');
+        }
+      },
+      stderr: () => undefined,
+    };
+    const started = Date.now();
+    const code = await main(
+      ['anchor', '--database-url', db.url, '--store', `file:${path.join(work, 'store-signal')}`, '--key', keyFile, '--every', '1h'],
+      io,
+    );
+    expect(signalled).toBe(true);
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(out.split('\n').filter((l) => l.startsWith(TENANT))).toHaveLength(1);
+    expect(process.listenerCount('SIGTERM')).toBe(listenersBefore);
   });
 
   it('a pass that fails is reported, the next is tried, and the exit code says so', async () => {

@@ -14,6 +14,7 @@ import { ChainEncoder } from '../../src/chain/encoding.ts';
 import type { ChainEvent } from '../../src/chain/verifier.ts';
 import type { ExportEventSink, ExportRow } from '../../src/export/columns.ts';
 import { JsonlFileWriter, JsonlLineDecoder, parseJsonlEvent, readJsonlInto } from '../../src/export/jsonl.ts';
+import { seededRandom as random } from '../helpers/random.ts';
 
 let work: string;
 beforeAll(async () => {
@@ -23,16 +24,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** A deterministic pseudo-random generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = ['a', 'Z', ' ', '"', '\\', '/', '\n', '\t', '\r', '\b', '\f', '\u0000', '\u001f', '\u007f', 'é', 'e\u0301', '\u05d0\u05d1', '\u{1d11e}', '😀', '\ud800', '\udfff', '\ufeff', '\uffff', '{"k": [1, 2.50]}', '\u2028'];
 

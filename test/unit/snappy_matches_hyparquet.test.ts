@@ -7,17 +7,8 @@
 import { snappyUncompress } from 'hyparquet';
 import { describe, expect, it } from 'vitest';
 import { snappyDecompress } from '../../src/export/snappy.ts';
+import { seededRandom as random } from '../helpers/random.ts';
 
-/** A deterministic pseudo-random generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function varint(n: number): number[] {
   const out: number[] = [];
