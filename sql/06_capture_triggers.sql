@@ -53,11 +53,17 @@ end;
 
 -- Applies redaction and the inline size limit to one side of a change.
 -- Returns the new row image and the keys it digested or redacted.
-create function audit_trail.condition_row_image(p_row jsonb, p_options jsonb,
-                                                out image jsonb, out digested text[], out redacted text[])
+create type audit_trail.conditioned_row_image as (image jsonb, digested text[], redacted text[]);
+comment on type audit_trail.conditioned_row_image is 'Internal: a row image after redaction and the inline size limit.';
+
+create function audit_trail.condition_row_image(p_row jsonb, p_options jsonb)
+returns audit_trail.conditioned_row_image
 language plpgsql
 as $$
 declare
+  image jsonb;
+  digested text[];
+  redacted text[];
   v_key text;
   v_value jsonb;
   v_limit integer := coalesce((p_options ->> 'max_inline_bytes')::integer, 4096);
@@ -65,7 +71,7 @@ begin
   image := p_row;
   digested := '{}'; redacted := '{}';
   if p_row is null then
-    return;
+    return row(image, digested, redacted)::audit_trail.conditioned_row_image;
   end if;
   if p_options ? 'redact_columns' then
     for v_key in select jsonb_array_elements_text(p_options -> 'redact_columns') loop
@@ -82,6 +88,7 @@ begin
       digested := digested || v_key;
     end loop;
   end if;
+  return row(image, digested, redacted)::audit_trail.conditioned_row_image;
 end
 $$;
 
@@ -110,6 +117,34 @@ begin
   return v_found;
 end
 $$;
+
+-- Raises the refusal of a change whose tenant is missing, reserved or not the
+-- session's (the same messages from the row and the statement trigger).
+create function audit_trail.refuse_tenant(p_table text, p_session_tenant text, p_row_tenant text)
+returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_session_tenant is not null and p_row_tenant is distinct from p_session_tenant then
+    raise exception 'cross-tenant write refused: the session acts for tenant % but the row belongs to tenant %',
+        p_session_tenant, coalesce(p_row_tenant, '(none)')
+      using errcode = '42501',
+            hint = 'Set audit_trail.tenant_id to the row''s tenant, or write the row in a transaction of its own tenant.';
+  end if;
+  if p_row_tenant is null or p_row_tenant = '' then
+    raise exception 'no tenant for this change to %', p_table
+      using errcode = 'AT005',
+            hint = 'SET LOCAL audit_trail.tenant_id = ''<tenant>''; or enable the table with a tenant_column or a fixed tenant.';
+  end if;
+  if p_row_tenant = '*' then
+    raise exception 'tenant id "*" is reserved' using errcode = '22023', hint = 'Use another tenant id.';
+  end if;
+  return true;
+end
+$$;
+comment on function audit_trail.refuse_tenant(text, text, text) is
+  'Internal: raises the refusal of a change without a tenant, for the reserved tenant or for another tenant than the session''s.';
 
 -- The capture trigger does only what needs no look-up, so that a change costs
 -- little more than writing one row of raw material: the row images (redacted
@@ -187,18 +222,7 @@ begin
           v_old ->> (o ->> 'tenant_column'), v_new ->> (o ->> 'tenant_column')
         using errcode = '42501', hint = 'Copy the row into the other tenant (an audited create) and delete it here.';
     end if;
-    if v_session_tenant is not null and v_tenant is distinct from v_session_tenant then
-      raise exception 'cross-tenant write refused: the session acts for tenant % but the row belongs to tenant %',
-          v_session_tenant, coalesce(v_tenant, '(none)')
-        using errcode = '42501',
-              hint = 'Set audit_trail.tenant_id to the row''s tenant, or write the row in a transaction of its own tenant.';
-    end if;
-    if v_tenant is null or v_tenant = '' then
-      raise exception 'no tenant for this change to %', o ->> 'table'
-        using errcode = 'AT005',
-              hint = 'SET LOCAL audit_trail.tenant_id = ''<tenant>''; or enable the table with a tenant_column or a fixed tenant.';
-    end if;
-    raise exception 'tenant id "*" is reserved' using errcode = '22023', hint = 'Use another tenant id.';
+    perform audit_trail.refuse_tenant(o ->> 'table', v_session_tenant, v_tenant);
   end if;
 
   -- Checks that need no look-up are made at the change, so the error comes
@@ -265,6 +289,110 @@ end
 $$;
 comment on function audit_trail.capture_change() is
   'AFTER row trigger of audited tables: checks tenant, actor and reason presence and buffers the row change (see audit_trail.enable).';
+
+-- The capture of INSERT and COPY on tables whose rows need no per-row
+-- treatment (see install_capture_triggers): an AFTER STATEMENT trigger that
+-- buffers every inserted row with one INSERT ... SELECT from the statement's
+-- transition table. The same checks and the same raw material as
+-- capture_change(), once per statement instead of once per row: a bulk import
+-- pays the PL/pgSQL set-up once, not for each of its rows (docs/architecture.md).
+-- Settings cannot change within a statement, so every row of it has the same.
+create function audit_trail.capture_inserted_rows()
+returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set intervalstyle = 'postgres'
+set extra_float_digits = 3
+set bytea_output = 'hex'
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  o constant jsonb := TG_ARGV[0]::jsonb;
+  v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
+  v_actor_id text := current_setting('audit_trail.actor_id', true);
+  v_actor_type text := current_setting('audit_trail.actor_type', true);
+  v_reason text := current_setting('audit_trail.reason', true);
+  v_source_ip text := current_setting('audit_trail.source_ip', true);
+  v_occurred_at text := current_setting('audit_trail.occurred_at', true);
+  v_context text := current_setting('audit_trail.context', true);
+  v_excluded text[] := '{}';
+  v_first jsonb;
+begin
+  if o ? 'exclude_columns' then
+    v_excluded := array(select jsonb_array_elements_text(o -> 'exclude_columns'));
+  end if;
+  if not o ? 'tenant_column' then
+    perform audit_trail.refuse_tenant(o ->> 'table', v_session_tenant, coalesce(o ->> 'tenant', v_session_tenant))
+     where coalesce(o ->> 'tenant', v_session_tenant) is null or coalesce(o ->> 'tenant', v_session_tenant) in ('', '*')
+        or v_session_tenant <> coalesce(o ->> 'tenant', v_session_tenant);
+  end if;
+  if ((o ->> 'actor_required')::boolean and coalesce(v_actor_id, '') = '')
+     or (o -> 'reason_required' = 'true'::jsonb and coalesce(v_reason, '') = '') then
+    -- (refused naming the first row; an insert of no rows is no change)
+    select to_jsonb(n) into v_first from audit_trail_inserted n limit 1;
+    if v_first is not null then
+      perform audit_trail.refuse_event(
+        case when (o ->> 'actor_required')::boolean and coalesce(v_actor_id, '') = '' then 'no actor' else 'no reason' end,
+        coalesce(v_first ->> (o ->> 'tenant_column'), o ->> 'tenant', v_session_tenant), o ->> 'resource_type',
+        audit_trail.row_key(v_first, o -> 'key_columns'), null, null, null);
+    end if;
+  end if;
+  if concat(v_source_ip, v_occurred_at, v_context) <> ''
+     or coalesce(v_actor_type, '') not in ('', 'user', 'service', 'system') then
+    perform audit_trail.check_context_value(k, v)
+       from (values ('actor_type', v_actor_type), ('source_ip', v_source_ip),
+                    ('occurred_at', v_occurred_at), ('context', v_context)) s(k, v)
+      where coalesce(v, '') <> '' and not (k = 'actor_type' and v in ('user', 'service', 'system'));
+  end if;
+
+  if to_regclass('pg_temp.audit_trail_pending') is null then
+    perform audit_trail.create_pending_buffer();
+  elsif pg_relation_size('pg_temp.audit_trail_pending') > 65536 then
+    perform audit_trail.truncate_idle_buffer();
+  end if;
+  -- One statement for all rows, in the order they were inserted. A row of
+  -- another tenant than the session's, or of none, refuses the whole statement.
+  -- (No ORDER BY: the rows leave the window in scan order, which is insertion
+  -- order, and the nested loop keeps it; a sort would spill for a large import.)
+  insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, table_options, operation, old_row,
+      new_row, flagged, digested_new, actor_id, actor_type, actor_name, auth_method, source_ip, user_agent_hash,
+      reason, occurred_at_setting, context_setting, request_id, session_id, correlation_id, capture_method)
+  select r.position = 1 and not exists (select from pg_temp.audit_trail_pending), r.tenant, clock_timestamp(), o, 'INSERT', null,
+      coalesce((r.conditioned).image, r.image), r.conditioned is not null, (r.conditioned).digested,
+      v_actor_id, v_actor_type,
+      current_setting('audit_trail.actor_name', true),
+      current_setting('audit_trail.auth_method', true),
+      v_source_ip,
+      current_setting('audit_trail.user_agent_hash', true),
+      v_reason, v_occurred_at, v_context,
+      current_setting('audit_trail.request_id', true),
+      current_setting('audit_trail.session_id', true),
+      current_setting('audit_trail.correlation_id', true),
+      current_setting('audit_trail.capture_method', true)
+    from (select i.image, i.position,
+                 case when o ? 'tenant_column' then i.image ->> (o ->> 'tenant_column')
+                      else coalesce(o ->> 'tenant', v_session_tenant) end as tenant,
+                 -- the inline size limit, only for rows over it
+                 case when pg_column_size(i.image) > (o ->> 'max_inline_bytes')::integer
+                      then audit_trail.condition_row_image(i.image, o) end as conditioned
+            from (select to_jsonb(n) - v_excluded as image, row_number() over () as position
+                    from audit_trail_inserted n) i
+          offset 0) r  -- (evaluates condition_row_image() once per row, not once per field used)
+   where (not (o ? 'tenant_column')
+          or (r.tenant is not null and r.tenant not in ('', '*') and r.tenant = coalesce(v_session_tenant, r.tenant))
+          or audit_trail.refuse_tenant(o ->> 'table', v_session_tenant, r.tenant))
+     -- the buffer must be ours (as in capture_change())
+     and (select c.relowner from pg_class c where c.oid = 'pg_temp.audit_trail_pending'::regclass)
+         = 'audit_trail_owner'::regrole;
+  if not found and exists (select from audit_trail_inserted) then
+    perform audit_trail.refuse_foreign_buffer();
+  end if;
+  return null;
+end
+$$;
+comment on function audit_trail.capture_inserted_rows() is
+  'AFTER INSERT statement trigger (transition table audit_trail_inserted) of audited tables without per-row treatment: buffers every inserted row.';
 
 -- The resource id of a row: the key column's value, or a JSON array of the values of a composite key.
 create function audit_trail.row_key(p_row jsonb, p_key_columns jsonb) returns text

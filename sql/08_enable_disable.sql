@@ -225,9 +225,23 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_name text;
+  v_statement_inserts boolean;
 begin
-  execute format('create trigger audit_trail_capture_next after insert or update or delete on %s '
-                 'for each row execute function audit_trail.capture_change(%L)', target, p_norm::text);
+  -- INSERT and COPY through one statement trigger where no row needs a treatment
+  -- of its own; a partitioned table (or a partition) keeps row triggers, which
+  -- PostgreSQL runs for a row written through the parent and into a partition alike.
+  select c.relkind = 'r' and not c.relispartition and not p_norm ?| array['json_columns', 'redact_columns']
+    into v_statement_inserts from pg_class c where c.oid = target;
+  if v_statement_inserts then
+    execute format('create trigger audit_trail_capture_next after update or delete on %s '
+                   'for each row execute function audit_trail.capture_change(%L)', target, p_norm::text);
+    execute format('create trigger audit_trail_capture_inserts_next after insert on %s '
+                   'referencing new table as audit_trail_inserted '
+                   'for each statement execute function audit_trail.capture_inserted_rows(%L)', target, p_norm::text);
+  else
+    execute format('create trigger audit_trail_capture_next after insert or update or delete on %s '
+                   'for each row execute function audit_trail.capture_change(%L)', target, p_norm::text);
+  end if;
   execute format('create trigger audit_trail_refuse_truncate_next before truncate on %s '
                  'for each statement execute function audit_trail.refuse_truncate_of_audited_table()', target);
   if p_norm ->> 'hard_delete' <> 'audit' then
@@ -235,7 +249,8 @@ begin
                    'for each row execute function audit_trail.apply_hard_delete_policy(%L)', target, p_norm::text);
   end if;
   perform audit_trail.drop_capture_triggers(target);
-  foreach v_name in array array['audit_trail_capture', 'audit_trail_refuse_truncate', 'audit_trail_hard_delete_policy'] loop
+  foreach v_name in array array['audit_trail_capture', 'audit_trail_capture_inserts', 'audit_trail_refuse_truncate',
+                                'audit_trail_hard_delete_policy'] loop
     if exists (select from pg_trigger where tgrelid = target and tgname = v_name || '_next') then
       execute format('alter trigger %I on %s rename to %I', v_name || '_next', target, v_name);
     end if;
@@ -294,7 +309,8 @@ declare
 begin
   for v_name in select tgname from pg_trigger
                  where tgrelid = p_table and not tgisinternal
-                   and tgname in ('audit_trail_capture', 'audit_trail_hard_delete_policy', 'audit_trail_refuse_truncate') loop
+                   and tgname in ('audit_trail_capture', 'audit_trail_capture_inserts', 'audit_trail_hard_delete_policy',
+                                  'audit_trail_refuse_truncate') loop
     execute format('drop trigger %I on %s', v_name, p_table);
   end loop;
 end
@@ -388,6 +404,10 @@ returns boolean
 language sql stable
 begin atomic
   select count(*) filter (where t.tgfoid = 'audit_trail.capture_change()'::regprocedure and t.tgenabled in ('O', 'A')) >= 1
+     -- inserts: by the row trigger (tgtype bit 4: INSERT) or by the statement trigger
+     and count(*) filter (where t.tgenabled in ('O', 'A')
+                            and ((t.tgfoid = 'audit_trail.capture_change()'::regprocedure and t.tgtype & 4 <> 0)
+                                 or t.tgfoid = 'audit_trail.capture_inserted_rows()'::regprocedure)) >= 1
      and count(*) filter (where t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure and t.tgenabled in ('O', 'A')) >= 1
     from pg_catalog.pg_trigger t where t.tgrelid = p_table;
 end;

@@ -43,7 +43,7 @@ select audit_trail.create_partitions(pg_catalog.now());
 
 reset role;
 revoke all on all functions in schema audit_trail from public;
-grant execute on function audit_trail.capture_change(), audit_trail.apply_hard_delete_policy(),
+grant execute on function audit_trail.capture_change(), audit_trail.capture_inserted_rows(), audit_trail.apply_hard_delete_policy(),
   audit_trail.refuse_truncate_of_audited_table() to public;
 -- The DDL guard runs as whoever alters an audited table (its owner).
 grant execute on function audit_trail.normalize_options(regclass, jsonb),

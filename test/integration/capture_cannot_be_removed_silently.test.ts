@@ -24,7 +24,9 @@ describe('capture cannot be removed silently', () => {
   it.each([
     ['drop the capture trigger', 'drop trigger audit_trail_capture on public.batches'],
     ['drop the TRUNCATE guard', 'drop trigger audit_trail_refuse_truncate on public.batches'],
+    ['drop the capture trigger of inserts', 'drop trigger audit_trail_capture_inserts on public.batches'],
     ['disable the capture trigger', 'alter table public.batches disable trigger audit_trail_capture'],
+    ['disable the capture trigger of inserts', 'alter table public.batches disable trigger audit_trail_capture_inserts'],
     ['disable all triggers', 'alter table public.batches disable trigger all'],
     ['disable user triggers', 'alter table public.batches disable trigger user'],
   ])('%s: refused with AT009 and a hint naming audit_trail.disable', async (_label, sql) => {
@@ -33,9 +35,9 @@ describe('capture cannot be removed silently', () => {
     expect(err.hint).toContain('audit_trail.disable');
     const { rows } = await c.query<{ n: number }>(
       `select count(*)::int as n from pg_trigger where tgrelid = 'public.batches'::regclass and tgenabled = 'O'
-          and tgname in ('audit_trail_capture', 'audit_trail_refuse_truncate')`,
+          and tgname in ('audit_trail_capture', 'audit_trail_capture_inserts', 'audit_trail_refuse_truncate')`,
     );
-    expect(rows[0]!.n).toBe(2);
+    expect(rows[0]!.n).toBe(3);
   });
 
   it('capture still works after the refused attempts', async () => {
