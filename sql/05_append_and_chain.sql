@@ -348,6 +348,35 @@ comment on function audit_trail.refuse_event is 'Internal: raises the refusal of
 create type audit_trail.field_change as (field text, before jsonb, after jsonb);
 comment on type audit_trail.field_change is 'Internal: one {field, before, after} element of an event''s changes.';
 
+-- The changes of a flagged event (JSON columns, redacted or digested values):
+-- each changed field with the marks that say what its values are. Called by
+-- the commit step for those events only.
+create function audit_trail.marked_changes(
+  p_old jsonb, p_new jsonb, p_fields text[], p_json_nulls_old text[], p_json_nulls_new text[],
+  p_digested_old text[], p_digested_new text[], p_redacted text[])
+returns jsonb
+language plpgsql stable
+-- No SET clause (it would cost every call): the caller pins search_path, and
+-- every name below is qualified.
+as $$
+begin
+  return (
+    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('field', f.key, 'before', p_old -> f.key, 'after', p_new -> f.key)
+             operator(pg_catalog.||) pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'redacted', case when f.key = any (p_redacted) then true end,
+               'stored_as_digest', nullif(pg_catalog.array_remove(array[
+                   case when f.key = any (p_digested_old) then 'before' end,
+                   case when f.key = any (p_digested_new) then 'after' end], null), '{}'),
+               'json_null', nullif(pg_catalog.array_remove(array[
+                   case when f.key = any (p_json_nulls_old) then 'before' end,
+                   case when f.key = any (p_json_nulls_new) then 'after' end], null), '{}')))
+           order by f.key)
+      from pg_catalog.unnest(p_fields) f(key));
+end
+$$;
+comment on function audit_trail.marked_changes is
+  'Internal: the changes of an event whose values carry marks (redacted, stored_as_digest, json_null).';
+
 -- The commit step.
 create function audit_trail.flush_pending_events()
 returns trigger
@@ -419,7 +448,8 @@ begin
              nullif(b.capture_method, '') as capture_method,
              coalesce(b.new_row, b.old_row) as key_row,
              x.action,
-             d.changes, d.fields
+             b.flagged, b.old_row, b.new_row, b.json_nulls_old, b.json_nulls_new, b.digested_old, b.digested_new,
+             b.redacted, d.changes, d.fields
         from pg_temp.audit_trail_pending b
         cross join lateral (
           select case b.operation
@@ -435,18 +465,10 @@ begin
         cross join lateral (
           -- Unflagged (the common case): an array of field_change rows turned
           -- into JSON at once, which costs half of building an object per field.
-          select coalesce(to_jsonb(array_agg(row(f.key, f.before_value, f.after_value)::audit_trail.field_change
-                                             order by f.key) filter (where not b.flagged)),
-                 jsonb_agg(jsonb_build_object('field', f.key, 'before', f.before_value, 'after', f.after_value)
-                             || jsonb_strip_nulls(jsonb_build_object(
-                                       'redacted', case when f.key = any (b.redacted) then true end,
-                                       'stored_as_digest', nullif(array_remove(array[
-                                           case when f.key = any (b.digested_old) then 'before' end,
-                                           case when f.key = any (b.digested_new) then 'after' end], null), '{}'),
-                                       'json_null', nullif(array_remove(array[
-                                           case when f.key = any (b.json_nulls_old) then 'before' end,
-                                           case when f.key = any (b.json_nulls_new) then 'after' end], null), '{}')))
-                           order by f.key) filter (where b.flagged)) as changes,
+          -- A flagged event's changes are built by marked_changes() in "built":
+          -- its expressions here would be set up in every commit for nothing.
+          select to_jsonb(array_agg(row(f.key, f.before_value, f.after_value)::audit_trail.field_change
+                                    order by f.key) filter (where not b.flagged)) as changes,
                  array_agg(f.key) as fields
             -- (jsonb_each, not a look-up per key: a third cheaper for a create)
             from (select e.key,
@@ -461,7 +483,7 @@ begin
                   and (f.key = any (coalesce(b.json_nulls_old, '{}'))) <> (f.key = any (coalesce(b.json_nulls_new, '{}'))))
         ) d
        where b.tenant_id = v_tenant and b.operation is not null
-         and d.changes is not null  -- an update of nothing captured writes nothing
+         and d.fields is not null  -- an update of nothing captured writes nothing
     ), built as (
       select c.ordinal, c.ingested_at,
              -- (plain columns as arguments: the planner inlines ulid_encode())
@@ -476,7 +498,11 @@ begin
              end as resource_id,
              c.o -> 'parent' ->> 'resource_type' as parent_type,
              c.key_row ->> (c.o -> 'parent' ->> 'column') as parent_id,
-             c.changes, c.reason,
+             case when c.flagged
+                  then audit_trail.marked_changes(c.old_row, c.new_row, c.fields, c.json_nulls_old, c.json_nulls_new,
+                                                  c.digested_old, c.digested_new, c.redacted)
+                  else c.changes end as changes,
+             c.reason,
              coalesce(c.context_setting::jsonb, '{}') || jsonb_build_object('table', c.o ->> 'table')
                || jsonb_strip_nulls(jsonb_build_object('request_id', c.request_id, 'session_id', c.session_id,
                     'correlation_id', c.correlation_id, 'capture_method', coalesce(c.capture_method, 'trigger'))) as context,
