@@ -58,7 +58,9 @@ comment on aggregate audit_trail.chain_agg(bytea, bigint, bytea) is
 -- DELETE; the capture trigger truncates it when dead rows have piled up.
 -- (ON COMMIT DELETE ROWS would truncate at every commit, and a truncation
 -- invalidates the cached plans that read the buffer: every transaction would
--- plan the capture statements anew.)
+-- plan the capture statements anew.) A pooled session keeps this table across
+-- an upgrade: a release that changes its columns must also rename it
+-- (docs/migrations.md, "Upgrades").
 create function audit_trail.create_pending_buffer()
 returns void
 language plpgsql
