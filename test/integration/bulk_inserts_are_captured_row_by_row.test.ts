@@ -147,6 +147,17 @@ describe('bulk inserts are captured row by row', () => {
     expect(events.map((e) => `${e.action} ${e.resource_id}`)).toEqual(['update 1001', 'create 5001', 'create 5002', 'create 5003', 'delete 5002']);
   });
 
+  it('INSERT ... ON CONFLICT DO UPDATE: new rows are creates, conflicting rows updates of what changed', async () => {
+    const before = await eventCount(c, TENANT);
+    await inTransaction(c, ACTOR, (t) =>
+      t.query(`insert into erp.items (item_id, tenant_id, lot, qty) values (1003, '${TENANT}', 'short', 33), (6001, '${TENANT}', 'new', 1)
+               on conflict (item_id) do update set qty = excluded.qty`),
+    );
+    const events = (await eventsOf(c, TENANT)).slice(before);
+    expect(events.map((e) => `${e.action} ${e.resource_id}`)).toEqual(['update 1003', 'create 6001']);
+    expect(await changesOf(c, events[0]!.event_id)).toEqual([{ field: 'qty', before: '3.000', after: '33.000' }]);
+  });
+
   it('rows inserted into a partition directly and through the parent are both captured', async () => {
     const before = await eventCount(c, TENANT);
     await inTransaction(c, ACTOR, async (t) => {
