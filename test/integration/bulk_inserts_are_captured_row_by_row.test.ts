@@ -158,6 +158,25 @@ describe('bulk inserts are captured row by row', () => {
     expect(await changesOf(c, events[0]!.event_id)).toEqual([{ field: 'qty', before: '3.000', after: '33.000' }]);
   });
 
+  it('a jsonb column added later moves inserts to the row trigger, which tells JSON null from SQL NULL', async () => {
+    await c.query(`create table erp.labels (id integer primary key, tenant_id text not null, text text)`);
+    await c.query(`select audit_trail.enable('erp.labels', '{"tenant_column": "tenant_id"}')`);
+    expect(await triggersOf('erp.labels')).toEqual(['audit_trail_capture:row:update/delete', 'audit_trail_capture_inserts:statement:insert']);
+    await c.query(`alter table erp.labels add column attrs jsonb`);
+    expect(await triggersOf('erp.labels')).toEqual(['audit_trail_capture:row:insert/update/delete']);
+    const before = await eventCount(c, TENANT);
+    await inTransaction(c, ACTOR, (t) => t.query(`insert into erp.labels values (1, '${TENANT}', 'a', 'null'::jsonb), (2, '${TENANT}', 'b', null)`));
+    const events = (await eventsOf(c, TENANT)).slice(before);
+    expect(events.map((e) => e.resource_id)).toEqual(['1', '2']);
+    expect((await changesOf(c, events[0]!.event_id)).find((f) => f.field === 'attrs')).toEqual({
+      field: 'attrs',
+      before: 'null',
+      after: 'null',
+      marks: '{"json_null": ["after"]}',
+    });
+    expect((await changesOf(c, events[1]!.event_id)).find((f) => f.field === 'attrs')).toEqual({ field: 'attrs', before: 'null', after: 'null' });
+  });
+
   it('rows inserted into a partition directly and through the parent are both captured', async () => {
     const before = await eventCount(c, TENANT);
     await inTransaction(c, ACTOR, async (t) => {
