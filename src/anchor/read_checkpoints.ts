@@ -46,8 +46,25 @@ export async function readCheckpoints(
   const problems: StoreCheckpoints['problems'] = [];
   let otherKey = 0;
   const otherKeyIds = new Set<string>();
+  const anomalies = store.listingAnomalies();
+  for (const [name, detail] of anomalies) {
+    // A name with nothing left to read: the checkpoint was deleted (Object Lock kept no version of it).
+    if (!names.includes(name) && name.endsWith('.json')) {
+      problems.push({ tenantId: decodeURIComponent(name.split('/')[0] ?? ''), sequenceNo: null, kind: 'overwritten object', detail: `${name}: ${detail}`, file: `${storeUrl}/${name}` });
+    }
+  }
   for (const name of names) {
     const check = checkCheckpoint(await store.get(name), publicKey, keyId);
+    const overwritten = anomalies.get(name);
+    if (check.ok && overwritten !== undefined) {
+      problems.push({
+        tenantId: check.checkpoint.tenant_id,
+        sequenceNo: check.checkpoint.sequence_no,
+        kind: 'overwritten object',
+        detail: `${name}: ${overwritten}: someone tried to replace or hide this checkpoint`,
+        file: `${storeUrl}/${name}`,
+      });
+    }
     if (!check.ok) {
       if (check.reason === 'other key') {
         otherKey++;

@@ -10,6 +10,13 @@
  *                        (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...).
  *                        Immutability is read back (bucket Object Lock
  *                        configuration, object retention), never assumed.
+ *                        Object Lock keeps a version, not a name: on a
+ *                        versioned bucket anyone allowed to write may still
+ *                        put a newer version over a checkpoint or hide it
+ *                        behind a delete marker. So the store lists every
+ *                        version, reads the first one written under each
+ *                        name, and reports any later version or delete
+ *                        marker as tampering (listingAnomalies()).
  */
 import { chmod, mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +25,7 @@ import {
   GetObjectLockConfigurationCommand,
   GetObjectRetentionCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -44,6 +52,12 @@ export interface AnchorStore {
   checkReachable(): Promise<void>;
   /** Reads back whether the store enforces immutability; `sample` is an object to check retention of. */
   immutability(sample?: string): Promise<ImmutabilityReport>;
+  /**
+   * What the last list() saw written over its objects since they were first
+   * written (a newer version, a delete marker), by object name. Such an object
+   * is still listed and get() reads its first version.
+   */
+  listingAnomalies(): ReadonlyMap<string, string>;
 }
 
 export interface StoreOptions {
@@ -111,6 +125,11 @@ class FileStore implements AnchorStore {
     };
     await walk(this.dir, '');
     return out.sort();
+  }
+
+  listingAnomalies(): ReadonlyMap<string, string> {
+    // Files have no versions: a rewritten file is found by its signature and digest.
+    return new Map();
   }
 
   async checkReachable(): Promise<void> {
@@ -192,9 +211,15 @@ class S3Store implements AnchorStore {
     }
   }
 
+  /** Per name, the version first written under it (versioned buckets; filled by list()). */
+  private readonly firstVersions = new Map<string, string>();
+  private readonly anomalies = new Map<string, string>();
+
   async get(name: string): Promise<Buffer> {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name), VersionId: this.firstVersions.get(name) }),
+      );
       if (out.Body === undefined) return Buffer.alloc(0);
       return Buffer.from(await out.Body.transformToByteArray());
     } catch (err) {
@@ -202,18 +227,95 @@ class S3Store implements AnchorStore {
     }
   }
 
+  listingAnomalies(): ReadonlyMap<string, string> {
+    return this.anomalies;
+  }
+
+  /**
+   * Names under `prefix`. On a bucket that keeps versions (Object Lock needs
+   * versioning) every version and delete marker is listed: a name stays listed
+   * while any version of it exists, get() reads its oldest version, and a
+   * later version or a delete marker is recorded as an anomaly. Servers
+   * without versions are listed plainly.
+   */
   async list(prefix: string): Promise<string[]> {
-    const out: string[] = [];
-    let token: string | undefined;
+    this.firstVersions.clear();
+    this.anomalies.clear();
     const base = this.prefix === '' ? '' : `${this.prefix}/`;
+    const versions = await this.listVersions(base + prefix);
+    if (versions === null) return this.listLatest(base + prefix, base);
+    const byName = new Map<string, { versions: Array<{ id: string; at: number }>; deleteMarkers: number }>();
+    const entry = (key: string) => {
+      const name = key.slice(base.length);
+      let e = byName.get(name);
+      if (e === undefined) byName.set(name, (e = { versions: [], deleteMarkers: 0 }));
+      return e;
+    };
+    for (const v of versions.versions) entry(v.key).versions.push({ id: v.id, at: v.at });
+    for (const key of versions.deleteMarkers) entry(key).deleteMarkers++;
+    const out: string[] = [];
+    for (const [name, e] of byName) {
+      if (e.versions.length === 0) {
+        this.anomalies.set(name, `only delete markers remain under ${name}: every version was deleted`);
+        continue;
+      }
+      e.versions.sort((a, b) => a.at - b.at);
+      this.firstVersions.set(name, e.versions[0]!.id);
+      out.push(name);
+      const later: string[] = [];
+      if (e.versions.length > 1) later.push(`${e.versions.length - 1} newer version(s)`);
+      if (e.deleteMarkers > 0) later.push(`${e.deleteMarkers} delete marker(s)`);
+      if (later.length > 0) {
+        this.anomalies.set(name, `${later.join(' and ')} written over it after it was anchored (the first version, ${e.versions[0]!.id}, is the one read and checked)`);
+      }
+    }
+    return out.sort();
+  }
+
+  /** Every version and delete marker under a key prefix; null when the server does not list versions. */
+  private async listVersions(
+    keyPrefix: string,
+  ): Promise<{ versions: Array<{ key: string; id: string; at: number }>; deleteMarkers: string[] } | null> {
+    const versions: Array<{ key: string; id: string; at: number }> = [];
+    const deleteMarkers: string[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
     do {
       let page;
       try {
         page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, ContinuationToken: token }),
+          new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: keyPrefix, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
         );
       } catch (err) {
-        throw this.fail('listing', prefix, err, '58P01');
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        const name = (err as { name?: string }).name;
+        if (status === 501 || status === 405 || name === 'NotImplemented' || name === 'MethodNotAllowed') return null;
+        throw this.fail('listing the versions of', keyPrefix, err, '58P01');
+      }
+      for (const v of page.Versions ?? []) {
+        if (v.Key === undefined) continue;
+        // An object written while the bucket kept no versions has the version id "null".
+        versions.push({ key: v.Key, id: v.VersionId ?? 'null', at: v.LastModified?.getTime() ?? 0 });
+      }
+      for (const m of page.DeleteMarkers ?? []) if (m.Key !== undefined) deleteMarkers.push(m.Key);
+      const truncated = page.IsTruncated === true;
+      keyMarker = truncated ? page.NextKeyMarker : undefined;
+      versionMarker = truncated ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker !== undefined);
+    // A bucket that never kept versions: nothing can hide behind a newer one.
+    if (deleteMarkers.length === 0 && versions.every((v) => v.id === 'null')) return null;
+    return { versions, deleteMarkers };
+  }
+
+  private async listLatest(keyPrefix: string, base: string): Promise<string[]> {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: keyPrefix, ContinuationToken: token }));
+      } catch (err) {
+        throw this.fail('listing', keyPrefix, err, '58P01');
       }
       for (const o of page.Contents ?? []) if (o.Key !== undefined) out.push(o.Key.slice(base.length));
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;

@@ -31,7 +31,8 @@ export type ProblemKind =
   | 'manifest mismatch'
   | 'anchor mismatch'
   | 'bad checkpoint'
-  | 'split view';
+  | 'split view'
+  | 'overwritten object';
 
 export interface ChainProblem {
   /** The first bad sequence_no, or null when the problem has no position (a file digest). */

@@ -262,10 +262,12 @@ ${connectionHelp}`,
     if (opts.export !== undefined) {
       const progress = progressReporter(io, opts.json, 'verified');
       const downloaded: string[] = [];
+      const overwritten: string[] = [];
       const local = async (location: string): Promise<string> => {
         if (!isRemote(location)) return location;
-        const dir = await downloadExport(location);
+        const { dir, overwritten: over } = await downloadExport(location);
         downloaded.push(dir);
+        overwritten.push(...over);
         return dir;
       };
       let result: ExportVerification;
@@ -281,6 +283,10 @@ ${connectionHelp}`,
           jobs: opts.jobs,
         });
         result.dir = opts.export;
+        if (overwritten.length > 0 && result.ok) {
+          // The first versions verified, but someone wrote over them in the bucket.
+          result = { ...result, ok: false, problem: 'overwritten object', detail: overwritten.join('; '), file: overwritten[0]!.split(': ')[0]! };
+        }
       } finally {
         for (const d of downloaded) await rm(d, { recursive: true, force: true });
       }

@@ -21,8 +21,13 @@ export async function uploadExport(localDir: string, storeUrl: string, options: 
   return [...names, MANIFEST_FILE];
 }
 
-/** Downloads an export from a store into a new temporary directory; the caller removes it. */
-export async function downloadExport(storeUrl: string): Promise<string> {
+/**
+ * Downloads an export from a store into a new temporary directory (the
+ * caller removes it). On a versioned bucket the first version of each file is
+ * read; `overwritten` names the files that have newer versions or delete
+ * markers written over them since (see AnchorStore.listingAnomalies).
+ */
+export async function downloadExport(storeUrl: string): Promise<{ dir: string; overwritten: string[] }> {
   const store = openStore(storeUrl);
   const names = await store.list('');
   if (!names.includes(MANIFEST_FILE)) {
@@ -40,5 +45,6 @@ export async function downloadExport(storeUrl: string): Promise<string> {
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  return dir;
+  const overwritten = [...store.listingAnomalies()].filter(([name]) => !name.includes('/')).map(([name, detail]) => `${storeUrl}/${name}: ${detail}`);
+  return { dir, overwritten };
 }

@@ -195,6 +195,15 @@ describe.skipIf(unavailable !== null)(`S3 Object Lock on MinIO (${MINIO_IMAGE})`
     expect((await readVersion()).equals(original)).toBe(true);
     const retention = await client.send(new GetObjectRetentionCommand({ Bucket: 'locked', Key: key, VersionId: versionId }));
     expect(retention.Retention?.Mode).toBe('COMPLIANCE');
+
+    // verify reads the first version of the checkpoint and names what was written over it.
+    if (put === 'accepted' || del === 'accepted') {
+      const verified = await cli(['verify', '--database-url', db.url, '--tenant', TENANT, '--anchors', 's3://locked/anchors', '--public-key', keys.publicKeyFile]);
+      expect(verified.code, verified.text).toBe(1);
+      const tenant = (verified.json['tenants'] as Array<Record<string, unknown>>)[0];
+      expect(tenant).toMatchObject({ ok: false, problem: 'overwritten object' });
+      expect(String(tenant?.['detail'])).toContain(anchoredObject);
+    }
   });
 
   it('reports a bucket created without Object Lock as NOT enforcing, and cannot anchor there', async () => {
