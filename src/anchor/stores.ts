@@ -244,14 +244,15 @@ class S3Store implements AnchorStore {
     const base = this.prefix === '' ? '' : `${this.prefix}/`;
     const versions = await this.listVersions(base + prefix);
     if (versions === null) return this.listLatest(base + prefix, base);
-    const byName = new Map<string, { versions: Array<{ id: string; at: number }>; deleteMarkers: number }>();
+    // S3 lists the versions of a key newest first: `listed` breaks ties of LastModified (whole seconds).
+    const byName = new Map<string, { versions: Array<{ id: string; at: number; listed: number }>; deleteMarkers: number }>();
     const entry = (key: string) => {
       const name = key.slice(base.length);
       let e = byName.get(name);
       if (e === undefined) byName.set(name, (e = { versions: [], deleteMarkers: 0 }));
       return e;
     };
-    for (const v of versions.versions) entry(v.key).versions.push({ id: v.id, at: v.at });
+    versions.versions.forEach((v, listed) => entry(v.key).versions.push({ id: v.id, at: v.at, listed }));
     for (const key of versions.deleteMarkers) entry(key).deleteMarkers++;
     const out: string[] = [];
     for (const [name, e] of byName) {
@@ -259,7 +260,7 @@ class S3Store implements AnchorStore {
         this.anomalies.set(name, `only delete markers remain under ${name}: every version was deleted`);
         continue;
       }
-      e.versions.sort((a, b) => a.at - b.at);
+      e.versions.sort((a, b) => a.at - b.at || b.listed - a.listed);
       this.firstVersions.set(name, e.versions[0]!.id);
       out.push(name);
       const later: string[] = [];
