@@ -501,9 +501,59 @@ class Bench {
           baselineLabel: `${fmtInt(small)}-row rate`, baseline: aS, audited: aL, target: method === 'COPY' ? '(>= 0.8)' : '>= 0.8',
           met: aL.runs.length && aS.runs.length ? aL.median / aS.median >= 0.8 : null });
       }
+      const floor = await this.bulkFloor(auditUrl, small);
+      this.addRow({ workload: 'Bulk, floor (chain + insert only)', cell: `${fmtInt(small)} built events, 1 tenant`, unit: 'events/s',
+        baselineLabel: 'encode + chain + insert of built events', baseline: floor,
+        audited: summarize(rates[`INSERT ... SELECT|${small}|audited`] ?? []), target: '-', met: null,
+        note: 'audited: INSERT ... SELECT, same size' });
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * The least a bulk import can cost with this chain: events already built
+   * (taken from the audited import), then canonical encoding, the chain as the
+   * window aggregate and the insert into a partitioned, indexed copy of
+   * audit_trail.events: one statement, as the commit step does it, with no
+   * capture, delta, event id, context or checks. Events/s per run.
+   */
+  private async bulkFloor(url: string, n: number): Promise<Summary> {
+    const rates: number[] = [];
+    await withClient(url, async (c) => {
+      await c.query(`create table bench_floor_source as
+                       select * from audit_trail.events where tenant_id = 'plant_bulk' order by sequence_no limit ${n}`);
+      await c.query(`create table bench_floor_events (like audit_trail.events) partition by range (ingested_at)`);
+      await c.query(`create table bench_floor_events_all partition of bench_floor_events for values from (minvalue) to (maxvalue)`);
+      await c.query(`create index on bench_floor_events (tenant_id, sequence_no)`);
+      for (let rep = 1; rep <= this.cfg.reps; rep += 1) {
+        await c.query('truncate bench_floor_events');
+        await c.query('checkpoint');
+        const started = performance.now();
+        const r = await c.query(`
+          insert into bench_floor_events
+          select e.event_id, e.tenant_id, e.sequence_no, e.occurred_at, e.ingested_at, e.actor_type, e.actor_id, e.actor_name,
+                 e.auth_method, e.source_ip, e.user_agent_hash, e.action, e.resource_type, e.resource_id, e.parent_type,
+                 e.parent_id, e.changes, e.reason, e.context, e.db_identity, e.encoding_version,
+                 substr(e.link, 1, 32), substr(e.link, 33)
+            from (select s.*, audit_trail.chain_agg(audit_trail.encode_body(s.event_id, s.tenant_id, s.occurred_at,
+                           s.ingested_at, s.actor_type, s.actor_id, s.actor_name, s.auth_method, s.source_ip,
+                           s.user_agent_hash, s.action, s.resource_type, s.resource_id, s.parent_type, s.parent_id,
+                           s.changes, s.reason, s.context, s.db_identity), s.sequence_no, audit_trail.genesis_hash())
+                           over (order by s.sequence_no) as link
+                    from bench_floor_source s) e`);
+        const ms = performance.now() - started;
+        rates.push((r.rowCount ?? 0) / (ms / 1000));
+        this.log(`  bulk floor ${fmtInt(r.rowCount ?? 0)} built events, run ${rep}/${this.cfg.reps}: ${(ms / 1000).toFixed(2)} s`);
+      }
+      const same = await c.query<{ ok: boolean }>(`
+        select bool_and(f.record_hash = e.record_hash) as ok
+          from bench_floor_events f join audit_trail.events e on e.tenant_id = f.tenant_id and e.sequence_no = f.sequence_no
+         where f.sequence_no <= (select min(sequence_no) + 99 from bench_floor_events)`);
+      if (same.rows[0]?.ok !== true) this.notes.push('Bulk floor: its record hashes differ from the audited import\'s (the floor is not computing the same chain).');
+      await c.query('drop table bench_floor_events, bench_floor_source');
+    });
+    return summarize(rates);
   }
 
   // ------------------------------------------------------------------ verification
