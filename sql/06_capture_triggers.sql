@@ -359,7 +359,7 @@ begin
       new_row, flagged, digested_new, actor_id, actor_type, actor_name, auth_method, source_ip, user_agent_hash,
       reason, occurred_at_setting, context_setting, request_id, session_id, correlation_id, capture_method)
   select r.position = 1 and not exists (select from pg_temp.audit_trail_pending), r.tenant, clock_timestamp(), o, 'INSERT', null,
-      coalesce((r.conditioned).image, r.image), r.conditioned is not null, (r.conditioned).digested,
+      coalesce((r.conditioned).image, r.image), (r.conditioned).image is not null, (r.conditioned).digested,
       v_actor_id, v_actor_type,
       current_setting('audit_trail.actor_name', true),
       current_setting('audit_trail.auth_method', true),
