@@ -10,9 +10,11 @@ import { parentPort } from 'node:worker_threads';
 import { ChainEncoder } from '../chain/encoding.ts';
 import { otherTenantOf, tenantBytesOf } from '../chain/verifier.ts';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
-import type { ExportEventSink } from './columns.ts';
+import { REQUIRED_COLUMNS, type ExportEventSink } from './columns.ts';
 import { deliverJsonlLines, JsonlLineDecoder } from './jsonl.ts';
-import { deliverColumnGroup, readColumnGroup, rowGroupBuffer } from './parquet.ts';
+import { deliverRowGroup } from './parquet.ts';
+import { schemaIsExportLayout } from './parquet_decode.ts';
+import type { RowGroup } from 'hyparquet';
 import { HASHES_PER_EVENT, type DecodeResult, type DecodeTask, type WorkerFailure } from './decode_protocol.ts';
 
 /** Collects the events of one batch into growable typed arrays. */
@@ -100,9 +102,9 @@ async function run(task: DecodeTask): Promise<DecodeResult> {
     if (task.kind === 'jsonl') {
       deliverJsonlLines(data, 0, task.length - 1, decoder, collector, task.label, 1);
     } else {
-      const file = rowGroupBuffer(task.path, task.fileSize, data, task.offset, task.rangeEnd);
-      const group = await readColumnGroup(file, task.metadata, 0, task.rows, task.rowStart, task.label);
-      deliverColumnGroup(group, collector, task.label);
+      const { metadata } = task;
+      const group = { metadata, group: metadata.row_groups[0] as RowGroup, rowStart: task.rowStart, rows: task.rows, bytes: data, offset: task.offset, rangeEnd: task.rangeEnd };
+      await deliverRowGroup(group, 0, task.path, task.fileSize, schemaIsExportLayout(metadata, REQUIRED_COLUMNS), collector, task.label);
     }
   } catch (err) {
     error = failure(err);

@@ -587,6 +587,17 @@ function hexHash(data: Buffer, view: DataView, p: number, end: number, into: Buf
   return bad < 0 ? -1 : p + 66;
 }
 
+/** 64 lowercase hex characters at `at` of `view` into 32 bytes, two digits at a time; false if any is not one. */
+export function decodeLowerHex32View(view: DataView, at: number, into: Buffer): boolean {
+  let bad = 0;
+  for (let i = 0; i < 32; i++) {
+    const v = LOWER_HEX_PAIR[view.getUint16(at + 2 * i, true)] as number;
+    bad |= v;
+    into[i] = v;
+  }
+  return bad >= 0;
+}
+
 /** 64 lowercase hex characters at `at` into 32 bytes; false if any is not one. */
 export function decodeLowerHex32(src: Uint8Array, at: number, into: Buffer): boolean {
   for (let i = 0; i < 32; i++) {

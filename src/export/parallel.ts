@@ -271,7 +271,9 @@ export async function* readFileParallel(
 ): AsyncGenerator<DecodedBatch> {
   const state = { truncated: false };
   const digest = createHash('sha256');
-  if (format === 'parquet') onDigest(await fileSha256(path));
+  // Parquet: the file's digest is computed on this thread while the workers decode (reported at the end).
+  const parquetDigest = format === 'parquet' ? fileSha256(path) : null;
+  parquetDigest?.catch(() => undefined); // awaited below; a failed read must not be unhandled meanwhile
   const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, digest, state, batchBytes) : parquetTasks(path, label, tenantId);
   const limit = 2 * pool.size;
   const inflight: Array<Promise<DecodeResult>> = [];
@@ -312,4 +314,5 @@ export async function* readFileParallel(
   }
   if (state.truncated) throw bad(label, lines + 1, 'the last line has no end (the file was truncated)');
   if (format === 'jsonl') onDigest(digest.digest('hex'));
+  else onDigest(await (parquetDigest as Promise<string>));
 }

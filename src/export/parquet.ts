@@ -19,8 +19,9 @@ import { EvidenceFileError } from '../errors.ts';
 import { BODY_FIELDS, type ChainEncoder } from '../chain/encoding.ts';
 import type { ChainEvent } from '../chain/verifier.ts';
 import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
-import { decodeLowerHex32 } from './jsonl.ts';
+import { decodeLowerHex32, decodeLowerHex32View } from './jsonl.ts';
 import { snappyDecompress } from './snappy.ts';
+import { DecodeBuffers, decodeRowGroup, schemaIsExportLayout, type DecodedRowGroup } from './parquet_decode.ts';
 
 // hyparquet-writer bundles its own hyparquet version: use the writer's schema type.
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -265,15 +266,25 @@ export function rowGroupBuffer(path: string, fileSize: number, bytes: Uint8Array
   };
 }
 
+/** One row group of a file and the bytes file[offset, rangeEnd) its column chunks occupy (shorter when the file ends first). */
+export interface RowGroupBytes {
+  metadata: FileMetaData;
+  group: RowGroup;
+  /** Row number (0-based) of the group's first row in the file. */
+  rowStart: number;
+  rows: number;
+  bytes: Uint8Array;
+  offset: number;
+  rangeEnd: number;
+}
+
 /**
- * Reads a Parquet export file one row group at a time as columns. Text stays
- * as UTF-8 bytes (never decoded: the encoder hashes them as they are) and
- * timestamps as microseconds. Each row group's bytes are read with one read,
- * the next group's while this one is decoded (hyparquet's
+ * The row groups of a Parquet export file with their bytes, each read with
+ * one read, the next group's while this one is decoded (hyparquet's
  * asyncBufferFromFile() streams every column chunk in 64 KiB pieces and
  * copies them, and the verifier waited for it).
  */
-async function* readParquetColumns(path: string, label: string): AsyncGenerator<ColumnGroup> {
+async function* readRowGroups(path: string, label: string): AsyncGenerator<RowGroupBytes & { fileSize: number }> {
   const { metadata } = await openParquetExport(path, label);
   const fileSize = (await stat(path)).size;
   const groups = metadata.row_groups;
@@ -287,17 +298,81 @@ async function* readParquetColumns(path: string, label: string): AsyncGenerator<
   try {
     let rowStart = 0;
     for (let g = 0; g < groups.length; g++) {
-      const rows = Number((groups[g] as RowGroup).num_rows);
+      const group = groups[g] as RowGroup;
+      const rows = Number(group.num_rows);
       const { offset, rangeEnd } = ranges[g] as { offset: number; rangeEnd: number };
       const bytes = (await next) as Buffer;
       next = readGroup(g + 1);
-      const file = rowGroupBuffer(path, fileSize, bytes, offset, rangeEnd);
-      yield await readColumnGroup(file, metadata, rowStart, rows, rowStart, label);
+      yield { metadata, group, rowStart, rows, bytes, offset, rangeEnd, fileSize };
       rowStart += rows;
     }
   } finally {
     await next?.catch(() => undefined);
     await handle.close();
+  }
+}
+
+/**
+ * Reads a Parquet export file one row group at a time as hyparquet's column
+ * arrays (readParquetEvents()). Text stays as UTF-8 bytes (never decoded: the
+ * encoder hashes them as they are) and timestamps as microseconds.
+ */
+async function* readParquetColumns(path: string, label: string): AsyncGenerator<ColumnGroup> {
+  for await (const { metadata, rowStart, rows, bytes, offset, rangeEnd, fileSize } of readRowGroups(path, label)) {
+    const file = rowGroupBuffer(path, fileSize, bytes, offset, rangeEnd);
+    yield await readColumnGroup(file, metadata, rowStart, rows, rowStart, label);
+  }
+}
+
+/** The buffers of deliverRowGroup(), reused: it decodes and delivers one row group at a time. */
+const decodeBuffers = new DecodeBuffers();
+
+/**
+ * Delivers the rows of one row group to `sink`: decoded by
+ * parquet_decode.ts when the file is of the export's layout (`exportLayout`:
+ * schemaIsExportLayout()) and its pages are too, otherwise by hyparquet
+ * (`metadata` may hold this group only: the worker threads get it so; then
+ * `readStart` is 0, else rowStart). Throws for a malformed row after
+ * delivering the rows before it.
+ */
+export async function deliverRowGroup(
+  { metadata, group, rowStart, rows, bytes, offset, rangeEnd }: RowGroupBytes,
+  readStart: number,
+  path: string,
+  fileSize: number,
+  exportLayout: boolean,
+  sink: ExportEventSink,
+  label: string,
+): Promise<void> {
+  let decoded: DecodedRowGroup | null = null;
+  if (exportLayout) {
+    try {
+      decoded = decodeRowGroup(metadata, group, bytes, offset, rowStart, decodeBuffers);
+    } catch {
+      // Pages of another layout, or damaged: hyparquet decodes them or names the problem.
+      decoded = null;
+    }
+  }
+  if (decoded !== null) {
+    deliverDecodedGroup(decoded, sink, label);
+    return;
+  }
+  const file = rowGroupBuffer(path, fileSize, bytes, offset, rangeEnd);
+  deliverColumnGroup(await readColumnGroup(file, metadata, readStart, rows, rowStart, label), sink, label);
+}
+
+/**
+ * Reads a Parquet export file into `sink`, one row group at a time, without
+ * an object per value (parquet_decode.ts; hyparquet's column arrays for a
+ * file or row group of another layout); yields the number of events of each
+ * row group.
+ */
+export async function* readParquetInto(path: string, label: string, sink: ExportEventSink): AsyncGenerator<number> {
+  let exportLayout: boolean | undefined;
+  for await (const g of readRowGroups(path, label)) {
+    exportLayout ??= schemaIsExportLayout(g.metadata, REQUIRED_COLUMNS);
+    await deliverRowGroup(g, g.rowStart, path, g.fileSize, exportLayout, sink, label);
+    yield g.rows;
   }
 }
 
@@ -309,18 +384,6 @@ function textField(encoder: ChainEncoder, v: unknown, column: string, label: str
   else if (v === null || v === undefined) encoder.fieldNull();
   else if (typeof v === 'string') encoder.fieldBytes(Buffer.from(v, 'utf8'));
   else throw malformed(label, `row ${row}: ${column} is not text`);
-}
-
-/**
- * Reads a Parquet export file into `sink`, one row group at a time, straight
- * from hyparquet's column arrays (no object per row); yields the number of
- * events of each row group.
- */
-export async function* readParquetInto(path: string, label: string, sink: ExportEventSink): AsyncGenerator<number> {
-  for await (const group of readParquetColumns(path, label)) {
-    deliverColumnGroup(group, sink, label);
-    yield group.rows;
-  }
 }
 
 const scratchPrevHash = Buffer.alloc(32);
@@ -366,6 +429,84 @@ export function deliverColumnGroup({ rowStart, rows, columns }: ColumnGroup, sin
       hashInto(record[i], recordHash, 'record_hash', label, row),
       null,
     );
+  }
+}
+
+const BODY_COLUMNS = BODY_FIELDS.map(([name]) => C[name]);
+const OCCURRED_AT = C.occurred_at;
+const INGESTED_AT = C.ingested_at;
+let outBuffer: Buffer | null = null;
+let outView: DataView = new DataView(new ArrayBuffer(0));
+
+/**
+ * Delivers the rows of a row group decoded by parquet_decode.ts to `sink`,
+ * with the same checks and errors as deliverColumnGroup(). Each body is
+ * written straight into the encoder's buffer: a text value is its bytes in
+ * the decoded pages, a timestamp its eight little-endian bytes reversed (the
+ * encoding's int64 big-endian), copied four bytes at a time.
+ */
+export function deliverDecodedGroup({ rowStart, rows, view, start, length }: DecodedRowGroup, sink: ExportEventSink, label: string): void {
+  const encoder = sink.encoder;
+  const prevHash = scratchPrevHash;
+  const recordHash = scratchRecordHash;
+  const columnStart = BODY_COLUMNS.map((c) => start[c] as Int32Array);
+  const columnLength = BODY_COLUMNS.map((c) => length[c] as Int32Array);
+  const fields = columnStart.length;
+  const seqStart = start[C.sequence_no] as Int32Array;
+  const seqLength = length[C.sequence_no] as Int32Array;
+  const occurredLength = length[OCCURRED_AT] as Int32Array;
+  const ingestedLength = length[INGESTED_AT] as Int32Array;
+  const versionStart = start[C.encoding_version] as Int32Array;
+  const versionLength = length[C.encoding_version] as Int32Array;
+  const prevStart = start[C.prev_hash] as Int32Array;
+  const prevLength = length[C.prev_hash] as Int32Array;
+  const recordStart = start[C.record_hash] as Int32Array;
+  const recordLength = length[C.record_hash] as Int32Array;
+  // The two timestamps' places among the body fields.
+  const occurredField = BODY_COLUMNS.indexOf(OCCURRED_AT);
+  const ingestedField = BODY_COLUMNS.indexOf(INGESTED_AT);
+  for (let i = 0; i < rows; i++) {
+    const row = rowStart + i + 1;
+    if (seqLength[i] !== 8 || occurredLength[i] !== 8 || ingestedLength[i] !== 8) {
+      throw malformed(label, `row ${row}: sequence_no, occurred_at and ingested_at must be INT64`);
+    }
+    let size = 0;
+    for (let f = 0; f < fields; f++) {
+      const n = (columnLength[f] as Int32Array)[i] as number;
+      size += n < 0 ? 4 : 4 + n;
+    }
+    // Four bytes to spare: a word copy may write up to three past a value (the next field overwrites them).
+    encoder.beginBody(size + 4);
+    const b = encoder.buffer;
+    if (b !== outBuffer) {
+      outBuffer = b;
+      outView = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    const out = outView;
+    let p = encoder.position;
+    for (let f = 0; f < fields; f++) {
+      const n = (columnLength[f] as Int32Array)[i] as number;
+      if (n < 0) {
+        out.setInt32(p, -1);
+        p += 4;
+        continue;
+      }
+      out.setUint32(p, n);
+      p += 4;
+      const s = (columnStart[f] as Int32Array)[i] as number;
+      if (f === occurredField || f === ingestedField) {
+        out.setUint32(p, view.getUint32(s + 4, true));
+        out.setUint32(p + 4, view.getUint32(s, true));
+      } else {
+        for (let k = 0; k < n; k += 4) out.setInt32(p + k, view.getInt32(s + k));
+      }
+      p += n;
+    }
+    encoder.position = p;
+    if (prevLength[i] !== 64 || !decodeLowerHex32View(view, prevStart[i] as number, prevHash)) throw malformed(label, `row ${row}: prev_hash is not 64 hex characters`);
+    if (recordLength[i] !== 64 || !decodeLowerHex32View(view, recordStart[i] as number, recordHash)) throw malformed(label, `row ${row}: record_hash is not 64 hex characters`);
+    const version = versionLength[i] === 4 ? view.getInt32(versionStart[i] as number, true) : Number.NaN;
+    sink.event(view.getBigInt64(seqStart[i] as number, true), version, prevHash, recordHash, null);
   }
 }
 
