@@ -224,4 +224,57 @@ describe('hashes do not depend on session settings', () => {
       await c.query('reset client_encoding');
     }
   });
+
+  it("verify()'s UTF8 shortcut (textsend, jsonb_send) gives encode_body()'s bytes, in parallel workers too, and is not taken for another client_encoding", async () => {
+    // Non-ASCII in text and jsonb fields, a character outside the Basic Multilingual Plane, a backslash, a NULL field.
+    await c.query('begin');
+    await c.query(`select pg_catalog.set_config('audit_trail.actor_id', 'usr_anna', true),
+                          pg_catalog.set_config('audit_trail.actor_name', U&'Anna M\\00FCller \\+01F680', true)`);
+    await c.query(
+      `select audit_trail.record('execute', 'batch_record', U&'B-\\00C5-7', $1::jsonb, U&'Freigabe gepr\\00FCft \\\\ ok',
+                                 context => $2::jsonb, tenant => $3)`,
+      [
+        JSON.stringify([{ field: 'status', before: 'Quarantäne', after: 'freigegeben \\ 🚀' }]),
+        JSON.stringify({ note: 'Prüfung', emoji: '🚀' }),
+        TENANT,
+      ],
+    );
+    await c.query('commit');
+    const body = (fn: string): string =>
+      `${fn}(e.event_id, e.tenant_id, e.occurred_at, e.ingested_at, e.actor_type, e.actor_id, e.actor_name, e.auth_method,
+         e.source_ip, e.user_agent_hash, e.action, e.resource_type, e.resource_id, e.parent_type, e.parent_id, e.changes,
+         e.reason, e.context, e.db_identity)`;
+    const differing = `select count(*) filter (where ${body('audit_trail.encode_body')} is distinct from ${body('audit_trail.encode_body_in_utf8_session')})::int as n,
+                              count(*) filter (where e.reason like U&'%\\00FC%')::int as non_ascii
+                         from audit_trail.events e where e.tenant_id = '${TENANT}'`;
+    const { rows: utf8 } = await c.query<{ n: number; non_ascii: number }>(differing);
+    expect(utf8[0]).toEqual({ n: 0, non_ascii: 1 });
+    // The same comparison with every row encoded by a parallel worker.
+    await c.query(`select pg_catalog.set_config(case when current_setting('server_version_num')::int >= 160000
+                                                     then 'debug_parallel_query' else 'force_parallel_mode' end, 'on', false)`);
+    try {
+      const { rows: plan } = await c.query<{ 'QUERY PLAN': { Plan: { 'Workers Launched'?: number } }[] }>(
+        `explain (analyze, format json) ${differing}`,
+      );
+      expect(plan[0]!['QUERY PLAN'][0]!.Plan['Workers Launched']).toBeGreaterThanOrEqual(1);
+      expect((await c.query<{ n: number }>(differing)).rows[0]).toEqual({ n: 0, non_ascii: 1 });
+      expect(await verify(c, TENANT)).toMatchObject({ ok: true, problem: null });
+    } finally {
+      await c.query('reset all');
+    }
+    // Under LATIN1 the shortcut would give other bytes (so verify() must not take it), and verify() still passes.
+    await c.query(`set client_encoding = 'LATIN1'`);
+    try {
+      const { rows } = await c.query<{ same: boolean }>(
+        `select audit_trail.encode_body_in_utf8_session('e', 't', null, null, 'user', null, U&'Anna M\\00FCller', null, null, null,
+                  'read', 'r', null, null, null, '[]', null, '{}', '{}')
+                = audit_trail.encode_body('e', 't', null, null, 'user', null, U&'Anna M\\00FCller', null, null, null,
+                  'read', 'r', null, null, null, '[]', null, '{}', '{}') as same`,
+      );
+      expect(rows[0]!.same).toBe(false);
+      expect(await verify(c, TENANT)).toMatchObject({ ok: true, problem: null });
+    } finally {
+      await c.query('reset client_encoding');
+    }
+  });
 });
