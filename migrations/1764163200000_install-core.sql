@@ -2280,6 +2280,8 @@ comment on function audit_trail.revoke_tenant_read(name, text) is 'Withdraws a r
 -- them for a tenant's whole chain: the workers read and hash their share of the
 -- events and sort it by sequence_no (cheap: the heap is nearly in that order),
 -- the leader merges the shares and compares each event with the one before.
+-- work_mem keeps each share's sort in memory up to about 500,000 events a
+-- process (with the default 4MB a 200,000-event chain spilled to disk).
 -- This replaced a parallel hash scan followed by a second, serial scan of the
 -- stored hashes (sort, two window passes) that cost about a third of the time
 -- (200,000 events: ~320 of ~1,100 ms); the merge, sort and comparison of this
@@ -2293,6 +2295,7 @@ set search_path = pg_catalog, pg_temp
 set parallel_setup_cost = 0
 set parallel_tuple_cost = 0
 set min_parallel_index_scan_size = 0
+set work_mem = '64MB'
 as $$
 declare
   -- From the second event on, the event before the range is read too, for its link.
