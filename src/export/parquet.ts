@@ -173,7 +173,8 @@ const COLUMN_INDEX = new Map<string, number>(EXPORT_COLUMNS.map(([name], i) => [
  * Reads rows [readStart, readStart + rows) of `metadata` (one row group) as
  * columns. `rowStart` is the file's row number (0-based) of the first of
  * them, for errors and ColumnGroup.rowStart (a worker reads a row group from
- * metadata that holds that group only).
+ * metadata that holds that group only). Every value is null (SQL NULL) or a
+ * value: a row of a column without one is refused as damage.
  */
 export async function readColumnGroup(file: AsyncBuffer, metadata: FileMetaData, readStart: number, rows: number, rowStart: number, label: string): Promise<ColumnGroup> {
   const rowEnd = rowStart + rows;
@@ -209,6 +210,25 @@ export async function readColumnGroup(file: AsyncBuffer, metadata: FileMetaData,
     }
     return values;
   });
+  // SQL NULL is null. undefined is a value hyparquet did not find: a
+  // dictionary index beyond the dictionary, a page of fewer values than its
+  // rows, a row no page holds. Read as NULL, it would be reported as an
+  // edited event (hash mismatch) where the file is damaged.
+  let missingRow = rows;
+  let missingColumn = '';
+  for (let c = 0; c < columns.length; c++) {
+    const values = columns[c] as ArrayLike<unknown>;
+    for (let i = 0; i < missingRow; i++) {
+      if (values[i] === undefined) {
+        missingRow = i;
+        missingColumn = EXPORT_COLUMNS[c]?.[0] ?? '?';
+        break;
+      }
+    }
+  }
+  if (missingRow < rows) {
+    throw malformed(label, `row ${rowStart + missingRow + 1}: ${missingColumn} has no value (a dictionary index beyond its dictionary, or a page of fewer values than rows)`);
+  }
   return { rowStart, rows, columns };
 }
 
