@@ -253,7 +253,8 @@ async function verifyWithPool(
   };
 
   const fromSeq = BigInt(manifest.from_sequence_no ?? manifest.requested_range.from_sequence_no);
-  const verifier = new StreamingChainVerifier(tenantId, fromSeq, onEvent);
+  // Without checkpoints or other exports there is nothing to look up per event: no callback.
+  const verifier = new StreamingChainVerifier(tenantId, fromSeq, anchoredAt.size > 0 || others.length > 0 ? onEvent : undefined);
   const digests = new Map<string, string>();
   const sink = new VerifyingSink(verifier, tenantId);
   let seen = 0;
