@@ -32,7 +32,8 @@ export interface VerifyExportOptions {
   /** Called after each batch with the number of events checked so far. */
   onProgress?: ((checked: number, total: number) => void) | undefined;
   /**
-   * Threads that decode and hash (see src/export/parallel.ts); default
+   * Threads that decode and hash (see src/export/parallel.ts), the calling
+   * thread included (jobs - 1 worker threads); default
    * os.availableParallelism(). 1: everything on the calling thread.
    */
   jobs?: number | undefined;
@@ -195,7 +196,8 @@ export async function verifyExport(options: VerifyExportOptions): Promise<Export
     checkpoints.sort((a, b) => a.sequence_no - b.sequence_no);
   }
 
-  const pool = jobs > 1 ? await DecodePool.start(jobs, options.workerLoader) : null;
+  // The main thread decodes too (see readFileParallel()): jobs - 1 worker threads.
+  const pool = jobs > 1 ? await DecodePool.start(jobs - 1, options.workerLoader) : null;
   try {
     return await verifyWithPool(options, manifest, checkpoints, storeProblems, immutability, pool);
   } finally {
