@@ -16,7 +16,9 @@ port.on('message', (task: DecodeTask) => {
   queue = queue
     .then(async () => {
       const result = await decodeBatch(task);
-      port.postMessage(result, [result.seq, result.version, result.hashes, result.same]);
+      // The batch's bytes go back too: the main thread reads the next batch into them.
+      result.data = task.data;
+      port.postMessage(result, [result.seq, result.version, result.hashes, result.same, task.data]);
     })
     .catch((err: unknown) => {
       const empty = new ArrayBuffer(0);

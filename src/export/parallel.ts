@@ -192,10 +192,16 @@ async function* jsonlTasks(
   digest: ReturnType<typeof createHash>,
   state: { truncated: boolean },
   batchBytes: number,
+  spare: ArrayBuffer[],
 ): AsyncGenerator<TaskInput> {
+  // A batch buffer back from a decoded batch, or a new one (fresh memory costs a page fault per 4 KiB).
+  const batchBuffer = (): Buffer => {
+    const reused = spare.pop();
+    return reused === undefined ? ownBuffer(batchBytes) : Buffer.from(reused);
+  };
   const handle = await open(path, 'r');
   try {
-    let buf = ownBuffer(batchBytes);
+    let buf = batchBuffer();
     let filled = 0;
     for (;;) {
       if (filled === buf.length) {
@@ -210,7 +216,7 @@ async function* jsonlTasks(
       if (filled < buf.length) continue; // fill the batch
       const lastNewline = buf.lastIndexOf(10, filled - 1);
       if (lastNewline < 0) continue; // one line longer than the batch: the buffer grows
-      const next = ownBuffer(batchBytes);
+      const next = batchBuffer();
       const carry = filled - lastNewline - 1;
       buf.copy(next, 0, lastNewline + 1, filled);
       yield { kind: 'jsonl', label, tenantId, data: buf.buffer as ArrayBuffer, length: lastNewline + 1 };
@@ -283,7 +289,12 @@ export async function* readFileParallel(
   // Parquet: the file's digest is computed on this thread while the workers decode (reported at the end).
   const parquetDigest = format === 'parquet' ? fileSha256(path) : null;
   parquetDigest?.catch(() => undefined); // awaited below; a failed read must not be unhandled meanwhile
-  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, digest, state, batchBytes) : parquetTasks(path, label, tenantId);
+  // JSONL batch buffers of batchBytes whose batch is decoded, for the next batches.
+  const spare: ArrayBuffer[] = [];
+  const recycle = (r: DecodeResult): void => {
+    if (format === 'jsonl' && r.data !== undefined && r.data.byteLength === batchBytes && spare.length < 4) spare.push(r.data);
+  };
+  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, digest, state, batchBytes, spare) : parquetTasks(path, label, tenantId);
   // Two batches per worker, and the one the main thread decodes itself.
   const limit = 2 * pool.size + 1;
   // Batches in file order; `settled` once decoded (by a worker or by this thread).
@@ -310,7 +321,8 @@ export async function* readFileParallel(
       const local = pool.size === 0 || pool.busy();
       const result = local ? null : pool.run(t.value);
       next = tasks.next(); // read the next batch while this one is decoded
-      const entry = { result: result ?? decodeBatch({ ...t.value, id: 0 }), settled: false };
+      const data = t.value.data;
+      const entry = { result: result ?? decodeBatch({ ...t.value, id: 0 }).then((r) => ({ ...r, data })), settled: false };
       entry.result.then(
         () => (entry.settled = true),
         () => (entry.settled = true), // awaited below, in order; a batch given up when another failed must not be unhandled
@@ -319,6 +331,7 @@ export async function* readFileParallel(
       // Wait for the oldest batch once `limit` are out, unless it is not back and this thread can take another.
       while (inflight.length >= limit && ((inflight[0] as (typeof inflight)[number]).settled || inflight.length >= hardLimit)) {
         const r = await (inflight.shift() as (typeof inflight)[number]).result;
+        recycle(r);
         yield take(r);
         if (r.error !== null) rethrow(r.error, label, lines + r.count + 1);
         lines += r.count;
@@ -326,6 +339,7 @@ export async function* readFileParallel(
     }
     while (inflight.length > 0) {
       const r = await (inflight.shift() as (typeof inflight)[number]).result;
+      recycle(r);
       yield take(r);
       if (r.error !== null) rethrow(r.error, label, lines + r.count + 1);
       lines += r.count;
