@@ -50,8 +50,17 @@ export interface ChainProblem {
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   const n = a.length;
   if (b.length !== n) return false;
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
+  // The differences OR-ed together, one branch at the end: hashes are equal almost always.
+  let d = 0;
+  for (let i = 0; i < n; i++) d |= (a[i] as number) ^ (b[i] as number);
+  return d === 0;
+}
+
+/** a[at, at + 32) equals b[bAt, bAt + 32) (b holds at least that much: a hash). */
+function sameBytesAt(a: Uint8Array, at: number, b: Uint8Array, bAt: number): boolean {
+  let d = 0;
+  for (let i = 0; i < 32; i++) d |= (a[at + i] as number) ^ (b[bAt + i] as number);
+  return d === 0 && b.length >= bAt + 32;
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -124,6 +133,77 @@ export class StreamingChainVerifier {
    */
   pushComputed(sequenceNo: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, computedHash: Buffer, file: string | undefined, tenantText: string): boolean {
     return this.check(sequenceNo, encodingVersion, prevHash, recordHash, file, tenantText, computedHash);
+  }
+
+  /**
+   * Checks the events of a batch decoded and hashed by a worker thread (see
+   * src/export/parallel.ts), in order: for each event i, exactly what
+   * pushComputed() checks, with `hashes` holding HASHES_PER_EVENT (96) bytes
+   * per event (stored prev_hash, stored record_hash, recomputed record_hash),
+   * `same[i]` 1 where the recomputed hash equals the stored one, and
+   * `others` the [index, tenant] of events of another tenant. An event that
+   * passes every check in the usual way (the right sequence_no and encoding,
+   * its hash recomputed equal, the link to its predecessor, this tenant, no
+   * per-event callback) is only counted; any other goes through
+   * pushComputed() itself. Without a subarray per hash: this runs on the
+   * main thread for every event.
+   */
+  pushBatch(count: number, seq: BigInt64Array, version: Float64Array, hashes: Buffer, same: Uint8Array, others: ReadonlyArray<readonly [number, string]>, file: string | undefined): void {
+    let nextOther = 0;
+    // The previous event's hash, as a buffer and offset: this.previousHash, or one in `hashes`.
+    let prevBytes: Uint8Array | null = this.previousHash;
+    let prevAt = 0;
+    let expected = this.expected;
+    let lastFast = -1;
+    let fast = 0;
+    for (let i = 0; i < count; i++) {
+      const other = others[nextOther];
+      const isOther = other !== undefined && other[0] === i;
+      if (isOther) nextOther++;
+      const s = seq[i] as bigint;
+      const o = i * 96;
+      if (
+        !isOther &&
+        same[i] === 1 &&
+        version[i] === ENCODING_VERSION &&
+        s === expected &&
+        this.onEvent === undefined &&
+        this.pendingGap === null &&
+        this.problem === null &&
+        this.firstRecordHash !== null &&
+        prevBytes !== null &&
+        sameBytesAt(hashes, o, prevBytes, prevAt)
+      ) {
+        expected = s + 1n;
+        prevBytes = hashes;
+        prevAt = o + 64;
+        lastFast = i;
+        fast++;
+        continue;
+      }
+      // Anything else: the state of the events counted so far, then the usual checks.
+      if (lastFast >= 0) this.counted(fast, seq[lastFast] as bigint, hashes, lastFast * 96 + 64);
+      lastFast = -1;
+      fast = 0;
+      const computed = hashes.subarray(o + 64, o + 96);
+      const stored = same[i] === 1 ? computed : hashes.subarray(o + 32, o + 64);
+      this.pushComputed(s, version[i] as number, hashes.subarray(o, o + 32), stored, computed, file, isOther ? (other[1] as string) : this.tenantId);
+      prevBytes = this.previousHash;
+      prevAt = 0;
+      expected = this.expected;
+    }
+    if (lastFast >= 0) this.counted(fast, seq[lastFast] as bigint, hashes, lastFast * 96 + 64);
+  }
+
+  /** `n` events up to `last` passed every check; the recomputed hash of `last` is hashes[at, at + 32). */
+  private counted(n: number, last: bigint, hashes: Buffer, at: number): void {
+    const computed = hashes.subarray(at, at + 32);
+    this.eventsChecked += n;
+    this.previousHash = computed;
+    this.previousSeq = last;
+    this.lastSequenceNo = last;
+    this.lastRecordHash = computed;
+    this.expected = last + 1n;
   }
 
   /** The tenant_id of the body in the encoder, when it is not this.tenantId (null when it is). */

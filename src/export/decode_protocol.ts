@@ -67,5 +67,7 @@ export interface DecodeResult {
   /** [index, tenant] of the events whose tenant is not the export's. */
   others: Array<[number, string]>;
   error: WorkerFailure | null;
+  /** The task's `data`, handed back for the next batch (a worker transfers it back). */
+  data?: ArrayBuffer | undefined;
 }
 

@@ -577,23 +577,23 @@ function hex4(data: Buffer, p: number, end: number): number {
 /** A hash "<64 lowercase hex>" at p decoded into `into`; the position after it, or -1. */
 function hexHash(data: Buffer, view: DataView, p: number, end: number, into: Buffer): number {
   if (p + 66 > end || data[p] !== 0x22 || data[p + 65] !== 0x22) return -1;
-  // Two hex digits at a time: a little-endian uint16 holds the first digit in its low byte.
-  let bad = 0;
-  for (let i = 0; i < 32; i++) {
-    const v = LOWER_HEX_PAIR[view.getUint16(p + 1 + 2 * i, true)] as number;
-    bad |= v;
-    into[i] = v;
-  }
-  return bad < 0 ? -1 : p + 66;
+  return decodeLowerHex32View(view, p + 1, into) ? p + 66 : -1;
 }
 
-/** 64 lowercase hex characters at `at` of `view` into 32 bytes, two digits at a time; false if any is not one. */
+/**
+ * 64 lowercase hex characters at `at` of `view` into 32 bytes; false if any
+ * is not one. Four digits per read, two per look-up: a little-endian uint16
+ * holds the first digit in its low byte.
+ */
 export function decodeLowerHex32View(view: DataView, at: number, into: Buffer): boolean {
   let bad = 0;
-  for (let i = 0; i < 32; i++) {
-    const v = LOWER_HEX_PAIR[view.getUint16(at + 2 * i, true)] as number;
-    bad |= v;
-    into[i] = v;
+  for (let i = 0; i < 32; i += 2) {
+    const w = view.getUint32(at + 2 * i, true);
+    const hi = LOWER_HEX_PAIR[w & 0xffff] as number;
+    const lo = LOWER_HEX_PAIR[w >>> 16] as number;
+    bad |= hi | lo;
+    into[i] = hi;
+    into[i + 1] = lo;
   }
   return bad >= 0;
 }

@@ -3,16 +3,18 @@
  *
  * The main thread reads each data file (and hashes it whole for the
  * manifest), cuts it into batches (JSONL: about BATCH_BYTES at line
- * boundaries; Parquet: one row group) and hands them to N worker threads
- * (decode_worker.ts). A worker decodes the batch, encodes every body and
- * recomputes its record_hash (which depends only on the event's own stored
- * fields, prev_hash included), and returns, per event, sequence_no,
+ * boundaries; Parquet: one row group) and hands them to N - 1 worker threads
+ * (decode_worker.ts); it is the N-th thread itself: it decodes a batch when
+ * every worker has two to do, or when the oldest batch is not back yet
+ * (decode_batch.ts, the same code). A batch is decoded, every body encoded
+ * and its record_hash recomputed (which depends only on the event's own
+ * stored fields, prev_hash included); the result is, per event, sequence_no,
  * encoding_version, stored prev_hash and record_hash, the recomputed hash and
  * the tenant when it is not the export's, in transferable ArrayBuffers. The
  * main thread takes the batches back in file order and feeds them to the
  * same StreamingChainVerifier checks as the single-threaded path, so every
- * problem, sequence_no and error is the same. At most `2 x N` batches are in
- * flight: memory stays bounded whatever the file size.
+ * problem, sequence_no and error is the same. At most `2 x (N - 1) + 5`
+ * batches are in flight: memory stays bounded whatever the file size.
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
@@ -21,6 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import { bad, parseJsonlEvent } from './jsonl.ts';
 import { fileSha256, openParquetExport, rowGroupRange } from './parquet.ts';
+import { decodeBatch } from './decode_batch.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
 
 export { HASHES_PER_EVENT } from './decode_protocol.ts';
@@ -130,6 +133,12 @@ export class DecodePool {
     this.pending.clear();
   }
 
+  /** Whether every worker has two batches or more to do (then the main thread takes the next one itself). */
+  busy(): boolean {
+    for (const n of this.outstanding) if (n < 2) return false;
+    return true;
+  }
+
   /** Decodes a batch on a worker; `task.data` is transferred (detached here). */
   run(task: Omit<JsonlTask, 'id'> | Omit<ParquetTask, 'id'>): Promise<DecodeResult> {
     if (this.failed !== null) return Promise.reject(this.failed);
@@ -183,10 +192,16 @@ async function* jsonlTasks(
   digest: ReturnType<typeof createHash>,
   state: { truncated: boolean },
   batchBytes: number,
+  spare: ArrayBuffer[],
 ): AsyncGenerator<TaskInput> {
+  // A batch buffer back from a decoded batch, or a new one (fresh memory costs a page fault per 4 KiB).
+  const batchBuffer = (): Buffer => {
+    const reused = spare.pop();
+    return reused === undefined ? ownBuffer(batchBytes) : Buffer.from(reused);
+  };
   const handle = await open(path, 'r');
   try {
-    let buf = ownBuffer(batchBytes);
+    let buf = batchBuffer();
     let filled = 0;
     for (;;) {
       if (filled === buf.length) {
@@ -201,7 +216,7 @@ async function* jsonlTasks(
       if (filled < buf.length) continue; // fill the batch
       const lastNewline = buf.lastIndexOf(10, filled - 1);
       if (lastNewline < 0) continue; // one line longer than the batch: the buffer grows
-      const next = ownBuffer(batchBytes);
+      const next = batchBuffer();
       const carry = filled - lastNewline - 1;
       buf.copy(next, 0, lastNewline + 1, filled);
       yield { kind: 'jsonl', label, tenantId, data: buf.buffer as ArrayBuffer, length: lastNewline + 1 };
@@ -274,9 +289,18 @@ export async function* readFileParallel(
   // Parquet: the file's digest is computed on this thread while the workers decode (reported at the end).
   const parquetDigest = format === 'parquet' ? fileSha256(path) : null;
   parquetDigest?.catch(() => undefined); // awaited below; a failed read must not be unhandled meanwhile
-  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, digest, state, batchBytes) : parquetTasks(path, label, tenantId);
-  const limit = 2 * pool.size;
-  const inflight: Array<Promise<DecodeResult>> = [];
+  // JSONL batch buffers of batchBytes whose batch is decoded, for the next batches.
+  const spare: ArrayBuffer[] = [];
+  const recycle = (r: DecodeResult): void => {
+    if (format === 'jsonl' && r.data !== undefined && r.data.byteLength === batchBytes && spare.length < 4) spare.push(r.data);
+  };
+  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, digest, state, batchBytes, spare) : parquetTasks(path, label, tenantId);
+  // Two batches per worker, and the one the main thread decodes itself.
+  const limit = 2 * pool.size + 1;
+  // Batches in file order; `settled` once decoded (by a worker or by this thread).
+  const inflight: Array<{ result: Promise<DecodeResult>; settled: boolean }> = [];
+  // While the oldest batch is not back yet, this thread decodes a few more itself rather than wait.
+  const hardLimit = limit + 4;
   let lines = 0;
   const take = (r: DecodeResult): DecodedBatch => ({
     count: r.count,
@@ -291,19 +315,31 @@ export async function* readFileParallel(
     for (;;) {
       const t = await next;
       if (t.done === true) break;
-      const p = pool.run(t.value);
-      p.catch(() => undefined); // awaited below, in order; a batch given up when another failed must not be unhandled
-      inflight.push(p);
+      // The main thread is one of the --jobs threads: it decodes a batch itself
+      // when every worker has two to do (its share shrinks as its own work,
+      // reading, the file's digest and the chain checks, grows).
+      const local = pool.size === 0 || pool.busy();
+      const result = local ? null : pool.run(t.value);
       next = tasks.next(); // read the next batch while this one is decoded
-      while (inflight.length >= limit) {
-        const r = await (inflight.shift() as Promise<DecodeResult>);
+      const data = t.value.data;
+      const entry = { result: result ?? decodeBatch({ ...t.value, id: 0 }).then((r) => ({ ...r, data })), settled: false };
+      entry.result.then(
+        () => (entry.settled = true),
+        () => (entry.settled = true), // awaited below, in order; a batch given up when another failed must not be unhandled
+      );
+      inflight.push(entry);
+      // Wait for the oldest batch once `limit` are out, unless it is not back and this thread can take another.
+      while (inflight.length >= limit && ((inflight[0] as (typeof inflight)[number]).settled || inflight.length >= hardLimit)) {
+        const r = await (inflight.shift() as (typeof inflight)[number]).result;
+        recycle(r);
         yield take(r);
         if (r.error !== null) rethrow(r.error, label, lines + r.count + 1);
         lines += r.count;
       }
     }
     while (inflight.length > 0) {
-      const r = await (inflight.shift() as Promise<DecodeResult>);
+      const r = await (inflight.shift() as (typeof inflight)[number]).result;
+      recycle(r);
       yield take(r);
       if (r.error !== null) rethrow(r.error, label, lines + r.count + 1);
       lines += r.count;

@@ -485,18 +485,21 @@ export function deliverDecodedGroup({ rowStart, rows, view, start, length }: Dec
   // The two timestamps' places among the body fields.
   const occurredField = BODY_COLUMNS.indexOf(OCCURRED_AT);
   const ingestedField = BODY_COLUMNS.indexOf(INGESTED_AT);
+  // Room for the longest body of the group (each field at its column's longest value), reserved once per row;
+  // four bytes to spare: a word copy may write up to three past a value (the next field overwrites them).
+  let bodyRoom = 4;
+  for (let f = 0; f < fields; f++) {
+    const lengths = columnLength[f] as Int32Array;
+    let longest = 0;
+    for (let i = 0; i < rows; i++) longest = Math.max(longest, lengths[i] as number);
+    bodyRoom += 4 + longest;
+  }
   for (let i = 0; i < rows; i++) {
     const row = rowStart + i + 1;
     if (seqLength[i] !== 8 || occurredLength[i] !== 8 || ingestedLength[i] !== 8) {
       throw malformed(label, `row ${row}: sequence_no, occurred_at and ingested_at must be INT64`);
     }
-    let size = 0;
-    for (let f = 0; f < fields; f++) {
-      const n = (columnLength[f] as Int32Array)[i] as number;
-      size += n < 0 ? 4 : 4 + n;
-    }
-    // Four bytes to spare: a word copy may write up to three past a value (the next field overwrites them).
-    encoder.beginBody(size + 4);
+    encoder.beginBody(bodyRoom);
     const b = encoder.buffer;
     if (b !== outBuffer) {
       outBuffer = b;
@@ -518,7 +521,7 @@ export function deliverDecodedGroup({ rowStart, rows, view, start, length }: Dec
         out.setUint32(p, view.getUint32(s + 4, true));
         out.setUint32(p + 4, view.getUint32(s, true));
       } else {
-        for (let k = 0; k < n; k += 4) out.setInt32(p + k, view.getInt32(s + k));
+        for (let k = 0; k < n; k += 4) out.setInt32(p + k, view.getInt32(s + k, true), true);
       }
       p += n;
     }

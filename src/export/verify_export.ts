@@ -32,7 +32,8 @@ export interface VerifyExportOptions {
   /** Called after each batch with the number of events checked so far. */
   onProgress?: ((checked: number, total: number) => void) | undefined;
   /**
-   * Threads that decode and hash (see src/export/parallel.ts); default
+   * Threads that decode and hash (see src/export/parallel.ts), the calling
+   * thread included (jobs - 1 worker threads); default
    * os.availableParallelism(). 1: everything on the calling thread.
    */
   jobs?: number | undefined;
@@ -121,31 +122,13 @@ class VerifyingSink implements FileEventSink {
   private file: string | undefined;
   private stats: FileStats = { count: 0, first: null, last: null };
 
-  constructor(
-    private readonly verifier: StreamingChainVerifier,
-    private readonly tenantId: string,
-  ) {
+  constructor(private readonly verifier: StreamingChainVerifier) {
     this.encoder = verifier.encoder;
   }
 
   batch(b: DecodedBatch): void {
-    const { count, seq, version, hashes, same, others } = b;
-    const verifier = this.verifier;
-    const file = this.file;
-    let nextOther = 0;
-    for (let i = 0; i < count; i++) {
-      let tenant = this.tenantId;
-      const other = others[nextOther];
-      if (other !== undefined && other[0] === i) {
-        tenant = other[1];
-        nextOther++;
-      }
-      const o = i * HASHES_PER_EVENT;
-      const computed = hashes.subarray(o + 64, o + 96);
-      // Where the worker found the stored hash equal to the recomputed one, one buffer stands for both.
-      const stored = same[i] === 1 ? computed : hashes.subarray(o + 32, o + 64);
-      verifier.pushComputed(seq[i] as bigint, version[i] as number, hashes.subarray(o, o + 32), stored, computed, file, tenant);
-    }
+    const { count, seq } = b;
+    this.verifier.pushBatch(count, seq, b.version, b.hashes, b.same, b.others, this.file);
     if (count > 0) {
       const stats = this.stats;
       stats.first ??= seq[0] as bigint;
@@ -195,7 +178,8 @@ export async function verifyExport(options: VerifyExportOptions): Promise<Export
     checkpoints.sort((a, b) => a.sequence_no - b.sequence_no);
   }
 
-  const pool = jobs > 1 ? await DecodePool.start(jobs, options.workerLoader) : null;
+  // The main thread decodes too (see readFileParallel()): jobs - 1 worker threads.
+  const pool = jobs > 1 ? await DecodePool.start(jobs - 1, options.workerLoader) : null;
   try {
     return await verifyWithPool(options, manifest, checkpoints, storeProblems, immutability, pool);
   } finally {
@@ -253,9 +237,10 @@ async function verifyWithPool(
   };
 
   const fromSeq = BigInt(manifest.from_sequence_no ?? manifest.requested_range.from_sequence_no);
-  const verifier = new StreamingChainVerifier(tenantId, fromSeq, onEvent);
+  // Without checkpoints or other exports there is nothing to look up per event: no callback.
+  const verifier = new StreamingChainVerifier(tenantId, fromSeq, anchoredAt.size > 0 || others.length > 0 ? onEvent : undefined);
   const digests = new Map<string, string>();
-  const sink = new VerifyingSink(verifier, tenantId);
+  const sink = new VerifyingSink(verifier);
   let seen = 0;
   for await (const { events } of readEventsInto(dir, manifest, sink, (f, sha) => digests.set(f, sha), pool === null ? null : { pool, batchBytes: options.batchBytes })) {
     seen += events;

@@ -1,0 +1,139 @@
+/**
+ * One batch of the parallel export verifier (src/export/parallel.ts):
+ * decodes a batch of events (JSONL lines or one Parquet row group), encodes
+ * each body and recomputes its record_hash, and returns per event what the
+ * main thread's StreamingChainVerifier needs, in transferable ArrayBuffers.
+ * The checks themselves (sequence, links, tenant, anchors) stay on the main
+ * thread, in file order. Runs in the worker threads (decode_worker.ts) and,
+ * for the batches it takes itself, on the main thread. No side effects: the
+ * worker is bundled from this module graph.
+ */
+import { ChainEncoder } from '../chain/encoding.ts';
+import { otherTenantOf, tenantBytesOf } from '../chain/verifier.ts';
+import { AuditTrailError, EvidenceFileError } from '../errors.ts';
+import { REQUIRED_COLUMNS, type ExportEventSink } from './columns.ts';
+import { deliverJsonlLines, JsonlLineDecoder } from './jsonl.ts';
+import { deliverRowGroup } from './parquet.ts';
+import { schemaIsExportLayout } from './parquet_decode.ts';
+import type { RowGroup } from 'hyparquet';
+import { HASHES_PER_EVENT, type DecodeResult, type DecodeTask, type WorkerFailure } from './decode_protocol.ts';
+
+/** Collects the events of one batch into growable typed arrays. */
+class BatchCollector implements ExportEventSink {
+  readonly encoder: ChainEncoder;
+  count = 0;
+  seq: BigInt64Array;
+  version: Float64Array;
+  hashes: Uint8Array;
+  same: Uint8Array;
+  readonly others: Array<[number, string]> = [];
+  private readonly tenantBytes: Buffer | null;
+
+  constructor(
+    encoder: ChainEncoder,
+    private readonly tenantId: string,
+    capacity: number,
+  ) {
+    this.encoder = encoder;
+    this.tenantBytes = tenantBytesOf(tenantId);
+    this.seq = new BigInt64Array(capacity);
+    this.version = new Float64Array(capacity);
+    this.hashes = new Uint8Array(capacity * HASHES_PER_EVENT);
+    this.same = new Uint8Array(capacity);
+  }
+
+  private grow(): void {
+    const capacity = this.seq.length * 2;
+    const seq = new BigInt64Array(capacity);
+    seq.set(this.seq);
+    this.seq = seq;
+    const version = new Float64Array(capacity);
+    version.set(this.version);
+    this.version = version;
+    const hashes = new Uint8Array(capacity * HASHES_PER_EVENT);
+    hashes.set(this.hashes);
+    this.hashes = hashes;
+    const same = new Uint8Array(capacity);
+    same.set(this.same);
+    this.same = same;
+  }
+
+  event(sequenceNo: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, tenantText: string | null): void {
+    if (this.count === this.seq.length) this.grow();
+    const i = this.count;
+    // Exactly what StreamingChainVerifier.check() computes: the tenant as it tells it, the hash of this body at sequenceNo after prevHash.
+    const other = tenantText === null ? otherTenantOf(this.encoder.buffer, this.tenantId, this.tenantBytes) : tenantText === this.tenantId ? null : tenantText;
+    const computed = this.encoder.hashMessage(sequenceNo, prevHash);
+    this.seq[i] = sequenceNo;
+    this.version[i] = encodingVersion;
+    const o = i * HASHES_PER_EVENT;
+    // 32-byte copies and the comparison in a loop: set() and equals() are calls into C++ (three per event).
+    const hashes = this.hashes;
+    let d = 0;
+    for (let k = 0; k < 32; k++) {
+      const r = recordHash[k] as number;
+      const c = computed[k] as number;
+      hashes[o + k] = prevHash[k] as number;
+      hashes[o + 32 + k] = r;
+      hashes[o + 64 + k] = c;
+      d |= r ^ c;
+    }
+    if (d === 0) this.same[i] = 1;
+    if (other !== null) this.others.push([i, other]);
+    this.count = i + 1;
+  }
+}
+
+export function failure(err: unknown): WorkerFailure {
+  if (err instanceof AuditTrailError) {
+    return {
+      name: err.name,
+      message: err.message,
+      code: err.code,
+      hint: err.hint,
+      detail: err.detail,
+      file: err instanceof EvidenceFileError ? err.file : undefined,
+    };
+  }
+  return { name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) };
+}
+
+/** One encoder and line decoder per thread: a thread decodes one batch at a time. */
+const encoder = new ChainEncoder();
+const decoder = new JsonlLineDecoder();
+
+/** Decodes and hashes one batch; an error in it is returned (after the events before it), not thrown. */
+export async function decodeBatch(task: DecodeTask): Promise<DecodeResult> {
+  const data = Buffer.from(task.data, 0, task.length);
+  const collector = new BatchCollector(encoder, task.tenantId, task.kind === 'parquet' ? Math.max(1, task.rows) : Math.max(64, task.length >>> 9));
+  let error: WorkerFailure | null = null;
+  let lineText: string | undefined;
+  try {
+    if (task.kind === 'jsonl') {
+      deliverJsonlLines(data, 0, task.length - 1, decoder, collector, task.label, 1);
+    } else {
+      const { metadata } = task;
+      const group = { metadata, group: metadata.row_groups[0] as RowGroup, rowStart: task.rowStart, rows: task.rows, bytes: data, offset: task.offset, rangeEnd: task.rangeEnd };
+      await deliverRowGroup(group, 0, task.path, task.fileSize, schemaIsExportLayout(metadata, REQUIRED_COLUMNS), collector, task.label);
+    }
+  } catch (err) {
+    error = failure(err);
+    if (task.kind === 'jsonl') {
+      // The refused line (the one after the events delivered): the main thread decodes it again with its line number in the file.
+      let start = 0;
+      for (let k = 0; k < collector.count; k++) start = data.indexOf(10, start) + 1;
+      const nl = data.indexOf(10, start);
+      lineText = data.toString('utf8', start, nl < 0 ? task.length : nl);
+    }
+  }
+  return {
+    id: task.id,
+    count: collector.count,
+    seq: collector.seq.buffer as ArrayBuffer,
+    version: collector.version.buffer as ArrayBuffer,
+    hashes: collector.hashes.buffer as ArrayBuffer,
+    same: collector.same.buffer as ArrayBuffer,
+    others: collector.others,
+    error: error === null ? null : { ...error, lineText },
+  };
+}
