@@ -21,6 +21,7 @@ import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow 
 import { deliverColumnGroup, deliverDecodedGroup, openParquetExport, PARQUET_SCHEMA, ParquetFileWriter, readColumnGroup, readParquetEvents, readParquetInto, rowGroupRange } from '../../src/export/parquet.ts';
 import { DecodeBuffers, decodeRowGroup, ParquetLayoutError, schemaIsExportLayout, type DecodedRowGroup } from '../../src/export/parquet_decode.ts';
 import { seededRandom } from '../helpers/random.ts';
+import { chainedRows } from '../helpers/synthetic_export.ts';
 
 const TENANT = 'plant_decoder';
 let work: string;
@@ -28,61 +29,30 @@ let counter = 0;
 
 /** Events with the awkward values; `big` rows carry a changes value of about 300 kB (several 1 MiB pages per row group). */
 function rowsOf(n: number, big: ReadonlySet<number> = new Set()): ExportRow[] {
-  const encoder = new ChainEncoder();
-  const rows: ExportRow[] = [];
-  let prev: Buffer = GENESIS_HASH;
-  for (let i = 1; i <= n; i++) {
-    const occurred = i === 3 ? -86_400_000_123n : i === 4 ? 2n ** 60n + 7n : 1_741_068_900_000_000n + BigInt(i) * 1000n;
-    const fields: EventBodyFields = {
-      event_id: `01JNK${String(i).padStart(21, '0')}`,
-      tenant_id: TENANT,
-      occurred_at: occurred,
-      ingested_at: occurred + 17n,
-      actor_type: i % 11 === 0 ? 'system' : 'user',
-      actor_id: i % 9 === 0 ? '' : `operator.${i % 40}`,
-      actor_name: i % 3 === 0 ? 'Zoë Çelik \u{1F600} \u{1D11E} \u{10348}' : null,
-      auth_method: 'badge',
-      source_ip: i % 2 === 0 ? null : '10.1.2.3',
-      user_agent_hash: null,
-      action: 'update',
-      resource_type: 'production_order',
-      resource_id: i % 7 === 0 ? null : `PO-${i}`,
-      parent_type: null,
-      parent_id: null,
-      changes: big.has(i) ? `[{"field": "notes", "after": "${i} ${'x\u{1F600}'.repeat(60_000)}"}]` : `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
-      reason: i % 5 === 0 ? '' : i % 5 === 1 ? 'line 1\nline 2 "quoted" \\ tab\t \u{1F4A5}' : null,
-      context: '{"capture_method": "trigger"}',
-      db_identity: `{"xid": "${1000 + (i % 3)}", "session_user": "mes_app"}`,
-    };
-    const record = encoder.recordHash(fields, BigInt(i), prev);
-    rows.push({
-      sequence_no: String(i),
-      event_id: fields.event_id as string,
-      tenant_id: TENANT,
-      occurred_at_us: String(fields.occurred_at),
-      ingested_at_us: String(fields.ingested_at),
-      actor_type: fields.actor_type as string,
-      actor_id: fields.actor_id as string,
-      actor_name: fields.actor_name as string | null,
-      auth_method: 'badge',
-      source_ip: fields.source_ip as string | null,
-      user_agent_hash: null,
-      action: 'update',
-      resource_type: 'production_order',
-      resource_id: fields.resource_id as string | null,
-      parent_type: null,
-      parent_id: null,
-      changes: fields.changes as string,
-      reason: fields.reason as string | null,
-      context: fields.context as string,
-      db_identity: fields.db_identity as string,
-      encoding_version: 1,
-      prev_hash: prev.toString('hex'),
-      record_hash: record.toString('hex'),
-    });
-    prev = record;
-  }
-  return rows;
+  return chainedRows(n, (i): EventBodyFields => {
+  const occurred = i === 3 ? -86_400_000_123n : i === 4 ? 2n ** 60n + 7n : 1_741_068_900_000_000n + BigInt(i) * 1000n;
+  return {
+    event_id: `01JNK${String(i).padStart(21, '0')}`,
+    tenant_id: TENANT,
+    occurred_at: occurred,
+    ingested_at: occurred + 17n,
+    actor_type: i % 11 === 0 ? 'system' : 'user',
+    actor_id: i % 9 === 0 ? '' : `operator.${i % 40}`,
+    actor_name: i % 3 === 0 ? 'Zoë Çelik \u{1F600} \u{1D11E} \u{10348}' : null,
+    auth_method: 'badge',
+    source_ip: i % 2 === 0 ? null : '10.1.2.3',
+    user_agent_hash: null,
+    action: 'update',
+    resource_type: 'production_order',
+    resource_id: i % 7 === 0 ? null : `PO-${i}`,
+    parent_type: null,
+    parent_id: null,
+    changes: big.has(i) ? `[{"field": "notes", "after": "${i} ${'x\u{1F600}'.repeat(60_000)}"}]` : `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
+    reason: i % 5 === 0 ? '' : i % 5 === 1 ? 'line 1\nline 2 "quoted" \\ tab\t \u{1F4A5}' : null,
+    context: '{"capture_method": "trigger"}',
+    db_identity: `{"xid": "${1000 + (i % 3)}", "session_user": "mes_app"}`,
+  };
+  });
 }
 
 /** Writes rows as an export file in row groups of the given sizes. */

@@ -23,12 +23,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, type Io } from '../../src/cli/main.ts';
-import { ChainEncoder, GENESIS_HASH, type EventBodyFields } from '../../src/chain/encoding.ts';
+import type { EventBodyFields } from '../../src/chain/encoding.ts';
 import { EXPORT_COLUMNS, type ExportRow } from '../../src/export/columns.ts';
 import type { ExportManifest } from '../../src/export/manifest.ts';
 import { openParquetExport, ParquetFileWriter, rowGroupRange } from '../../src/export/parquet.ts';
 import { decodeRowGroup } from '../../src/export/parquet_decode.ts';
 import { verifyExport } from '../../src/export/verify_export.ts';
+import { chainedRows, oneFileManifest } from '../helpers/synthetic_export.ts';
 
 const TENANT = 'plant_dictionary';
 const EVENTS = 40;
@@ -37,66 +38,35 @@ const DATA_FILE = 'events-00001.parquet';
 /** The `action` page's values as the writer writes them: bit width 3, then RLE runs (header 8 << 1) of indexes 0 to 4. */
 const INDEXES = Buffer.from([3, 0x10, 0, 0x10, 1, 0x10, 2, 0x10, 3, 0x10, 4]);
 const ACTION = EXPORT_COLUMNS.findIndex(([name]) => name === 'action');
-const encoder = new ChainEncoder();
 let work: string;
 let counter = 0;
 
 /** Events with valid hashes; rows 8k+1 to 8k+8 have action ACTIONS[k]. */
 function rowsOf(n: number): ExportRow[] {
-  const rows: ExportRow[] = [];
-  let prev: Buffer = GENESIS_HASH;
   const t0 = 1_741_068_900_000_000n;
-  for (let i = 1; i <= n; i++) {
-    const fields: EventBodyFields = {
-      event_id: `01JNK${String(i).padStart(21, '0')}`,
-      tenant_id: TENANT,
-      occurred_at: t0 + BigInt(i) * 1000n,
-      ingested_at: t0 + BigInt(i) * 1000n + 17n,
-      actor_type: 'user',
-      actor_id: `operator.${i % 3}`,
-      actor_name: null,
-      auth_method: 'badge',
-      source_ip: null,
-      user_agent_hash: null,
-      action: ACTIONS[Math.floor((i - 1) / 8)] as string,
-      resource_type: 'production_order',
-      resource_id: `PO-${i}`,
-      parent_type: null,
-      parent_id: null,
-      changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
-      reason: null,
-      context: '{"capture_method": "trigger"}',
-      db_identity: '{"xid": "1234567", "session_user": "mes_app"}',
-    };
-    const record = encoder.recordHash(fields, BigInt(i), prev);
-    rows.push({
-      sequence_no: String(i),
-      event_id: fields.event_id as string,
-      tenant_id: TENANT,
-      occurred_at_us: String(fields.occurred_at),
-      ingested_at_us: String(fields.ingested_at),
-      actor_type: 'user',
-      actor_id: fields.actor_id as string,
-      actor_name: null,
-      auth_method: 'badge',
-      source_ip: null,
-      user_agent_hash: null,
-      action: fields.action as string,
-      resource_type: 'production_order',
-      resource_id: fields.resource_id as string,
-      parent_type: null,
-      parent_id: null,
-      changes: fields.changes as string,
-      reason: null,
-      context: fields.context as string,
-      db_identity: fields.db_identity as string,
-      encoding_version: 1,
-      prev_hash: prev.toString('hex'),
-      record_hash: record.toString('hex'),
-    });
-    prev = record;
-  }
-  return rows;
+  return chainedRows(n, (i): EventBodyFields => {
+  return {
+    event_id: `01JNK${String(i).padStart(21, '0')}`,
+    tenant_id: TENANT,
+    occurred_at: t0 + BigInt(i) * 1000n,
+    ingested_at: t0 + BigInt(i) * 1000n + 17n,
+    actor_type: 'user',
+    actor_id: `operator.${i % 3}`,
+    actor_name: null,
+    auth_method: 'badge',
+    source_ip: null,
+    user_agent_hash: null,
+    action: ACTIONS[Math.floor((i - 1) / 8)] as string,
+    resource_type: 'production_order',
+    resource_id: `PO-${i}`,
+    parent_type: null,
+    parent_id: null,
+    changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
+    reason: null,
+    context: '{"capture_method": "trigger"}',
+    db_identity: '{"xid": "1234567", "session_user": "mes_app"}',
+  };
+  });
 }
 
 /** Writes a Parquet export of `rows` in one row group; returns its directory. */
@@ -106,26 +76,7 @@ async function writeExport(rows: ExportRow[]): Promise<string> {
   const writer = new ParquetFileWriter(path.join(dir, DATA_FILE));
   await writer.writeRows(rows);
   const written = await writer.close();
-  const first = rows[0] as ExportRow;
-  const last = rows[rows.length - 1] as ExportRow;
-  const manifest: ExportManifest = {
-    format: 'pg-audit-trail export',
-    manifest_version: 1,
-    encoding_version: 1,
-    tenant_id: TENANT,
-    data_format: 'parquet',
-    exported_at: new Date().toISOString(),
-    requested_range: { from_sequence_no: 1, to_sequence_no: null },
-    chain_head: { sequence_no: rows.length, record_hash: last.record_hash },
-    from_sequence_no: 1,
-    to_sequence_no: rows.length,
-    event_count: rows.length,
-    first_prev_hash: first.prev_hash,
-    first_record_hash: first.record_hash,
-    last_record_hash: last.record_hash,
-    files: [{ path: DATA_FILE, sha256: written.sha256, bytes: written.bytes, event_count: rows.length, first_sequence_no: 1, last_sequence_no: rows.length }],
-  };
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(oneFileManifest(rows, 'parquet', DATA_FILE, written), null, 2));
   return dir;
 }
 

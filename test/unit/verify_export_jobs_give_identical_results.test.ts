@@ -17,6 +17,7 @@ import { JsonlFileWriter, parseJsonlEvent } from '../../src/export/jsonl.ts';
 import type { ExportManifest } from '../../src/export/manifest.ts';
 import { ParquetFileWriter, type DataFileWriter } from '../../src/export/parquet.ts';
 import { verifyExport, type VerifyExportOptions } from '../../src/export/verify_export.ts';
+import { chainedRows, oneFileManifest } from '../helpers/synthetic_export.ts';
 
 const TENANT = 'plant_jobs';
 const EVENTS = 600;
@@ -25,60 +26,30 @@ let work: string;
 let counter = 0;
 
 function rowsOf(n: number, tenant = TENANT): ExportRow[] {
-  const rows: ExportRow[] = [];
-  let prev: Buffer = GENESIS_HASH;
   const t0 = 1_741_068_900_000_000n;
-  for (let i = 1; i <= n; i++) {
-    const fields: EventBodyFields = {
-      event_id: `01JNK${String(i).padStart(21, '0')}`,
-      tenant_id: tenant,
-      occurred_at: t0 + BigInt(i) * 1000n,
-      ingested_at: t0 + BigInt(i) * 1000n + 17n,
-      actor_type: 'user',
-      actor_id: `operator.${i % 7}`,
-      actor_name: i % 3 === 0 ? 'Zoë Çelik \u05e9\u05dc\u05d5\u05dd e\u0301 \u{1F600}' : null,
-      auth_method: 'badge',
-      source_ip: null,
-      user_agent_hash: null,
-      action: 'update',
-      resource_type: 'production_order',
-      resource_id: `PO-${i}`,
-      parent_type: null,
-      parent_id: null,
-      changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
-      reason: i % 5 === 0 ? 'line 1\nline 2 "quoted" \\ tab\t' : null,
-      context: '{"capture_method": "trigger"}',
-      db_identity: '{"xid": "1234567", "session_user": "mes_app"}',
-    };
-    const record = encoder.recordHash(fields, BigInt(i), prev);
-    rows.push({
-      sequence_no: String(i),
-      event_id: fields.event_id as string,
-      tenant_id: tenant,
-      occurred_at_us: String(fields.occurred_at),
-      ingested_at_us: String(fields.ingested_at),
-      actor_type: 'user',
-      actor_id: fields.actor_id as string,
-      actor_name: fields.actor_name as string | null,
-      auth_method: 'badge',
-      source_ip: null,
-      user_agent_hash: null,
-      action: 'update',
-      resource_type: 'production_order',
-      resource_id: fields.resource_id as string,
-      parent_type: null,
-      parent_id: null,
-      changes: fields.changes as string,
-      reason: fields.reason as string | null,
-      context: fields.context as string,
-      db_identity: fields.db_identity as string,
-      encoding_version: 1,
-      prev_hash: prev.toString('hex'),
-      record_hash: record.toString('hex'),
-    });
-    prev = record;
-  }
-  return rows;
+  return chainedRows(n, (i): EventBodyFields => {
+  return {
+    event_id: `01JNK${String(i).padStart(21, '0')}`,
+    tenant_id: tenant,
+    occurred_at: t0 + BigInt(i) * 1000n,
+    ingested_at: t0 + BigInt(i) * 1000n + 17n,
+    actor_type: 'user',
+    actor_id: `operator.${i % 7}`,
+    actor_name: i % 3 === 0 ? 'Zoë Çelik \u05e9\u05dc\u05d5\u05dd e\u0301 \u{1F600}' : null,
+    auth_method: 'badge',
+    source_ip: null,
+    user_agent_hash: null,
+    action: 'update',
+    resource_type: 'production_order',
+    resource_id: `PO-${i}`,
+    parent_type: null,
+    parent_id: null,
+    changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
+    reason: i % 5 === 0 ? 'line 1\nline 2 "quoted" \\ tab\t' : null,
+    context: '{"capture_method": "trigger"}',
+    db_identity: '{"xid": "1234567", "session_user": "mes_app"}',
+  };
+  });
 }
 
 /** Writes an export of `rows` (row groups of 37 rows for Parquet) and returns its directory. */
@@ -89,26 +60,7 @@ async function writeExport(format: 'jsonl' | 'parquet', rows: ExportRow[]): Prom
   const writer: DataFileWriter = format === 'jsonl' ? new JsonlFileWriter(path.join(dir, name)) : new ParquetFileWriter(path.join(dir, name));
   for (let i = 0; i < rows.length; i += 37) await writer.writeRows(rows.slice(i, i + 37));
   const written = await writer.close();
-  const first = rows[0] as ExportRow;
-  const last = rows[rows.length - 1] as ExportRow;
-  const manifest: ExportManifest = {
-    format: 'pg-audit-trail export',
-    manifest_version: 1,
-    encoding_version: 1,
-    tenant_id: TENANT,
-    data_format: format,
-    exported_at: new Date().toISOString(),
-    requested_range: { from_sequence_no: 1, to_sequence_no: null },
-    chain_head: { sequence_no: rows.length, record_hash: last.record_hash },
-    from_sequence_no: 1,
-    to_sequence_no: rows.length,
-    event_count: rows.length,
-    first_prev_hash: first.prev_hash,
-    first_record_hash: first.record_hash,
-    last_record_hash: last.record_hash,
-    files: [{ path: name, sha256: written.sha256, bytes: written.bytes, event_count: rows.length, first_sequence_no: 1, last_sequence_no: rows.length }],
-  };
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(oneFileManifest(rows, format, name, written), null, 2));
   return dir;
 }
 
