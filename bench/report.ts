@@ -38,11 +38,14 @@ export function renderMarkdown(r: BenchResult): string {
   if (r.waits.length) {
     out.push('', '## Where the benchmark backends were', '',
       'pg_stat_activity sampled every 100 ms during each run (share of backend samples; CPU = active without a wait event;',
-      '"(idle in transaction)" = waiting for pgbench between statements). Host CPU busy = /proc/stat over the run, pgbench included.', '',
-      '| cell | variant | host CPU busy | top states |', '|---|---|---|---|');
+      '"(idle in transaction)" = waiting for pgbench between statements). Host CPU busy = /proc/stat over the run, pgbench included;',
+      'CPU per transaction = busy share x cores x run time / transactions (where the host is saturated, the ratio of two',
+      'variants\' throughputs is about the inverse ratio of their CPU per transaction).', '',
+      '| cell | variant | host CPU busy | host CPU per transaction | top states |', '|---|---|---|---|---|');
     for (const w of r.waits) {
       const top = Object.entries(w.shares).slice(0, 5).map(([k, v]) => `${k} ${(100 * v).toFixed(0)}%`).join(', ');
-      out.push(`| ${w.cell} | ${w.variant} | ${w.cpuBusy === null ? '-' : `${(100 * w.cpuBusy).toFixed(0)}%`} | ${top} |`);
+      const perTx = w.cpuMsPerTx == null ? '-' : `${w.cpuMsPerTx.toFixed(2)} ms`;
+      out.push(`| ${w.cell} | ${w.variant} | ${w.cpuBusy === null ? '-' : `${(100 * w.cpuBusy).toFixed(0)}%`} | ${perTx} | ${top} |`);
     }
   }
   if (r.profile.length) {

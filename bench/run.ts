@@ -87,7 +87,8 @@ export interface BenchResult {
   settings: Record<string, string | number>;
   rows: ResultRow[];
   /** Backend states sampled from pg_stat_activity per cell and variant. */
-  waits: { cell: string; variant: string; cpuBusy: number | null; shares: Record<string, number> }[];
+  /** Per cell and variant: medians of host CPU busy share and host CPU-ms per transaction, and the backends' states. */
+  waits: { cell: string; variant: string; cpuBusy: number | null; cpuMsPerTx: number | null; shares: Record<string, number> }[];
   /** Per-function time of the capture path (track_functions = pl), one extra run. */
   profile: { variant: string; function: string; calls: number; totalUsPerCall: number; selfUsPerCall: number }[];
   notes: string[];
@@ -185,11 +186,16 @@ class Bench {
     const sampler = new WaitSampler(this.serverUrl, dbName);
     await sampler.start();
     const c0 = await cpuTimes();
+    const t0 = performance.now();
     try {
       const r = await runPgbench(url, args);
       const cpu = cpuBusyShare(c0, await cpuTimes());
+      const elapsedMs = performance.now() - t0;
       const shares = await sampler.stop();
-      if (waitKey) this.collectWait(waitKey.cell, waitKey.variant, shares, cpu?.busy ?? null);
+      // Host CPU time per transaction (every core, pgbench included): where the
+      // machine is saturated, a ratio of two cells is the inverse ratio of these.
+      const cpuMsPerTx = cpu && r.transactions > 0 ? (cpu.busy * os.cpus().length * elapsedMs) / r.transactions : null;
+      if (waitKey) this.collectWait(waitKey.cell, waitKey.variant, shares, cpu?.busy ?? null, cpuMsPerTx);
       return { ...r, shares, cpu: cpu?.busy ?? null };
     } catch (err) {
       await sampler.stop();
@@ -197,18 +203,25 @@ class Bench {
     }
   }
 
-  private readonly waitAcc = new Map<string, { shares: Record<string, number>[]; cpu: number[] }>();
-  collectWait(cell: string, variant: string, shares: Record<string, number>, cpu: number | null): void {
+  private readonly waitAcc = new Map<string, { shares: Record<string, number>[]; cpu: number[]; cpuMsPerTx: number[] }>();
+  collectWait(cell: string, variant: string, shares: Record<string, number>, cpu: number | null, cpuMsPerTx: number | null): void {
     const key = `${cell}\u0000${variant}`;
-    const acc = this.waitAcc.get(key) ?? { shares: [], cpu: [] };
+    const acc = this.waitAcc.get(key) ?? { shares: [], cpu: [], cpuMsPerTx: [] };
     acc.shares.push(shares);
     if (cpu !== null) acc.cpu.push(cpu);
+    if (cpuMsPerTx !== null) acc.cpuMsPerTx.push(cpuMsPerTx);
     this.waitAcc.set(key, acc);
   }
   finishWaits(): void {
     for (const [key, acc] of this.waitAcc) {
       const [cell = '', variant = ''] = key.split('\u0000');
-      this.waits.push({ cell, variant, cpuBusy: acc.cpu.length ? summarize(acc.cpu).median : null, shares: mergeShares(acc.shares) });
+      this.waits.push({
+        cell,
+        variant,
+        cpuBusy: acc.cpu.length ? summarize(acc.cpu).median : null,
+        cpuMsPerTx: acc.cpuMsPerTx.length ? summarize(acc.cpuMsPerTx).median : null,
+        shares: mergeShares(acc.shares),
+      });
     }
   }
 

@@ -113,7 +113,7 @@ function valuesOf(d: DecodedRowGroup): unknown[][] {
   });
 }
 
-/** hyparquet's values of a row group, in the same form (undefined, a row no page holds, stays undefined). */
+/** hyparquet's values of a row group, in the same form (readColumnGroup() refuses a row with a value missing). */
 async function hyparquetValues(file: AsyncBuffer, g: Group): Promise<unknown[][]> {
   const { columns } = await readColumnGroup(file, g.metadata, g.rowStart, g.rows, g.rowStart, 'test');
   return columns.map((values) => Array.from({ length: g.rows }, (_, i) => {
