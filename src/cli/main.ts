@@ -204,8 +204,9 @@ Options:
   --to-seq M           last sequence_no to check (default: the newest)
   --export DIR         verify the export in DIR (or s3://bucket/prefix) instead
                        of the database
-  --compare DIR2       (with --export) another export of the tenant: report a
-                       split view (different histories of the same range); repeatable
+  --compare DIR2       (with --export) another export of the tenant, verified as
+                       fully as DIR: report a split view (different histories of
+                       the same range) or DIR2's own first problem; repeatable
   --anchors STORE      file:DIR or s3://bucket/prefix holding checkpoints; repeatable
   --public-key FILE    public key (PEM) that signed the checkpoints
   --jobs N             (with --export) threads that decode and hash the events

@@ -18,7 +18,7 @@ import { MANIFEST_FILE, readManifest, type ExportManifest } from './manifest.ts'
 import type { ExportEventSink } from './columns.ts';
 import { readJsonlInto } from './jsonl.ts';
 import { fileSha256, readParquetInto } from './parquet.ts';
-import { DecodePool, HASHES_PER_EVENT, prepareWorkers, readFileParallel, type DecodedBatch, type WorkerLoader } from './parallel.ts';
+import { DecodePool, prepareWorkers, readFileParallel, type DecodedBatch, type WorkerLoader } from './parallel.ts';
 
 export interface VerifyExportOptions {
   /** The export directory (manifest.json and data files). */
@@ -62,9 +62,12 @@ export interface ExportVerification {
 
 interface RecordHashes {
   from: number;
+  /** Events before the other export's first problem: their recomputed hashes are in `hashes`. */
   count: number;
   hashes: Buffer;
   dir: string;
+  /** The other export's own first problem (it is verified as this one is), or null. */
+  problem: ChainProblem | null;
 }
 
 /**
@@ -261,7 +264,13 @@ async function verifyWithPool(
     }
   }
   const extra = await unlistedFiles(dir, manifest);
-  const problem = chainProblem ?? firstProblem([manifestProblem, anchorProblem, ...storeProblems, extra]);
+  // A compared export that is not intact itself is no witness of agreement: its
+  // own first problem is reported, after this export's.
+  const compared = others.find((o) => o.problem !== null);
+  const comparedProblem: ChainProblem | null = compared?.problem
+    ? { ...compared.problem, detail: `the compared export ${compared.dir} is not intact: ${compared.problem.detail}`, file: compared.problem.file ?? path.join(compared.dir, MANIFEST_FILE) }
+    : null;
+  const problem = chainProblem ?? firstProblem([manifestProblem, anchorProblem, ...storeProblems, extra]) ?? comparedProblem;
   const covered = checkpoints.filter((c) => manifest.from_sequence_no !== null && c.sequence_no >= manifest.from_sequence_no && c.sequence_no <= (manifest.to_sequence_no ?? 0));
   return {
     ok: problem === null,
@@ -337,35 +346,33 @@ async function unlistedFiles(dir: string, manifest: ExportManifest): Promise<Cha
   return { sequenceNo: null, kind: 'manifest mismatch', detail: `data files not listed in the manifest: ${extra.join(', ')}`, file: path.join(dir, extra[0] as string) };
 }
 
-/** Verifies another export and keeps its record hashes (32 bytes per event) for a split-view comparison. */
+/**
+ * Verifies another export of the same tenant as the export itself is verified
+ * (chain, file digests, manifest) and keeps the recomputed record hash of
+ * every event before its first problem (32 bytes per event), for the
+ * split-view comparison.
+ */
 async function collectRecordHashes(dir: string, tenantId: string, pool: { pool: DecodePool; batchBytes: number | undefined } | null): Promise<RecordHashes> {
   const manifest = await readManifest(dir);
   if (manifest.tenant_id !== tenantId) {
     throw new UsageError(`${dir} is an export of tenant ${manifest.tenant_id}, not ${tenantId}`, { hint: 'Compare exports of the same tenant.' });
   }
-  const from = manifest.from_sequence_no ?? 1;
+  const from = manifest.from_sequence_no ?? manifest.requested_range.from_sequence_no;
   const hashes = Buffer.alloc(manifest.event_count * 32);
-  const sink: FileEventSink & { count: number } = {
-    encoder: new ChainEncoder(),
-    count: 0,
-    startFile: () => undefined,
-    event(sequenceNo, _version, _prevHash, recordHash) {
-      const i = Number(sequenceNo) - from;
-      if (i === this.count && i < manifest.event_count) {
-        recordHash.copy(hashes, i * 32);
-        this.count++;
-      }
-    },
-    batch(b) {
-      for (let k = 0; k < b.count; k++) {
-        const i = Number(b.seq[k]) - from;
-        if (i === this.count && i < manifest.event_count) {
-          b.hashes.copy(hashes, i * 32, k * HASHES_PER_EVENT + 32, k * HASHES_PER_EVENT + 64);
-          this.count++;
-        }
-      }
-    },
-  };
-  for await (const _ of readEventsInto(dir, manifest, sink, () => undefined, pool));
-  return { from, count: sink.count, hashes, dir };
+  let count = 0;
+  // Called for every event whose recomputed hash equals its stored one, in order, until the first problem.
+  const verifier = new StreamingChainVerifier(tenantId, BigInt(from), (sequenceNo, recordHash) => {
+    const i = Number(sequenceNo) - from;
+    if (i === count && i < manifest.event_count) {
+      recordHash.copy(hashes, i * 32);
+      count++;
+    }
+    return null;
+  });
+  const sink = new VerifyingSink(verifier);
+  const digests = new Map<string, string>();
+  let seen = 0;
+  for await (const { events } of readEventsInto(dir, manifest, sink, (f, sha) => digests.set(f, sha), pool)) seen += events;
+  const problem = verifier.finish() ?? firstProblem([checkManifest(dir, manifest, digests, sink.perFile, seen, verifier), await unlistedFiles(dir, manifest)]);
+  return { from, count, hashes, dir, problem };
 }

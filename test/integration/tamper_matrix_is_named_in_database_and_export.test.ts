@@ -287,6 +287,26 @@ describe.each(POSITIONS)('tampering at the %s position', (position: Position) =>
     expect(await exportVerdict(forged, { compare: honest })).toMatchObject({ ok: false, seq: p, problem: 'split view' });
   });
 
+  it('a compared export that is not intact itself is reported, not taken as agreeing', async () => {
+    const tenant = await smallChain('compared');
+    const honest = await exportOf(tenant);
+    // Edited in place and its manifest recomputed, the hashes left as they were.
+    const edited = await exportOf(tenant);
+    const lines = await readLines(edited);
+    (lines[p - 1] as Line)['reason'] = 'rewritten after the fact';
+    await writeLines(edited, lines, true);
+    expect(await exportVerdict(honest, { compare: edited })).toMatchObject({ ok: false, seq: p, problem: 'hash mismatch' });
+    expect(await exportVerdict(edited, { compare: honest })).toMatchObject({ ok: false, seq: p, problem: 'hash mismatch' });
+    // One event deleted. (The last: an export that ends one event early, which only a checkpoint shows.)
+    if (position !== 'last') {
+      const shortened = await exportOf(tenant);
+      const kept = await readLines(shortened);
+      kept.splice(p - 1, 1);
+      await writeLines(shortened, kept, true);
+      expect(await exportVerdict(honest, { compare: shortened })).toMatchObject({ ok: false, seq: p, problem: 'gap' });
+    }
+  });
+
   const cut = { first: 1, middle: 6, last: 11 }[position];
 
   it('tail truncated after an anchor (head rewound)', async () => {
