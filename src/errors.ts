@@ -131,6 +131,14 @@ export class DatabaseError extends AuditTrailError {
         hint: 'Check that the server is running and that the host and port in the connection string are right.',
       }, err);
     }
+    // node-postgres's own client-side refusal when the server asks for a
+    // password (SCRAM or MD5) and the connection string has none.
+    if (/client password must be a string/.test(message)) {
+      return new DatabaseError(`could not connect to the database: the server asks for a password and none was given (${message})`, {
+        code: '28P01',
+        hint: 'Put the password in the connection string (postgres://user:password@host:5432/db) or in PGPASSWORD, or use a ~/.pgpass file.',
+      }, err);
+    }
     return new DatabaseError(message, { code: 'XX000' }, err);
   }
 

@@ -525,7 +525,8 @@ Options:
                        the worst of all passes
   --count N            with --every: stop after N passes
   --retention-days N   S3 Object Lock retention (default 3653)
-  --check              only report whether each store enforces immutability
+  --check              only report whether each store enforces immutability;
+                       exit 1 when one does not (a file: store never does)
 ${connectionHelp}`,
   options: {
     ...connectionOptions,

@@ -312,7 +312,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     const named_ = breaks.map((b) => b.firstBadSequenceNo);
     const allNamed = [...expected.keys()].every((s) => named_.includes(s)) && breaks.length === expected.size;
     step(
-      `audit_trail.verify('${TENANT}'): ${breaks.map((b) => `BROKEN at sequence_no ${b.firstBadSequenceNo ?? '?'} (${b.problem ?? '?'})`).join('; ') || 'OK'}`,
+      `audit_trail.verify('${TENANT}'), run again after each break: ${breaks.map((b) => `BROKEN at sequence_no ${b.firstBadSequenceNo ?? '?'} (${b.problem ?? '?'})`).join('; ') || 'OK'}`,
       allNamed,
     );
     report.findings = breaks.map((b) => ({
