@@ -342,7 +342,9 @@ function exportVerificationLine(r: ExportVerification): string {
   const anchors = r.checkpointsChecked > 0 ? `, ${r.checkpointsChecked} checkpoint(s) match` : '';
   if (r.ok) return `${r.tenantId}: export ${r.dir} OK (${r.eventsChecked} events checked, ${range}${anchors})`;
   const where = r.firstBadSequenceNo === null ? '' : ` at sequence_no ${r.firstBadSequenceNo}`;
-  return `${r.tenantId}: export ${r.dir} BROKEN${where}: ${r.problem ?? 'unknown problem'}, ${r.detail ?? ''}${r.file === null ? '' : ` (file ${r.file})`}`;
+  // A compared export that is not intact is named as the broken one; the export itself checked clean.
+  const subject = r.comparedExport === null ? `export ${r.dir}` : `export ${r.comparedExport} (compared with ${r.dir}, which checked clean)`;
+  return `${r.tenantId}: ${subject} BROKEN${where}: ${r.problem ?? 'unknown problem'}, ${r.detail ?? ''}${r.file === null ? '' : ` (file ${r.file})`}`;
 }
 
 function exportVerificationJson(r: ExportVerification): Record<string, unknown> {
@@ -358,6 +360,7 @@ function exportVerificationJson(r: ExportVerification): Record<string, unknown> 
     detail: r.detail,
     file: r.file,
     checkpoints_checked: r.checkpointsChecked,
+    compared_export: r.comparedExport,
     stores: r.immutability,
   };
 }

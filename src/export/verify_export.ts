@@ -57,6 +57,8 @@ export interface ExportVerification {
   file: string | null;
   /** Checkpoints of this tenant that were checked. */
   checkpointsChecked: number;
+  /** When the problem reported is a compared export's own (--compare): that export's directory; else null. */
+  comparedExport: string | null;
   immutability: ImmutabilityReport[];
 }
 
@@ -268,9 +270,10 @@ async function verifyWithPool(
   // own first problem is reported, after this export's.
   const compared = others.find((o) => o.problem !== null);
   const comparedProblem: ChainProblem | null = compared?.problem
-    ? { ...compared.problem, detail: `the compared export ${compared.dir} is not intact: ${compared.problem.detail}`, file: compared.problem.file ?? path.join(compared.dir, MANIFEST_FILE) }
+    ? { ...compared.problem, file: compared.problem.file ?? path.join(compared.dir, MANIFEST_FILE) }
     : null;
-  const problem = chainProblem ?? firstProblem([manifestProblem, anchorProblem, ...storeProblems, extra]) ?? comparedProblem;
+  const ownProblem = chainProblem ?? firstProblem([manifestProblem, anchorProblem, ...storeProblems, extra]);
+  const problem = ownProblem ?? comparedProblem;
   const covered = checkpoints.filter((c) => manifest.from_sequence_no !== null && c.sequence_no >= manifest.from_sequence_no && c.sequence_no <= (manifest.to_sequence_no ?? 0));
   return {
     ok: problem === null,
@@ -284,6 +287,7 @@ async function verifyWithPool(
     detail: problem?.detail ?? null,
     file: problem?.file ?? null,
     checkpointsChecked: covered.length,
+    comparedExport: ownProblem === null && comparedProblem !== null ? (compared?.dir ?? null) : null,
     immutability,
   };
 }

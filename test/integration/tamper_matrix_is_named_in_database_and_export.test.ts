@@ -296,7 +296,10 @@ describe.each(POSITIONS)('tampering at the %s position', (position: Position) =>
     (lines[p - 1] as Line)['reason'] = 'rewritten after the fact';
     await writeLines(edited, lines, true);
     expect(await exportVerdict(honest, { compare: edited })).toMatchObject({ ok: false, seq: p, problem: 'hash mismatch' });
+    // ... named as the broken one: the first export checked clean.
+    expect((await verifyExport({ dir: honest, compareWith: [edited] })).comparedExport).toBe(edited);
     expect(await exportVerdict(edited, { compare: honest })).toMatchObject({ ok: false, seq: p, problem: 'hash mismatch' });
+    expect((await verifyExport({ dir: edited, compareWith: [honest] })).comparedExport).toBeNull();
     // One event deleted. (The last: an export that ends one event early, which only a checkpoint shows.)
     if (position !== 'last') {
       const shortened = await exportOf(tenant);
