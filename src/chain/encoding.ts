@@ -283,17 +283,50 @@ export class ChainEncoder {
   }
 }
 
-/** Microseconds since the epoch from an ISO-8601 UTC timestamp with up to 6 fractional digits. */
+/**
+ * Microseconds since the epoch from an ISO-8601 UTC timestamp with up to 6
+ * fractional digits: YYYY-MM-DDTHH:MM:SS[.ffffff]Z for years 0000 to 9999, or
+ * with an expanded year of a sign and 6 digits (+010000, -004713; never
+ * -000000) for any year, as isoFromMicros() writes years outside 0000-9999.
+ * Years are astronomical (0000 is 1 BC) in the proleptic Gregorian calendar.
+ * null when the text is not such a timestamp or its value is not an int64.
+ */
 export function microsFromIso(text: string): bigint | null {
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$/.exec(text);
+  const m = /^(\d{4}|[+-]\d{6})(-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$/.exec(text);
   if (m === null) return null;
-  const seconds = Date.parse(`${m[1]}Z`);
-  if (Number.isNaN(seconds)) return null;
-  const fraction = (m[2] ?? '').padEnd(6, '0');
-  return BigInt(seconds) * 1000n + BigInt(fraction);
+  const year = m[1] as string;
+  let seconds: number;
+  if (year.length === 4) {
+    // Date.parse, as the JSONL reader's fast path (SecondsCache) reads these.
+    const millis = Date.parse(`${year}${m[2]}Z`);
+    if (Number.isNaN(millis)) return null;
+    seconds = millis / 1000;
+  } else {
+    // Expanded years reach beyond Date's range (PostgreSQL goes to 294276 AD): exact arithmetic.
+    if (year === '-000000') return null;
+    const rest = m[2] as string; // -MM-DDTHH:MM:SS
+    const y = Number(year);
+    const month = Number(rest.slice(1, 3));
+    const day = Number(rest.slice(4, 6));
+    const hour = Number(rest.slice(7, 9));
+    const minute = Number(rest.slice(10, 12));
+    const second = Number(rest.slice(13, 15));
+    if (month < 1 || month > 12 || day < 1 || day > daysInMonth(y, month) || hour > 23 || minute > 59 || second > 59) return null;
+    seconds = daysFromCivil(y, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+  }
+  const fraction = (m[3] ?? '').padEnd(6, '0');
+  const micros = BigInt(seconds) * 1_000_000n + BigInt(fraction);
+  return micros >= -(1n << 63n) && micros < 1n << 63n ? micros : null;
 }
 
-/** ISO-8601 UTC with exactly 6 fractional digits, from microseconds since the epoch. */
+/**
+ * ISO-8601 UTC with exactly 6 fractional digits, from microseconds since the
+ * epoch: YYYY-MM-DDTHH:MM:SS.ffffffZ for years 0000 to 9999 (astronomical:
+ * 0000 is 1 BC), and for years outside them the ISO-8601 expanded year of a
+ * sign and 6 digits, as Date.prototype.toISOString() writes it:
+ * -004713-11-24T00:00:00.000000Z (4714 BC), +294276-12-31T23:59:59.999999Z.
+ * Exact for every int64 (years -290308 to +294247 and beyond Date's range).
+ */
 export function isoFromMicros(micros: bigint): string {
   let seconds = micros / 1_000_000n;
   let fraction = micros % 1_000_000n;
@@ -301,6 +334,44 @@ export function isoFromMicros(micros: bigint): string {
     fraction += 1_000_000n;
     seconds -= 1n;
   }
-  const base = new Date(Number(seconds) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
-  return `${base.slice(0, 19)}.${fraction.toString().padStart(6, '0')}Z`;
+  const s = Number(seconds); // |s| < 2^53 for every int64 of microseconds
+  const days = Math.floor(s / 86400);
+  const inDay = s - days * 86400;
+  const [y, month, day] = civilFromDays(days);
+  const year = y >= 0 && y <= 9999 ? String(y).padStart(4, '0') : `${y < 0 ? '-' : '+'}${String(Math.abs(y)).padStart(6, '0')}`;
+  return (
+    `${year}-${two(month)}-${two(day)}T${two(Math.floor(inDay / 3600))}:${two(Math.floor(inDay / 60) % 60)}:${two(inDay % 60)}` +
+    `.${fraction.toString().padStart(6, '0')}Z`
+  );
+}
+
+const two = (n: number): string => (n < 10 ? `0${n}` : String(n));
+
+/** Days in a month of an astronomical year of the proleptic Gregorian calendar. */
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146097 + dayOfEra - 719468;
+}
+
+/** [year, month, day] of the proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's civil_from_days). */
+function civilFromDays(days: number): [number, number, number] {
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const dayOfEra = z - era * 146097;
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365);
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const mp = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return [yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day];
 }

@@ -4,7 +4,8 @@
  *
  *   text        UTF-8 string, null for SQL NULL
  *   jsonb       PostgreSQL's jsonb text output as a string, exactly as hashed
- *   timestamp   Parquet: INT64 TIMESTAMP(MICROS, UTC); JSONL: ISO-8601 UTC with 6 fractional digits
+ *   timestamp   Parquet: INT64 TIMESTAMP(MICROS, UTC); JSONL: ISO-8601 UTC with 6 fractional digits,
+ *               years outside 0000-9999 as expanded years +YYYYYY / -YYYYYY (isoFromMicros())
  *   hash        64 lowercase hex characters
  */
 import { BODY_FIELDS, type ChainEncoder } from '../chain/encoding.ts';

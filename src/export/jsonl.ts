@@ -90,7 +90,9 @@ function hashValue(o: Record<string, unknown>, key: string, file: string, line: 
 function timestamp(o: Record<string, unknown>, key: string, file: string, line: number): bigint {
   const v = o[key];
   const micros = typeof v === 'string' ? microsFromIso(v) : null;
-  if (micros === null) throw bad(file, line, `"${key}" must be an ISO-8601 UTC timestamp such as 2025-01-31T08:15:00.123456Z`);
+  if (micros === null) {
+    throw bad(file, line, `"${key}" must be an ISO-8601 UTC timestamp such as 2025-01-31T08:15:00.123456Z (or +200000-01-01T00:00:00.000000Z)`);
+  }
   return micros;
 }
 
@@ -480,7 +482,11 @@ export class JsonlLineDecoder {
     return p + 1;
   }
 
-  /** A timestamp "YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z" at p as a field, exactly as microsFromIso() reads it. */
+  /**
+   * A timestamp "YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z" at p as a field, exactly as
+   * microsFromIso() reads it. Expanded years (+YYYYYY, -YYYYYY: years outside
+   * 0000-9999) are not this layout: their lines go to parseJsonlEvent().
+   */
   private timestamp(data: Buffer, p: number, end: number, cache: SecondsCache): number {
     const s = p + 1;
     if (s + 21 > end || data[p] !== 0x22) return -1;
