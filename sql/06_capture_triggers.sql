@@ -146,6 +146,33 @@ $$;
 comment on function audit_trail.refuse_tenant(text, text, text) is
   'Internal: raises the refusal of a change without a tenant, for the reserved tenant or for another tenant than the session''s.';
 
+-- Refuses a change captured by a trigger that audit_trail.enable() did not put
+-- on an enabled audited table with these options: the capture functions can be
+-- attached to any table by anyone allowed to create a trigger, and the options
+-- (tenant, table name, checks) travel in the trigger's argument. Returns
+-- nothing when the capture is a registered one.
+create function audit_trail.refuse_foreign_capture(p_table oid, p_options jsonb)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_root oid := coalesce(pg_partition_root(p_table), p_table);
+begin
+  if exists (select from audit_trail.audited_tables t where t.table_oid = v_root and t.enabled and t.options = p_options) then
+    return;
+  end if;
+  raise exception 'change to % refused: its capture trigger is not one that audit_trail.enable() installed with the table''s registered options',
+      coalesce(to_regclass(p_table::text)::text, p_table::text)
+    using errcode = '42501',
+          hint = case when exists (select from audit_trail.audited_tables t where t.table_oid = v_root and t.enabled)
+                      then 'Re-run audit_trail.enable() on the table (as a member of audit_trail_admin) to restore its capture triggers; do not make the change and enable() with other options in one transaction.'
+                      else 'The audit trail''s trigger functions may only be used by audit_trail.enable(); drop this trigger.' end;
+end
+$$;
+comment on function audit_trail.refuse_foreign_capture(oid, jsonb) is
+  'Internal: refuses a capture by a trigger that enable() did not install on an enabled audited table with these options.';
+
 -- The capture trigger does only what needs no look-up, so that a change costs
 -- little more than writing one row of raw material: the row images (redacted
 -- and digested where configured), the tenant (a contradicting session tenant
@@ -280,8 +307,14 @@ begin
       current_setting('audit_trail.correlation_id', true),
       current_setting('audit_trail.capture_method', true)
    where (select c.relowner from pg_class c where c.oid = 'pg_temp.audit_trail_pending'::regclass)
-         = 'audit_trail_owner'::regrole;
+         = 'audit_trail_owner'::regrole
+     -- The trigger must be one that enable() put on an audited table (or a
+     -- partition of one), with the options it registered: anyone may attach
+     -- this function to a table of their own, with options of their choosing.
+     and exists (select from audit_trail.audited_tables t
+                  where t.table_oid = coalesce(pg_partition_root(TG_RELID), TG_RELID) and t.enabled and t.options = o);
   if not found then
+    perform audit_trail.refuse_foreign_capture(TG_RELID, o);
     perform audit_trail.refuse_foreign_buffer();
   end if;
   return null;
@@ -319,6 +352,9 @@ declare
   v_excluded text[] := '{}';
   v_first jsonb;
 begin
+  -- (as in capture_change(): a trigger that enable() put on an audited table, with its options)
+  perform audit_trail.refuse_foreign_capture(TG_RELID, o)
+   where not exists (select from audit_trail.audited_tables t where t.table_oid = TG_RELID and t.enabled and t.options = o);
   if o ? 'exclude_columns' then
     v_excluded := array(select jsonb_array_elements_text(o -> 'exclude_columns'));
   end if;

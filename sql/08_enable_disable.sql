@@ -359,6 +359,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_table oid;
+  v_root oid;
   v_requested jsonb;
   v_norm jsonb;
 begin
@@ -370,10 +371,21 @@ begin
                   where c.object_type = 'trigger'
                  union
                  -- DROP TRIGGER reports nothing here; look at every enabled table then.
-                 select a.table_oid from audit_trail.enabled_table_oids() a where tg_tag = 'DROP TRIGGER' loop
-    v_requested := audit_trail.requested_options_of(v_table);
+                 select a.table_oid from audit_trail.enabled_table_oids() a
+                   join pg_class r on r.oid = a.table_oid  -- (not a table dropped while no event trigger looked)
+                  where tg_tag = 'DROP TRIGGER'
+                 union
+                 -- the partitions of those, whose cloned triggers capture their rows
+                 select p.relid from audit_trail.enabled_table_oids() a
+                   join pg_class r on r.oid = a.table_oid and r.relkind = 'p'
+                  cross join lateral pg_partition_tree(a.table_oid) p
+                  where tg_tag = 'DROP TRIGGER' and p.relid <> a.table_oid loop
+    continue when not exists (select from pg_class r where r.oid = v_table);
+    -- A partition of an audited table is guarded as the table is.
+    v_root := coalesce(pg_partition_root(v_table), v_table);
+    v_requested := audit_trail.requested_options_of(v_root);
     continue when v_requested is null;
-    if tg_tag = 'ALTER TABLE' then
+    if tg_tag = 'ALTER TABLE' and v_root = v_table then
       begin
         v_norm := audit_trail.normalize_options(v_table::regclass, v_requested);
       exception when undefined_column or invalid_parameter_value then
@@ -384,6 +396,7 @@ begin
       if not exists (select from pg_trigger t where t.tgrelid = v_table and t.tgname = 'audit_trail_capture'
                         and t.tgargs = convert_to(v_norm::text, 'UTF8') || '\x00'::bytea) then
         perform audit_trail.install_capture_triggers(v_table::regclass, v_norm);
+        perform audit_trail.store_derived_options(v_table);
       end if;
     end if;
     if not audit_trail.capture_triggers_intact(v_table) then
@@ -395,23 +408,84 @@ begin
   end loop;
 end
 $$;
+-- DROP TABLE (or DROP SCHEMA ... CASCADE, DROP OWNED) of a table whose
+-- capture is enabled deletes its rows without an event: refused. Turning
+-- capture off first records who and why.
+create function audit_trail.refuse_drop_of_audited_table()
+returns event_trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_name text;
+begin
+  select d.object_identity into v_name
+    from pg_event_trigger_dropped_objects() d
+    join audit_trail.enabled_table_oids() a on a.table_oid = d.objid
+   where d.object_type = 'table' limit 1;
+  if v_name is not null then
+    raise exception 'dropping % is refused: its auditing is enabled, and dropping it would delete its rows without audit events', v_name
+      using errcode = 'AT009',
+            hint = format('Turn auditing off first with select audit_trail.disable(%L, %L); it records who and why.', v_name, '<reason>');
+  end if;
+end
+$$;
+comment on function audit_trail.refuse_drop_of_audited_table() is
+  'Event trigger (sql_drop): refuses dropping a table whose auditing is enabled.';
+
 comment on function audit_trail.guard_audited_table_ddl() is
   'Event trigger: keeps capture triggers in step with ALTER TABLE, refuses breaking changes and silent removal of capture.';
 
 -- Are the capture and TRUNCATE guard triggers of a table present and enabled?
+-- pg_trigger.tgtype bits: 1 row, 2 before, 4 insert, 8 delete, 16 update,
+-- 32 truncate, 64 instead of. A capture trigger counts only as enable()
+-- creates it: enabled, without a WHEN condition or UPDATE OF columns, AFTER,
+-- for every row of UPDATE and DELETE (and INSERT, or the statement trigger
+-- with its transition table). (Its argument, the options, is checked at every
+-- capture against the registered ones: see capture_change().)
 create function audit_trail.capture_triggers_intact(p_table oid)
 returns boolean
 language sql stable
 begin atomic
-  select count(*) filter (where t.tgfoid = 'audit_trail.capture_change()'::regprocedure and t.tgenabled in ('O', 'A')) >= 1
+  select count(*) filter (where t.tgfoid = 'audit_trail.capture_change()'::regprocedure and t.tgenabled in ('O', 'A')
+                            and t.tgqual is null and t.tgattr::text = '' and t.tgtype & (1 | 8 | 16 | 2 | 64) = (1 | 8 | 16)) >= 1
      -- inserts: by the row trigger (tgtype bit 4: INSERT) or by the statement trigger
-     and count(*) filter (where t.tgenabled in ('O', 'A')
-                            and ((t.tgfoid = 'audit_trail.capture_change()'::regprocedure and t.tgtype & 4 <> 0)
-                                 or t.tgfoid = 'audit_trail.capture_inserted_rows()'::regprocedure)) >= 1
-     and count(*) filter (where t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure and t.tgenabled in ('O', 'A')) >= 1
+     and count(*) filter (where t.tgenabled in ('O', 'A') and t.tgqual is null
+                            and ((t.tgfoid = 'audit_trail.capture_change()'::regprocedure and t.tgattr::text = ''
+                                  and t.tgtype & (1 | 4 | 2 | 64) = (1 | 4))
+                                 or (t.tgfoid = 'audit_trail.capture_inserted_rows()'::regprocedure
+                                     and t.tgtype & (1 | 4 | 2 | 64) = 4 and t.tgnewtable = 'audit_trail_inserted'))) >= 1
+     -- (a partition has only the row triggers cloned from its table: PostgreSQL does not clone statement triggers)
+     and (count(*) filter (where t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure and t.tgenabled in ('O', 'A')
+                             and t.tgtype & (2 | 32) = (2 | 32)) >= 1
+          or (select c.relispartition from pg_catalog.pg_class c where c.oid = p_table))
     from pg_catalog.pg_trigger t where t.tgrelid = p_table;
 end;
-comment on function audit_trail.capture_triggers_intact(oid) is 'Are the capture and TRUNCATE guard triggers of a table present and enabled?';
+comment on function audit_trail.capture_triggers_intact(oid) is
+  'Are the capture and TRUNCATE guard triggers of a table present, enabled and as enable() creates them (no WHEN, every row)?';
+
+-- After an ALTER TABLE, the DDL guard stores the options the table's triggers
+-- now carry, which the capture triggers compare with their own. Only what
+-- normalize_options() derives from the options the table was enabled with is
+-- stored, whoever calls.
+create function audit_trail.store_derived_options(p_table oid)
+returns jsonb
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_norm jsonb;
+begin
+  select audit_trail.normalize_options(p_table::regclass, t.requested_options) into v_norm
+    from audit_trail.audited_tables t where t.table_oid = p_table and t.enabled;
+  if v_norm is not null then
+    update audit_trail.audited_tables set options = v_norm where table_oid = p_table and options is distinct from v_norm;
+  end if;
+  return v_norm;
+end
+$$;
+comment on function audit_trail.store_derived_options(oid) is
+  'Internal (DDL guard): stores the options derived again from an enabled table''s requested options after ALTER TABLE.';
 
 -- The tables with capture enabled (for the DDL guard, which runs as a table owner).
 create function audit_trail.enabled_table_oids()
@@ -439,8 +513,11 @@ begin
   if (select rolsuper from pg_catalog.pg_roles where rolname = session_user) then
     reset role;
     create event trigger audit_trail_guard_audited_table_ddl on ddl_command_end
-      when tag in ('ALTER TABLE', 'DROP TRIGGER', 'ALTER TRIGGER')
+      when tag in ('ALTER TABLE', 'CREATE TRIGGER', 'DROP TRIGGER', 'ALTER TRIGGER')
       execute function audit_trail.guard_audited_table_ddl();
+    create event trigger audit_trail_guard_audited_table_drop on sql_drop
+      when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+      execute function audit_trail.refuse_drop_of_audited_table();
     set local role audit_trail_owner;
   else
     raise notice 'pg-audit-trail: no event trigger for ALTER TABLE (needs a superuser); re-run audit_trail.enable() after altering an audited table, and watch its triggers';
