@@ -1907,6 +1907,41 @@ $$;
 comment on function audit_trail.normalize_options(regclass, jsonb) is
   'Validates capture options against a table and returns them normalised (key columns, json/bytea columns resolved).';
 
+-- PostgreSQL clones row triggers to the partitions of a partitioned table,
+-- not statement triggers: each partition (at every level) gets the TRUNCATE
+-- guard of its own. Called by install_capture_triggers() and, with
+-- p_refuse_rows, by the DDL guard after CREATE TABLE ... PARTITION OF and
+-- ALTER TABLE ... ATTACH PARTITION: a table attached with rows in it would
+-- bring rows into the audited table that no event created.
+create function audit_trail.guard_partitions(p_root regclass, p_refuse_rows boolean)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_part regclass;
+  v_has_rows boolean;
+begin
+  for v_part in select p.relid from pg_partition_tree(p_root) p
+                 where p.relid <> p_root
+                   and not exists (select from pg_trigger t where t.tgrelid = p.relid
+                                      and t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure) loop
+    if p_refuse_rows then
+      execute format('select exists (select from only %s)', v_part) into v_has_rows;
+      if v_has_rows then
+        raise exception 'attaching % to audited table % is refused: its rows would be in the audited table without a create event', v_part, p_root
+          using errcode = 'AT009',
+                hint = format('Attach an empty table and copy the rows in with INSERT ... SELECT (each is captured), or turn auditing off first with select audit_trail.disable(%L, %L).', p_root::text, '<reason>');
+      end if;
+    end if;
+    execute format('create trigger audit_trail_refuse_truncate before truncate on %s '
+                   'for each statement execute function audit_trail.refuse_truncate_of_audited_table()', v_part);
+  end loop;
+end
+$$;
+comment on function audit_trail.guard_partitions(regclass, boolean) is
+  'Internal: gives every partition of an audited table the TRUNCATE guard; refuses a newly attached partition that holds rows.';
+
 -- (Re)creates the capture triggers of a table with its normalised options.
 -- The new triggers exist before the old ones are dropped, so that at no point
 -- (and for no event trigger looking) is an enabled table without capture.
@@ -1947,6 +1982,9 @@ begin
       execute format('alter trigger %I on %s rename to %I', v_name || '_next', target, v_name);
     end if;
   end loop;
+  if (select c.relkind from pg_class c where c.oid = target) = 'p' then
+    perform audit_trail.guard_partitions(target, false);
+  end if;
 end
 $$;
 
@@ -2016,6 +2054,7 @@ as $$
 declare
   v_requested jsonb;
   v_options jsonb;
+  v_part regclass;
 begin
   if not pg_has_role(current_user, 'audit_trail_admin', 'member') then
     raise exception 'only members of audit_trail_admin may turn auditing on or off' using errcode = '42501',
@@ -2030,6 +2069,12 @@ begin
   -- The event first: a weak or missing reason refuses the whole change.
   perform audit_trail.register_audited_table(target, v_requested, v_options, false, reason);
   perform audit_trail.drop_capture_triggers(target);
+  -- and the TRUNCATE guards of its partitions (guard_partitions)
+  for v_part in select t.tgrelid::regclass from pg_partition_tree(target) p
+                  join pg_trigger t on t.tgrelid = p.relid
+                 where p.relid <> target and t.tgname = 'audit_trail_refuse_truncate' loop
+    execute format('drop trigger audit_trail_refuse_truncate on %s', v_part);
+  end loop;
 end
 $$;
 comment on function audit_trail.disable(regclass, text) is
@@ -2077,6 +2122,10 @@ begin
     v_root := coalesce(pg_partition_root(v_table), v_table);
     v_requested := audit_trail.requested_options_of(v_root);
     continue when v_requested is null;
+    -- A new partition (CREATE TABLE ... PARTITION OF, ATTACH PARTITION): its TRUNCATE guard.
+    if tg_tag in ('CREATE TABLE', 'ALTER TABLE') and (select c.relkind from pg_class c where c.oid = v_root) = 'p' then
+      perform audit_trail.guard_partitions(v_root::regclass, true);
+    end if;
     if tg_tag = 'ALTER TABLE' and v_root = v_table then
       begin
         v_norm := audit_trail.normalize_options(v_table::regclass, v_requested);
@@ -2122,6 +2171,31 @@ begin
   end if;
 end
 $$;
+-- ALTER TABLE ... ALTER COLUMN ... TYPE that rewrites the table (a USING
+-- expression, or a conversion that is not binary) changes stored values with
+-- no event: refused on an audited table and its partitions. (Rewrites for
+-- other reasons, such as a volatile default of a new column, are left to the
+-- ALTER TABLE guard.)
+create function audit_trail.refuse_rewrite_of_audited_table()
+returns event_trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_table oid := pg_event_trigger_table_rewrite_oid();
+  v_root oid := coalesce(pg_partition_root(v_table), v_table);
+begin
+  if pg_event_trigger_table_rewrite_reason() & 4 <> 0
+     and exists (select from audit_trail.enabled_table_oids() a where a.table_oid = v_root) then
+    raise exception 'changing the type of a column of audited table % is refused: it rewrites stored values without audit events', v_root::regclass
+      using errcode = 'AT009',
+            hint = format('Turn auditing off first with select audit_trail.disable(%L, %L), alter the column, then enable auditing again: the trail records both.', v_root::regclass::text, '<reason>');
+  end if;
+end
+$$;
+comment on function audit_trail.refuse_rewrite_of_audited_table() is
+  'Event trigger (table_rewrite): refuses a column type change that rewrites an audited table.';
+
 comment on function audit_trail.refuse_drop_of_audited_table() is
   'Event trigger (sql_drop): refuses dropping a table whose auditing is enabled.';
 
@@ -2147,10 +2221,9 @@ begin atomic
                                   and t.tgtype & (1 | 4 | 2 | 64) = (1 | 4))
                                  or (t.tgfoid = 'audit_trail.capture_inserted_rows()'::regprocedure
                                      and t.tgtype & (1 | 4 | 2 | 64) = 4 and t.tgnewtable = 'audit_trail_inserted'))) >= 1
-     -- (a partition has only the row triggers cloned from its table: PostgreSQL does not clone statement triggers)
-     and (count(*) filter (where t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure and t.tgenabled in ('O', 'A')
-                             and t.tgtype & (2 | 32) = (2 | 32)) >= 1
-          or (select c.relispartition from pg_catalog.pg_class c where c.oid = p_table))
+     -- (a partition's own: PostgreSQL does not clone statement triggers; see guard_partitions())
+     and count(*) filter (where t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure and t.tgenabled in ('O', 'A')
+                            and t.tgtype & (2 | 32) = (2 | 32)) >= 1
     from pg_catalog.pg_trigger t where t.tgrelid = p_table;
 end;
 comment on function audit_trail.capture_triggers_intact(oid) is
@@ -2205,8 +2278,10 @@ begin
   if (select rolsuper from pg_catalog.pg_roles where rolname = session_user) then
     reset role;
     create event trigger audit_trail_guard_audited_table_ddl on ddl_command_end
-      when tag in ('ALTER TABLE', 'CREATE TRIGGER', 'DROP TRIGGER', 'ALTER TRIGGER')
+      when tag in ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'DROP TRIGGER', 'ALTER TRIGGER')
       execute function audit_trail.guard_audited_table_ddl();
+    create event trigger audit_trail_guard_audited_table_rewrite on table_rewrite
+      execute function audit_trail.refuse_rewrite_of_audited_table();
     create event trigger audit_trail_guard_audited_table_drop on sql_drop
       when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
       execute function audit_trail.refuse_drop_of_audited_table();
@@ -2814,7 +2889,8 @@ grant execute on function audit_trail.normalize_options(regclass, jsonb),
   audit_trail.install_capture_triggers(regclass, jsonb), audit_trail.drop_capture_triggers(regclass),
   audit_trail.check_option_column(regclass, text[], text, jsonb), audit_trail.requested_options_of(oid),
   audit_trail.capture_triggers_intact(oid), audit_trail.enabled_table_oids(), audit_trail.guard_audited_table_ddl(),
-  audit_trail.store_derived_options(oid), audit_trail.refuse_drop_of_audited_table() to public;
+  audit_trail.store_derived_options(oid), audit_trail.refuse_drop_of_audited_table(),
+  audit_trail.refuse_rewrite_of_audited_table(), audit_trail.guard_partitions(regclass, boolean) to public;
 -- grant_tenant_read() makes reader roles members of audit_trail_reader.
 grant audit_trail_reader to audit_trail_owner with admin option;
 -- The installer gives up its membership in the owner (granted in 00): no

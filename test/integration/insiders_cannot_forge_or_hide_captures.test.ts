@@ -16,7 +16,7 @@
  * which a superuser install creates (the harness installs as superuser).
  */
 import type pg from 'pg';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectAs, useTestDatabase } from '../helpers/database.ts';
 import { eventCount, inTransaction, refusedTransaction, serverError, verify } from './support/trail.ts';
 
@@ -56,6 +56,11 @@ describe('insiders cannot forge or hide captures', () => {
         t.query(`insert into plant.orders values ($1, 'PO-1', 'planned')`, [tenant]));
     }
     await inTransaction(app, { tenant_id: A, actor_id: 'usr_1' }, (t) => t.query(`insert into plant.readings values ($1, 1, 7.5)`, [A]));
+  });
+
+  afterAll(async () => {
+    await app?.end();
+    await reader?.end();
   });
 
   const forged = (tenant: string): string =>
@@ -121,6 +126,32 @@ describe('insiders cannot forge or hide captures', () => {
     await inTransaction(app, { tenant_id: A, actor_id: 'usr_1' }, (t) => t.query(`update plant.orders set spec = '{"a": 1}' where plant_id = $1`, [A]));
     const { rows } = await su.query<{ json_columns: unknown }>(`select options -> 'json_columns' as json_columns from audit_trail.audited_tables where table_oid = 'plant.orders'::regclass`);
     expect(rows[0]!.json_columns).toEqual(['spec']);
+  });
+
+  it('the owner changing a column type with USING (a rewrite of stored values): refused with AT009', async () => {
+    const err = await serverError(app.query(`alter table plant.orders alter column status type varchar(40) using upper(status)`));
+    expect(err.code).toBe('AT009');
+    expect(err.hint).toContain('audit_trail.disable');
+    const { rows } = await su.query<{ status: string }>(`select status from plant.orders where plant_id = $1`, [A]);
+    expect(rows[0]!.status).toBe('running');
+  });
+
+  it('TRUNCATE of a partition directly, old or new: refused with AT008', async () => {
+    expect((await serverError(app.query(`truncate plant.readings_a`))).code).toBe('AT008');
+    await app.query(`create table plant.readings_c partition of plant.readings for values in ('insider_plant_c')`);
+    expect((await serverError(app.query(`truncate plant.readings_c`))).code).toBe('AT008');
+    expect((await serverError(app.query(`alter table plant.readings_c disable trigger audit_trail_refuse_truncate`))).code).toBe('AT009');
+  });
+
+  it('ATTACH PARTITION of a table that holds rows: refused with AT009; of an empty one: allowed and guarded', async () => {
+    await app.query(`create table plant.readings_b (like plant.readings including all)`);
+    await app.query(`insert into plant.readings_b values ($1, 1, 99)`, [B]);
+    const err = await serverError(app.query(`alter table plant.readings attach partition plant.readings_b for values in ('${B}')`));
+    expect(err.code).toBe('AT009');
+    expect(err.hint).toContain('INSERT ... SELECT');
+    await app.query(`create table plant.readings_d (like plant.readings including all)`);
+    await app.query(`alter table plant.readings attach partition plant.readings_d for values in ('insider_plant_d')`);
+    expect((await serverError(app.query(`truncate plant.readings_d`))).code).toBe('AT008');
   });
 
   it.each([
