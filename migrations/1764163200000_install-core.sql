@@ -1242,8 +1242,9 @@ begin
       using errcode = 'AT005',
             hint = 'SET LOCAL audit_trail.tenant_id = ''<tenant>''; or enable the table with a tenant_column or a fixed tenant.';
   end if;
-  if p_row_tenant = '*' then
-    raise exception 'tenant id "*" is reserved' using errcode = '22023', hint = 'Use another tenant id.';
+  if p_row_tenant in ('*', '_system') then
+    raise exception 'tenant id "%" is reserved', p_row_tenant using errcode = '22023',
+      hint = 'Use another tenant id ("*" names the default policy, "_system" holds pg-audit-trail''s administrative events).';
   end if;
   return true;
 end
@@ -1345,7 +1346,7 @@ begin
   else
     v_tenant := coalesce(o ->> 'tenant', v_session_tenant);
   end if;
-  if v_tenant is null or v_tenant in ('', '*') or v_session_tenant <> v_tenant
+  if v_tenant is null or v_tenant in ('', '*', '_system') or v_session_tenant <> v_tenant
      or (TG_OP = 'UPDATE' and o ? 'tenant_column'
          and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column'))) then
     if TG_OP = 'UPDATE' and o ? 'tenant_column'
@@ -1465,7 +1466,7 @@ begin
   end if;
   if not o ? 'tenant_column' then
     perform audit_trail.refuse_tenant(o ->> 'table', v_session_tenant, coalesce(o ->> 'tenant', v_session_tenant))
-     where coalesce(o ->> 'tenant', v_session_tenant) is null or coalesce(o ->> 'tenant', v_session_tenant) in ('', '*')
+     where coalesce(o ->> 'tenant', v_session_tenant) is null or coalesce(o ->> 'tenant', v_session_tenant) in ('', '*', '_system')
         or v_session_tenant <> coalesce(o ->> 'tenant', v_session_tenant);
   end if;
   if ((o ->> 'actor_required')::boolean and coalesce(v_actor_id, '') = '')
@@ -1521,7 +1522,7 @@ begin
                     from audit_trail_inserted n) i
           offset 0) r  -- (evaluates condition_row_image() once per row, not once per field used)
    where (not (o ? 'tenant_column')
-          or (r.tenant is not null and r.tenant not in ('', '*') and r.tenant = coalesce(v_session_tenant, r.tenant))
+          or (r.tenant is not null and r.tenant not in ('', '*', '_system') and r.tenant = coalesce(v_session_tenant, r.tenant))
           or audit_trail.refuse_tenant(o ->> 'table', v_session_tenant, r.tenant))
      -- the buffer must be ours (as in capture_change())
      and (select c.relowner from pg_class c where c.oid = 'pg_temp.audit_trail_pending'::regclass)
@@ -1643,6 +1644,12 @@ begin
   if pg_column_size(changes) + pg_column_size(context) > 1048576 then
     raise exception 'this audit event is % bytes; the limit is 1 MiB', pg_column_size(changes) + pg_column_size(context)
       using errcode = '54000', hint = 'Record large documents by their SHA-256 and length, and keep the document in a controlled store.';
+  end if;
+  -- The _system chain holds pg-audit-trail's own administrative events only
+  -- (record_administrative_event): an application may not write there.
+  if v_tenant = '_system' then
+    raise exception 'tenant id "_system" is reserved for pg-audit-trail''s administrative events' using errcode = '22023',
+      hint = 'Record the event under the tenant it concerns.';
   end if;
   if tenant is not null and v_session_tenant is not null and tenant <> v_session_tenant then
     raise exception 'cross-tenant write refused: the session acts for tenant % but the event names tenant %',
@@ -1781,8 +1788,8 @@ begin
     perform audit_trail.check_option_column(target, v_columns, 'tenant_column', v_options -> 'tenant_column');
     v_norm := v_norm || jsonb_build_object('tenant_column', v_options -> 'tenant_column');
   elsif v_options ? 'tenant' then
-    if jsonb_typeof(v_options -> 'tenant') <> 'string' or v_options ->> 'tenant' in ('', '*') then
-      raise exception 'tenant must be a non-empty string' using errcode = '22023', hint = 'e.g. {"tenant": "plant_hd"}.';
+    if jsonb_typeof(v_options -> 'tenant') <> 'string' or v_options ->> 'tenant' in ('', '*', '_system') then
+      raise exception 'tenant must be a non-empty string other than the reserved "*" and "_system"' using errcode = '22023', hint = 'e.g. {"tenant": "plant_hd"}.';
     end if;
     v_norm := v_norm || jsonb_build_object('tenant', v_options -> 'tenant');
   end if;
@@ -2118,6 +2125,15 @@ begin
                   cross join lateral pg_partition_tree(a.table_oid) p
                   where tg_tag = 'DROP TRIGGER' and p.relid <> a.table_oid loop
     continue when not exists (select from pg_class r where r.oid = v_table);
+    -- A table that INHERITS from an audited table (plain inheritance, not a
+    -- partition) has no capture, and its rows show in queries of the audited table.
+    if exists (select from pg_inherits i join pg_class c on c.oid = i.inhrelid
+                where i.inhrelid = v_table and not c.relispartition
+                  and audit_trail.requested_options_of(i.inhparent) is not null) then
+      raise exception '% may not inherit from an audited table: its rows would show in that table without audit events', v_table::regclass
+        using errcode = 'AT009',
+              hint = 'Use a table of its own, or a partition of the audited table (CREATE TABLE ... PARTITION OF), whose rows are captured.';
+    end if;
     -- A partition of an audited table is guarded as the table is.
     v_root := coalesce(pg_partition_root(v_table), v_table);
     v_requested := audit_trail.requested_options_of(v_root);

@@ -137,8 +137,9 @@ begin
       using errcode = 'AT005',
             hint = 'SET LOCAL audit_trail.tenant_id = ''<tenant>''; or enable the table with a tenant_column or a fixed tenant.';
   end if;
-  if p_row_tenant = '*' then
-    raise exception 'tenant id "*" is reserved' using errcode = '22023', hint = 'Use another tenant id.';
+  if p_row_tenant in ('*', '_system') then
+    raise exception 'tenant id "%" is reserved', p_row_tenant using errcode = '22023',
+      hint = 'Use another tenant id ("*" names the default policy, "_system" holds pg-audit-trail''s administrative events).';
   end if;
   return true;
 end
@@ -240,7 +241,7 @@ begin
   else
     v_tenant := coalesce(o ->> 'tenant', v_session_tenant);
   end if;
-  if v_tenant is null or v_tenant in ('', '*') or v_session_tenant <> v_tenant
+  if v_tenant is null or v_tenant in ('', '*', '_system') or v_session_tenant <> v_tenant
      or (TG_OP = 'UPDATE' and o ? 'tenant_column'
          and (v_old -> (o ->> 'tenant_column')) is distinct from (v_new -> (o ->> 'tenant_column'))) then
     if TG_OP = 'UPDATE' and o ? 'tenant_column'
@@ -360,7 +361,7 @@ begin
   end if;
   if not o ? 'tenant_column' then
     perform audit_trail.refuse_tenant(o ->> 'table', v_session_tenant, coalesce(o ->> 'tenant', v_session_tenant))
-     where coalesce(o ->> 'tenant', v_session_tenant) is null or coalesce(o ->> 'tenant', v_session_tenant) in ('', '*')
+     where coalesce(o ->> 'tenant', v_session_tenant) is null or coalesce(o ->> 'tenant', v_session_tenant) in ('', '*', '_system')
         or v_session_tenant <> coalesce(o ->> 'tenant', v_session_tenant);
   end if;
   if ((o ->> 'actor_required')::boolean and coalesce(v_actor_id, '') = '')
@@ -416,7 +417,7 @@ begin
                     from audit_trail_inserted n) i
           offset 0) r  -- (evaluates condition_row_image() once per row, not once per field used)
    where (not (o ? 'tenant_column')
-          or (r.tenant is not null and r.tenant not in ('', '*') and r.tenant = coalesce(v_session_tenant, r.tenant))
+          or (r.tenant is not null and r.tenant not in ('', '*', '_system') and r.tenant = coalesce(v_session_tenant, r.tenant))
           or audit_trail.refuse_tenant(o ->> 'table', v_session_tenant, r.tenant))
      -- the buffer must be ours (as in capture_change())
      and (select c.relowner from pg_class c where c.oid = 'pg_temp.audit_trail_pending'::regclass)

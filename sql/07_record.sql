@@ -49,6 +49,12 @@ begin
     raise exception 'this audit event is % bytes; the limit is 1 MiB', pg_column_size(changes) + pg_column_size(context)
       using errcode = '54000', hint = 'Record large documents by their SHA-256 and length, and keep the document in a controlled store.';
   end if;
+  -- The _system chain holds pg-audit-trail's own administrative events only
+  -- (record_administrative_event): an application may not write there.
+  if v_tenant = '_system' then
+    raise exception 'tenant id "_system" is reserved for pg-audit-trail''s administrative events' using errcode = '22023',
+      hint = 'Record the event under the tenant it concerns.';
+  end if;
   if tenant is not null and v_session_tenant is not null and tenant <> v_session_tenant then
     raise exception 'cross-tenant write refused: the session acts for tenant % but the event names tenant %',
         v_session_tenant, tenant

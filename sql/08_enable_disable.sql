@@ -89,8 +89,8 @@ begin
     perform audit_trail.check_option_column(target, v_columns, 'tenant_column', v_options -> 'tenant_column');
     v_norm := v_norm || jsonb_build_object('tenant_column', v_options -> 'tenant_column');
   elsif v_options ? 'tenant' then
-    if jsonb_typeof(v_options -> 'tenant') <> 'string' or v_options ->> 'tenant' in ('', '*') then
-      raise exception 'tenant must be a non-empty string' using errcode = '22023', hint = 'e.g. {"tenant": "plant_hd"}.';
+    if jsonb_typeof(v_options -> 'tenant') <> 'string' or v_options ->> 'tenant' in ('', '*', '_system') then
+      raise exception 'tenant must be a non-empty string other than the reserved "*" and "_system"' using errcode = '22023', hint = 'e.g. {"tenant": "plant_hd"}.';
     end if;
     v_norm := v_norm || jsonb_build_object('tenant', v_options -> 'tenant');
   end if;
@@ -426,6 +426,15 @@ begin
                   cross join lateral pg_partition_tree(a.table_oid) p
                   where tg_tag = 'DROP TRIGGER' and p.relid <> a.table_oid loop
     continue when not exists (select from pg_class r where r.oid = v_table);
+    -- A table that INHERITS from an audited table (plain inheritance, not a
+    -- partition) has no capture, and its rows show in queries of the audited table.
+    if exists (select from pg_inherits i join pg_class c on c.oid = i.inhrelid
+                where i.inhrelid = v_table and not c.relispartition
+                  and audit_trail.requested_options_of(i.inhparent) is not null) then
+      raise exception '% may not inherit from an audited table: its rows would show in that table without audit events', v_table::regclass
+        using errcode = 'AT009',
+              hint = 'Use a table of its own, or a partition of the audited table (CREATE TABLE ... PARTITION OF), whose rows are captured.';
+    end if;
     -- A partition of an audited table is guarded as the table is.
     v_root := coalesce(pg_partition_root(v_table), v_table);
     v_requested := audit_trail.requested_options_of(v_root);

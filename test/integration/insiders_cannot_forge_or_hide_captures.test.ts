@@ -10,8 +10,11 @@
  *   WHEN condition that never holds) is refused (AT009); replacing its
  *   options makes every write to the table refused (42501) until enable()
  *   runs again;
- * - the owner dropping the table, or disabling the capture trigger of one
- *   of its partitions, is refused (AT009).
+ * - the owner dropping the table, disabling the capture trigger of one of
+ *   its partitions, rewriting a column with ALTER COLUMN ... TYPE ... USING,
+ *   attaching a partition that holds rows, or making a table INHERIT from it,
+ *   is refused (AT009); TRUNCATE of a partition too (AT008);
+ * - nobody but pg-audit-trail writes into the _system chain (22023).
  * Every refusal leaves the trail as it was. Needs the DDL event triggers,
  * which a superuser install creates (the harness installs as superuser).
  */
@@ -152,6 +155,24 @@ describe('insiders cannot forge or hide captures', () => {
     await app.query(`create table plant.readings_d (like plant.readings including all)`);
     await app.query(`alter table plant.readings attach partition plant.readings_d for values in ('insider_plant_d')`);
     expect((await serverError(app.query(`truncate plant.readings_d`))).code).toBe('AT008');
+  });
+
+  it('a table that INHERITS from an audited table (its rows would show there uncaptured): refused with AT009', async () => {
+    const err = await serverError(app.query(`create table plant.orders_child () inherits (plant.orders)`));
+    expect(err.code).toBe('AT009');
+    await app.query(`create table plant.loose (like plant.orders)`);
+    expect((await serverError(app.query(`alter table plant.loose inherit plant.orders`))).code).toBe('AT009');
+  });
+
+  it('the application writing into the _system chain, which holds administrative events: refused', async () => {
+    const before = await heads();
+    const viaRecord = await refusedTransaction(app, { actor_id: 'postgres', capture_method: 'administration' }, (t) =>
+      t.query(`select audit_trail.record('execute', 'audited_table', 'plant.orders', '[{"field": "enabled", "before": true, "after": false}]', 'Maintenance window MW-7, change request CR-2291', tenant => '_system')`));
+    expect(viaRecord.code).toBe('22023');
+    const viaCapture = await refusedTransaction(app, { tenant_id: '_system', actor_id: 'usr_1' }, (t) =>
+      t.query(`insert into plant.orders values ('_system', 'PO-9', 'planned')`));
+    expect(viaCapture.code).toBe('22023');
+    expect(await heads()).toEqual(before);
   });
 
   it.each([
