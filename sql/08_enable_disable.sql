@@ -407,7 +407,24 @@ declare
   v_root oid;
   v_requested jsonb;
   v_norm jsonb;
+  v_detached regclass;
 begin
+  -- DETACH PARTITION drops the capture trigger cloned onto the partition, but
+  -- not the TRUNCATE guard guard_partitions() gave it: a table that keeps
+  -- that guard without being an audited table or one of its partitions was
+  -- just detached, and its rows could change without events from now on.
+  if tg_tag = 'ALTER TABLE' then
+    select t.tgrelid::regclass into v_detached from pg_trigger t
+     where t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure
+       and not exists (select from audit_trail.enabled_table_oids() a
+                        where a.table_oid = coalesce(pg_partition_root(t.tgrelid), t.tgrelid))
+     limit 1;
+    if v_detached is not null then
+      raise exception 'detaching % from an audited table is refused: its rows could then change or go without audit events', v_detached
+        using errcode = 'AT009',
+              hint = 'Turn auditing of the partitioned table off first with select audit_trail.disable(...); it records who and why.';
+    end if;
+  end if;
   for v_table in select distinct c.objid from pg_event_trigger_ddl_commands() c
                   where c.object_type in ('table', 'table column')
                  union
@@ -481,6 +498,14 @@ begin
     from pg_event_trigger_dropped_objects() d
     join audit_trail.enabled_table_oids() a on a.table_oid = d.objid
    where d.object_type = 'table' limit 1;
+  -- A partition of an audited table takes the capture trigger cloned onto it
+  -- along: dropping the partition, or detaching it (which drops the clone),
+  -- would let its rows go or change without events.
+  if v_name is null then
+    select substring(d.object_identity from ' on (.*)$') into v_name
+      from pg_event_trigger_dropped_objects() d
+     where d.object_type = 'trigger' and d.object_identity ~ '^audit_trail_capture(_inserts)? on ' limit 1;
+  end if;
   if v_name is not null then
     raise exception 'dropping % is refused: its auditing is enabled, and dropping it would delete its rows without audit events', v_name
       using errcode = 'AT009',
@@ -600,7 +625,7 @@ begin
     create event trigger audit_trail_guard_audited_table_rewrite on table_rewrite
       execute function audit_trail.refuse_rewrite_of_audited_table();
     create event trigger audit_trail_guard_audited_table_drop on sql_drop
-      when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+      when tag in ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'ALTER TABLE')
       execute function audit_trail.refuse_drop_of_audited_table();
     set local role audit_trail_owner;
   else

@@ -157,6 +157,13 @@ describe('insiders cannot forge or hide captures', () => {
     expect((await serverError(app.query(`truncate plant.readings_d`))).code).toBe('AT008');
   });
 
+  it('the owner dropping or detaching a partition of an audited table: refused with AT009', async () => {
+    expect((await serverError(app.query(`drop table plant.readings_a`))).code).toBe('AT009');
+    expect((await serverError(app.query(`alter table plant.readings detach partition plant.readings_a`))).code).toBe('AT009');
+    const { rows } = await su.query<{ n: number }>(`select count(*)::int as n from plant.readings`);
+    expect(rows[0]!.n).toBe(1);
+  });
+
   it('a table that INHERITS from an audited table (its rows would show there uncaptured): refused with AT009', async () => {
     const err = await serverError(app.query(`create table plant.orders_child () inherits (plant.orders)`));
     expect(err.code).toBe('AT009');
