@@ -519,6 +519,15 @@ end
 $$;
 comment on function audit_trail.check_context_value(text, text) is 'Validates one audit_trail.* setting; raises 22023/22007/54000 with a hint.';
 
+-- A reason without the blanks around it: spaces, tabs, line breaks and the
+-- Unicode spaces (no-break, en/em and thin spaces, ideographic space, zero
+-- width space and BOM), so that a placeholder padded with them is still
+-- recognised as one. (An SQL function of one expression: inlined where used.)
+create function audit_trail.trim_blanks(p_text text) returns text
+language sql immutable parallel safe
+return pg_catalog.btrim(p_text, E' \t\n\r\f\u000b\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff');
+comment on function audit_trail.trim_blanks(text) is 'A text without the spaces, tabs, line breaks and Unicode blanks around it (reason checks).';
+
 -- file: sql/05_append_and_chain.sql
 -- The write path shared by the capture triggers and audit_trail.record().
 --
@@ -755,6 +764,20 @@ begin
   if v_actor_type not in ('user', 'service', 'system') then
     perform audit_trail.check_context_value('actor_type', v_actor_type);
   end if;
+  -- The 65536-byte limit of settings set with SET LOCAL (set_context() checks its own).
+  if octet_length(concat(v_actor_id, v_actor_name, v_reason, current_setting('audit_trail.auth_method', true),
+                         current_setting('audit_trail.user_agent_hash', true), current_setting('audit_trail.request_id', true),
+                         current_setting('audit_trail.session_id', true), current_setting('audit_trail.correlation_id', true),
+                         current_setting('audit_trail.capture_method', true))) > 65536 then
+    perform audit_trail.check_context_value(k, v)
+       from (values ('actor_id', v_actor_id), ('actor_name', v_actor_name), ('reason', v_reason),
+                    ('auth_method', current_setting('audit_trail.auth_method', true)),
+                    ('user_agent_hash', current_setting('audit_trail.user_agent_hash', true)),
+                    ('request_id', current_setting('audit_trail.request_id', true)),
+                    ('session_id', current_setting('audit_trail.session_id', true)),
+                    ('correlation_id', current_setting('audit_trail.correlation_id', true)),
+                    ('capture_method', current_setting('audit_trail.capture_method', true))) s(k, v);
+  end if;
   if v_actor_id is null and p_actor_required then
     perform audit_trail.refuse_event('no actor', p_tenant, p_resource_type, p_resource_id, null, null, null);
   end if;
@@ -779,11 +802,11 @@ begin
   end if;
   v_actor_name := coalesce(v_actor_name, v_actor_display_name);
 
-  if p_reason_required and (v_reason is null or btrim(v_reason) = '') then
+  if p_reason_required and (v_reason is null or audit_trail.trim_blanks(v_reason) = '') then
     perform audit_trail.refuse_event('no reason', p_tenant, p_resource_type, p_resource_id, null, null, null);
   end if;
-  if p_reason_required and (lower(btrim(v_reason)) = any (v_weak_reasons)
-                            or char_length(btrim(v_reason)) < v_reason_min_length) then
+  if p_reason_required and (lower(audit_trail.trim_blanks(v_reason)) = any (v_weak_reasons)
+                            or char_length(audit_trail.trim_blanks(v_reason)) < v_reason_min_length) then
     perform audit_trail.refuse_event('weak reason', p_tenant, p_resource_type, p_resource_id, null, v_reason,
                                                v_reason_min_length);
   end if;
@@ -860,6 +883,10 @@ begin
               detail = format('Tenant %s requires at least %s characters and rejects placeholders such as "ok", "see email", "n/a", "fixed".',
                               p_tenant, p_reason_min_length),
               hint = 'Say why, with the evidence: e.g. ''Re-classified after review of PLC alarm log 4711; material was available''.';
+    when 'setting too long' then
+      raise exception 'an audit_trail.* setting of this change to % is longer than 65536 bytes', p_resource_type
+        using errcode = '54000',
+              hint = 'Keep identifiers and reasons short; put large evidence in an attached document and record its digest.';
     else
       raise exception 'captured change refused: %', p_problem using errcode = 'AT000', hint = 'Report this as a bug of pg-audit-trail.';
   end case;
@@ -1032,15 +1059,21 @@ begin
                     'correlation_id', c.correlation_id, 'capture_method', coalesce(c.capture_method, 'trigger'))) as context,
              -- The tenant's rules, checked here because they need look-ups.
              case
+               -- (settings set with SET LOCAL: set_context() checks its own; actor_type, source_ip,
+               -- occurred_at and context are checked at the change)
+               when greatest(octet_length(c.actor_id), octet_length(c.actor_name), octet_length(c.auth_method),
+                             octet_length(c.user_agent_hash), octet_length(c.reason), octet_length(c.request_id),
+                             octet_length(c.session_id), octet_length(c.correlation_id), octet_length(c.capture_method)) > 65536
+                 then 'setting too long'
                when c.actor_id is null and (c.o ->> 'actor_required')::boolean then 'no actor'
                when c.actor_id is not null and a.actor_id is null and v_policy.reject_unknown_actors then 'unknown actor'
                when a.status = 'suspended' and v_policy.reject_suspended_actors then 'suspended actor'
                when a.is_shared_account and v_policy.reject_shared_actors then 'shared actor'
                when (c.o -> 'reason_required' = 'true'::jsonb or (c.o -> 'reason_required') ?| c.fields)
-                    and (c.reason is null or btrim(c.reason) = '') then 'no reason'
+                    and (c.reason is null or audit_trail.trim_blanks(c.reason) = '') then 'no reason'
                when (c.o -> 'reason_required' = 'true'::jsonb or (c.o -> 'reason_required') ?| c.fields)
-                    and (lower(btrim(c.reason)) = any (v_policy.weak_reasons)
-                         or char_length(btrim(c.reason)) < v_policy.reason_min_length) then 'weak reason'
+                    and (lower(audit_trail.trim_blanks(c.reason)) = any (v_policy.weak_reasons)
+                         or char_length(audit_trail.trim_blanks(c.reason)) < v_policy.reason_min_length) then 'weak reason'
              end as problem
         from captured c
         left join audit_trail.actors a on a.tenant_id = v_tenant and a.actor_id = c.actor_id

@@ -97,3 +97,12 @@ begin
 end
 $$;
 comment on function audit_trail.check_context_value(text, text) is 'Validates one audit_trail.* setting; raises 22023/22007/54000 with a hint.';
+
+-- A reason without the blanks around it: spaces, tabs, line breaks and the
+-- Unicode spaces (no-break, en/em and thin spaces, ideographic space, zero
+-- width space and BOM), so that a placeholder padded with them is still
+-- recognised as one. (An SQL function of one expression: inlined where used.)
+create function audit_trail.trim_blanks(p_text text) returns text
+language sql immutable parallel safe
+return pg_catalog.btrim(p_text, E' \t\n\r\f\u000b\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff');
+comment on function audit_trail.trim_blanks(text) is 'A text without the spaces, tabs, line breaks and Unicode blanks around it (reason checks).';

@@ -98,10 +98,28 @@ describe('refusals leave nothing written', () => {
   });
 
   it('a weak reason ("ok", "see email", "n/a", too short): AT004', async () => {
-    for (const reason of ['ok', 'OK', ' see email ', 'See Email', 'n/a', 'N/A', 'fixed', 'typo', 'short one']) {
+    // (padded with tabs, line breaks or Unicode blanks too: no-break, em and ideographic spaces)
+    for (const reason of ['ok', 'OK', ' see email ', 'See Email', 'n/a', 'N/A', 'fixed', 'typo', 'short one',
+      '\tok\t', '\nn/a\r\n', '\u00a0see email\u00a0', '\u2003fixed\u3000', '\u00a0\u00a0\u00a0\u00a0\u00a0\u00a0\u00a0\u00a0\u00a0\u00a0\u00a0ok']) {
       const err = await expectRefused({ actor_id: 'usr_anna', reason }, `update mes.downtime set reason_code = 'MAT_SHORTAGE' where id = 1`);
       expect(err.code, reason).toBe('AT004');
     }
+  });
+
+  it('a setting over 65536 bytes set with SET LOCAL (actor_name, reason, request_id): 54000', async () => {
+    const big = 'x'.repeat(65537);
+    for (const settings of [
+      { actor_id: 'usr_anna', actor_name: big },
+      { actor_id: 'usr_anna', reason: `${GOOD_REASON} ${big}` },
+      { actor_id: 'usr_anna', request_id: big },
+    ]) {
+      const err = await expectRefused(settings, `update mes.downtime set minutes = 46 where id = 1`);
+      expect(err.code, Object.keys(settings).join()).toBe('54000');
+    }
+    const viaRecord = await refusedTransaction(c, { actor_id: 'usr_anna', tenant_id: STRICT, actor_name: big }, (t) =>
+      t.query(`select audit_trail.record('read', 'batch_record', 'B-1')`));
+    expect(viaRecord.code).toBe('54000');
+    await expectNothingWritten();
   });
 
   it('a session tenant that contradicts the row\'s tenant: 42501 (cross-tenant write)', async () => {
