@@ -42,6 +42,13 @@ begin
         using errcode = '22023', hint = 'Use {"field": "status", "before": "quarantine", "after": "released"}.';
     end if;
   end loop;
+  -- When it happened in the real world: a date of years 1 to 9999, as the
+  -- audit_trail.occurred_at setting takes it (infinity, BC dates and years
+  -- beyond 9999 are input errors, not moments).
+  if occurred_at is not null and not (occurred_at >= '0001-01-01 00:00:00+00' and occurred_at < '10000-01-01 00:00:00+00') then
+    raise exception 'occurred_at % is outside years 1 to 9999', occurred_at
+      using errcode = '22008', hint = 'Give the moment of the action, e.g. occurred_at => ''2026-04-19T08:42:17.382Z''.';
+  end if;
   if context is null or jsonb_typeof(context) <> 'object' then
     raise exception 'context must be a JSON object' using errcode = '22023', hint = 'Pass ''{}'' when there is none.';
   end if;
