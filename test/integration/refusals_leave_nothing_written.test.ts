@@ -108,11 +108,12 @@ describe('refusals leave nothing written', () => {
 
   it('a setting over 65536 bytes set with SET LOCAL (actor_name, reason, request_id): 54000', async () => {
     const big = 'x'.repeat(65537);
-    for (const settings of [
+    const tooLong: AuditSettings[] = [
       { actor_id: 'usr_anna', actor_name: big },
       { actor_id: 'usr_anna', reason: `${GOOD_REASON} ${big}` },
       { actor_id: 'usr_anna', request_id: big },
-    ]) {
+    ];
+    for (const settings of tooLong) {
       const err = await expectRefused(settings, `update mes.downtime set minutes = 46 where id = 1`);
       expect(err.code, Object.keys(settings).join()).toBe('54000');
     }
