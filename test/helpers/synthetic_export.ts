@@ -7,7 +7,10 @@
 import { ChainEncoder, GENESIS_HASH, type EventBodyFields } from '../../src/chain/encoding.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
 import type { ExportManifest } from '../../src/export/manifest.ts';
-import type { WrittenFile } from '../../src/export/parquet.ts';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { JsonlFileWriter } from '../../src/export/jsonl.ts';
+import { ParquetFileWriter, type DataFileWriter, type WrittenFile } from '../../src/export/parquet.ts';
 
 /** Text fields of these tests are strings or null (never bytes). */
 function text(value: EventBodyFields[keyof EventBodyFields]): string | null {
@@ -73,4 +76,19 @@ export function oneFileManifest(rows: ExportRow[], format: 'jsonl' | 'parquet', 
     last_record_hash: last.record_hash,
     files: [{ path: file, sha256: written.sha256, bytes: written.bytes, event_count: rows.length, first_sequence_no: 1, last_sequence_no: rows.length }],
   };
+}
+
+/**
+ * Writes `rows` as a one-file export (events-00001.jsonl or .parquet and its
+ * manifest) into `dir`, which it creates, `rowsPerWrite` rows per writeRows()
+ * call (a Parquet row group each); returns `dir`.
+ */
+export async function writeOneFileExport(dir: string, format: 'jsonl' | 'parquet', rows: ExportRow[], rowsPerWrite = rows.length): Promise<string> {
+  await mkdir(dir);
+  const name = `events-00001.${format}`;
+  const writer: DataFileWriter = format === 'jsonl' ? new JsonlFileWriter(path.join(dir, name)) : new ParquetFileWriter(path.join(dir, name));
+  for (let i = 0; i < rows.length; i += Math.max(1, rowsPerWrite)) await writer.writeRows(rows.slice(i, i + Math.max(1, rowsPerWrite)));
+  const written = await writer.close();
+  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(oneFileManifest(rows, format, name, written), null, 2));
+  return dir;
 }

@@ -6,16 +6,15 @@
  * the reader recomputes the same record_hash. Years 0000-9999 are written as
  * before, byte for byte. The same rows verify as Parquet.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainEncoder, isoFromMicros, microsFromIso, type EventBodyFields } from '../../src/chain/encoding.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
-import { JsonlFileWriter, parseJsonlEvent } from '../../src/export/jsonl.ts';
-import { ParquetFileWriter, type DataFileWriter } from '../../src/export/parquet.ts';
+import { parseJsonlEvent } from '../../src/export/jsonl.ts';
 import { verifyExport } from '../../src/export/verify_export.ts';
-import { chainedRows, oneFileManifest } from '../helpers/synthetic_export.ts';
+import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
 import { seededRandom } from '../helpers/random.ts';
 
 /** Microseconds of a UTC date of an astronomical year (0 is 1 BC), computed with Date (not with the code under test). */
@@ -80,14 +79,7 @@ function rows(): ExportRow[] {
 }
 
 async function writeExport(format: 'jsonl' | 'parquet', exportRows: ExportRow[]): Promise<string> {
-  const dir = path.join(work, `export-${++counter}`);
-  await mkdir(dir);
-  const name = `events-00001.${format}`;
-  const writer: DataFileWriter = format === 'jsonl' ? new JsonlFileWriter(path.join(dir, name)) : new ParquetFileWriter(path.join(dir, name));
-  await writer.writeRows(exportRows);
-  const written = await writer.close();
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(oneFileManifest(exportRows, format, name, written), null, 2));
-  return dir;
+  return writeOneFileExport(path.join(work, `export-${++counter}`), format, exportRows);
 }
 
 /** The writer's timestamp text before expanded years (Date's toISOString), for years 0000-9999. */

@@ -7,17 +7,16 @@
  * the exporter's own file writers.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainEncoder, GENESIS_HASH, isoFromMicros, type EventBodyFields } from '../../src/chain/encoding.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
-import { JsonlFileWriter, parseJsonlEvent } from '../../src/export/jsonl.ts';
+import { parseJsonlEvent } from '../../src/export/jsonl.ts';
 import type { ExportManifest } from '../../src/export/manifest.ts';
-import { ParquetFileWriter, type DataFileWriter } from '../../src/export/parquet.ts';
 import { verifyExport, type VerifyExportOptions } from '../../src/export/verify_export.ts';
-import { chainedRows, oneFileManifest } from '../helpers/synthetic_export.ts';
+import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
 
 const TENANT = 'plant_jobs';
 const EVENTS = 600;
@@ -54,14 +53,7 @@ function rowsOf(n: number, tenant = TENANT): ExportRow[] {
 
 /** Writes an export of `rows` (row groups of 37 rows for Parquet) and returns its directory. */
 async function writeExport(format: 'jsonl' | 'parquet', rows: ExportRow[]): Promise<string> {
-  const dir = path.join(work, `export-${++counter}`);
-  await mkdir(dir);
-  const name = `events-00001.${format}`;
-  const writer: DataFileWriter = format === 'jsonl' ? new JsonlFileWriter(path.join(dir, name)) : new ParquetFileWriter(path.join(dir, name));
-  for (let i = 0; i < rows.length; i += 37) await writer.writeRows(rows.slice(i, i + 37));
-  const written = await writer.close();
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(oneFileManifest(rows, format, name, written), null, 2));
-  return dir;
+  return writeOneFileExport(path.join(work, `export-${++counter}`), format, rows, 37);
 }
 
 type Line = Record<string, unknown>;
