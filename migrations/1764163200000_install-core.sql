@@ -2252,6 +2252,36 @@ begin
   end if;
 end
 $$;
+-- ALTER TABLE ... DROP COLUMN on an audited table removes the column's
+-- values without a row event (their history stays in the trail): it is
+-- recorded as an administrative event of the _system chain, with who and when
+-- (and the session's audit_trail.reason, when set). Runs as the trail's owner:
+-- an event trigger function cannot be called directly, so no one else can
+-- write such an event.
+create function audit_trail.record_dropped_columns()
+returns event_trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_table oid;
+  v_columns jsonb;
+begin
+  for v_table, v_columns in
+      select d.objid, jsonb_agg(d.address_names[3] order by d.objsubid)
+        from pg_event_trigger_dropped_objects() d
+       where d.object_type = 'table column'
+         and exists (select from audit_trail.audited_tables t where t.table_oid = d.objid and t.enabled)
+       group by d.objid loop
+    perform audit_trail.record_administrative_event('_system', 'execute', 'audited_table', v_table::regclass::text,
+      jsonb_build_array(jsonb_build_object('field', 'dropped_columns', 'before', v_columns, 'after', null)),
+      nullif(current_setting('audit_trail.reason', true), ''), false);
+  end loop;
+end
+$$;
+comment on function audit_trail.record_dropped_columns() is
+  'Event trigger (sql_drop, ALTER TABLE): records a DROP COLUMN on an audited table in the _system chain.';
+
 -- ALTER TABLE ... ALTER COLUMN ... TYPE that rewrites the table (a USING
 -- expression, or a conversion that is not binary) changes stored values with
 -- no event: refused on an audited table and its partitions. (Rewrites for
@@ -2361,6 +2391,9 @@ begin
     create event trigger audit_trail_guard_audited_table_ddl on ddl_command_end
       when tag in ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'DROP TRIGGER', 'ALTER TRIGGER')
       execute function audit_trail.guard_audited_table_ddl();
+    create event trigger audit_trail_record_dropped_columns on sql_drop
+      when tag in ('ALTER TABLE')
+      execute function audit_trail.record_dropped_columns();
     create event trigger audit_trail_guard_audited_table_rewrite on table_rewrite
       execute function audit_trail.refuse_rewrite_of_audited_table();
     create event trigger audit_trail_guard_audited_table_drop on sql_drop
@@ -2971,7 +3004,8 @@ grant execute on function audit_trail.normalize_options(regclass, jsonb),
   audit_trail.check_option_column(regclass, text[], text, jsonb), audit_trail.requested_options_of(oid),
   audit_trail.capture_triggers_intact(oid), audit_trail.enabled_table_oids(), audit_trail.guard_audited_table_ddl(),
   audit_trail.store_derived_options(oid), audit_trail.refuse_drop_of_audited_table(),
-  audit_trail.refuse_rewrite_of_audited_table(), audit_trail.guard_partitions(regclass, boolean) to public;
+  audit_trail.refuse_rewrite_of_audited_table(), audit_trail.guard_partitions(regclass, boolean),
+  audit_trail.record_dropped_columns() to public;
 -- grant_tenant_read() makes reader roles members of audit_trail_reader.
 grant audit_trail_reader to audit_trail_owner with admin option;
 -- The installer gives up its membership in the owner (granted in 00): no

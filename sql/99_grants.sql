@@ -52,7 +52,8 @@ grant execute on function audit_trail.normalize_options(regclass, jsonb),
   audit_trail.check_option_column(regclass, text[], text, jsonb), audit_trail.requested_options_of(oid),
   audit_trail.capture_triggers_intact(oid), audit_trail.enabled_table_oids(), audit_trail.guard_audited_table_ddl(),
   audit_trail.store_derived_options(oid), audit_trail.refuse_drop_of_audited_table(),
-  audit_trail.refuse_rewrite_of_audited_table(), audit_trail.guard_partitions(regclass, boolean) to public;
+  audit_trail.refuse_rewrite_of_audited_table(), audit_trail.guard_partitions(regclass, boolean),
+  audit_trail.record_dropped_columns() to public;
 -- grant_tenant_read() makes reader roles members of audit_trail_reader.
 grant audit_trail_reader to audit_trail_owner with admin option;
 -- The installer gives up its membership in the owner (granted in 00): no

@@ -14,7 +14,8 @@
  *   its partitions, rewriting a column with ALTER COLUMN ... TYPE ... USING,
  *   attaching a partition that holds rows, or making a table INHERIT from it,
  *   is refused (AT009); TRUNCATE of a partition too (AT008);
- * - nobody but pg-audit-trail writes into the _system chain (22023).
+ * - nobody but pg-audit-trail writes into the _system chain (22023), where a
+ *   DROP COLUMN of an audited table is recorded.
  * Every refusal leaves the trail as it was. Needs the DDL event triggers,
  * which a superuser install creates (the harness installs as superuser).
  */
@@ -180,6 +181,23 @@ describe('insiders cannot forge or hide captures', () => {
       t.query(`insert into plant.orders values ('_system', 'PO-9', 'planned')`));
     expect(viaCapture.code).toBe('22023');
     expect(await heads()).toEqual(before);
+  });
+
+  it('the owner dropping a column of an audited table: recorded in the _system chain, with who and why', async () => {
+    const before = await eventCount(su, '_system');
+    await inTransaction(app, { reason: 'Spec moved to the PLM system, change request CR-3107' }, (t) =>
+      t.query(`alter table plant.orders drop column spec`));
+    expect(await eventCount(su, '_system')).toBe(before + 1);
+    const { rows } = await su.query<{ resource_id: string; changes: unknown; reason: string; session_user: string }>(
+      `select resource_id, changes, reason, db_identity ->> 'session_user' as session_user from audit_trail.events
+        where tenant_id = '_system' order by sequence_no desc limit 1`);
+    expect(rows[0]).toEqual({
+      resource_id: 'plant.orders',
+      changes: [{ field: 'dropped_columns', before: ['spec'], after: null }],
+      reason: 'Spec moved to the PLM system, change request CR-3107',
+      session_user: APP,
+    });
+    expect(await verify(su, '_system')).toMatchObject({ ok: true });
   });
 
   it.each([
