@@ -1298,13 +1298,15 @@ as $$
 declare
   v_root oid := coalesce(pg_partition_root(p_table), p_table);
 begin
-  if exists (select from audit_trail.audited_tables t where t.table_oid = v_root and t.enabled and t.options = p_options) then
+  -- (the table itself, or the root of the partitioned table it is a partition of)
+  if exists (select from audit_trail.audited_tables t
+              where t.table_oid in (p_table, v_root) and t.enabled and t.options = p_options) then
     return;
   end if;
   raise exception 'change to % refused: its capture trigger is not one that audit_trail.enable() installed with the table''s registered options',
       coalesce(to_regclass(p_table::text)::text, p_table::text)
     using errcode = '42501',
-          hint = case when exists (select from audit_trail.audited_tables t where t.table_oid = v_root and t.enabled)
+          hint = case when exists (select from audit_trail.audited_tables t where t.table_oid in (p_table, v_root) and t.enabled)
                       then 'Re-run audit_trail.enable() on the table (as a member of audit_trail_admin) to restore its capture triggers; do not make the change and enable() with other options in one transaction.'
                       else 'The audit trail''s trigger functions may only be used by audit_trail.enable(); drop this trigger.' end;
 end
@@ -1451,7 +1453,7 @@ begin
      -- partition of one), with the options it registered: anyone may attach
      -- this function to a table of their own, with options of their choosing.
      and exists (select from audit_trail.audited_tables t
-                  where t.table_oid = coalesce(pg_partition_root(TG_RELID), TG_RELID) and t.enabled and t.options = o);
+                  where t.table_oid in (TG_RELID, pg_partition_root(TG_RELID)) and t.enabled and t.options = o);
   if not found then
     perform audit_trail.refuse_foreign_capture(TG_RELID, o);
     perform audit_trail.refuse_foreign_buffer();
@@ -2156,7 +2158,7 @@ begin
     select t.tgrelid::regclass into v_detached from pg_trigger t
      where t.tgfoid = 'audit_trail.refuse_truncate_of_audited_table()'::regprocedure
        and not exists (select from audit_trail.enabled_table_oids() a
-                        where a.table_oid = coalesce(pg_partition_root(t.tgrelid), t.tgrelid))
+                        where a.table_oid in (t.tgrelid, pg_partition_root(t.tgrelid)))
      limit 1;
     if v_detached is not null then
       raise exception 'detaching % from an audited table is refused: its rows could then change or go without audit events', v_detached
@@ -2191,9 +2193,14 @@ begin
         using errcode = 'AT009',
               hint = 'Use a table of its own, or a partition of the audited table (CREATE TABLE ... PARTITION OF), whose rows are captured.';
     end if;
-    -- A partition of an audited table is guarded as the table is.
-    v_root := coalesce(pg_partition_root(v_table), v_table);
-    v_requested := audit_trail.requested_options_of(v_root);
+    -- A partition of an audited table is guarded as the table is (unless it
+    -- was enabled itself: then it is its own root here).
+    v_requested := audit_trail.requested_options_of(v_table);
+    v_root := v_table;
+    if v_requested is null and pg_partition_root(v_table) is not null then
+      v_root := pg_partition_root(v_table);
+      v_requested := audit_trail.requested_options_of(v_root);
+    end if;
     continue when v_requested is null;
     -- A new partition (CREATE TABLE ... PARTITION OF, ATTACH PARTITION): its TRUNCATE guard.
     if tg_tag in ('CREATE TABLE', 'ALTER TABLE') and (select c.relkind from pg_class c where c.oid = v_root) = 'p' then
@@ -2297,7 +2304,7 @@ declare
   v_root oid := coalesce(pg_partition_root(v_table), v_table);
 begin
   if pg_event_trigger_table_rewrite_reason() & 4 <> 0
-     and exists (select from audit_trail.enabled_table_oids() a where a.table_oid = v_root) then
+     and exists (select from audit_trail.enabled_table_oids() a where a.table_oid in (v_table, v_root)) then
     raise exception 'changing the type of a column of audited table % is refused: it rewrites stored values without audit events', v_root::regclass
       using errcode = 'AT009',
             hint = format('Turn auditing off first with select audit_trail.disable(%L, %L), alter the column, then enable auditing again: the trail records both.', v_root::regclass::text, '<reason>');

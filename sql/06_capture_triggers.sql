@@ -160,13 +160,15 @@ as $$
 declare
   v_root oid := coalesce(pg_partition_root(p_table), p_table);
 begin
-  if exists (select from audit_trail.audited_tables t where t.table_oid = v_root and t.enabled and t.options = p_options) then
+  -- (the table itself, or the root of the partitioned table it is a partition of)
+  if exists (select from audit_trail.audited_tables t
+              where t.table_oid in (p_table, v_root) and t.enabled and t.options = p_options) then
     return;
   end if;
   raise exception 'change to % refused: its capture trigger is not one that audit_trail.enable() installed with the table''s registered options',
       coalesce(to_regclass(p_table::text)::text, p_table::text)
     using errcode = '42501',
-          hint = case when exists (select from audit_trail.audited_tables t where t.table_oid = v_root and t.enabled)
+          hint = case when exists (select from audit_trail.audited_tables t where t.table_oid in (p_table, v_root) and t.enabled)
                       then 'Re-run audit_trail.enable() on the table (as a member of audit_trail_admin) to restore its capture triggers; do not make the change and enable() with other options in one transaction.'
                       else 'The audit trail''s trigger functions may only be used by audit_trail.enable(); drop this trigger.' end;
 end
@@ -313,7 +315,7 @@ begin
      -- partition of one), with the options it registered: anyone may attach
      -- this function to a table of their own, with options of their choosing.
      and exists (select from audit_trail.audited_tables t
-                  where t.table_oid = coalesce(pg_partition_root(TG_RELID), TG_RELID) and t.enabled and t.options = o);
+                  where t.table_oid in (TG_RELID, pg_partition_root(TG_RELID)) and t.enabled and t.options = o);
   if not found then
     perform audit_trail.refuse_foreign_capture(TG_RELID, o);
     perform audit_trail.refuse_foreign_buffer();

@@ -120,6 +120,21 @@ describe('insiders cannot forge or hide captures', () => {
     expect((await heads())[A]).toBe(before[A]! + 1);
   });
 
+  it('a partition enabled itself (its partitioned table is not audited) is captured and guarded as a table', async () => {
+    await app.query(`create table plant.logs (plant_id text not null, id int not null, line text, primary key (plant_id, id)) partition by list (plant_id)`);
+    await app.query(`create table plant.logs_a partition of plant.logs for values in ('${A}')`);
+    await su.query(`select audit_trail.enable('plant.logs_a', '{"tenant_column": "plant_id"}')`);
+    const before = (await heads())[A]!;
+    await inTransaction(app, { tenant_id: A, actor_id: 'usr_1' }, (t) => t.query(`insert into plant.logs values ($1, 1, 'start')`, [A]));
+    expect((await heads())[A]).toBe(before + 1);
+    expect((await serverError(app.query(`alter table plant.logs_a disable trigger audit_trail_capture`))).code).toBe('AT009');
+    // other DDL goes on: the partition is not taken for a detached one
+    await app.query(`alter table plant.logs add column note text`);
+    await inTransaction(app, { tenant_id: A, actor_id: 'usr_1' }, (t) => t.query(`update plant.logs set note = 'n' where plant_id = $1`, [A]));
+    expect((await heads())[A]).toBe(before + 2);
+    await su.query(`select audit_trail.disable('plant.logs_a', 'Log table retired after migration to the historian, change request CR-3110')`);
+  });
+
   it('the owner disabling the capture trigger of a partition: refused with AT009', async () => {
     const err = await serverError(app.query(`alter table plant.readings_a disable trigger audit_trail_capture`));
     expect(err.code).toBe('AT009');
@@ -213,8 +228,9 @@ describe('insiders cannot forge or hide captures', () => {
 
   it('after all of it, every chain verifies and holds only the honest events', async () => {
     for (const tenant of [A, B]) expect(await verify(su, tenant)).toMatchObject({ ok: true });
-    // A: the reader's grant, two creates, the update after enable() and the one after ALTER TABLE; B: one create.
-    expect(await eventCount(su, A)).toBe(5);
+    // A: the reader's grant, two creates, the update after enable() and the one after ALTER TABLE,
+    // and the directly enabled partition's create and update; B: one create.
+    expect(await eventCount(su, A)).toBe(7);
     expect(await eventCount(su, B)).toBe(1);
     const { rows } = await su.query<{ n: number }>(
       `select count(*)::int as n from audit_trail.events where tenant_id in ($1, $2) and (changes::text like '%cancelled%' or resource_id like '%SECRET%')`, [A, B]);
