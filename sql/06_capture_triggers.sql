@@ -356,8 +356,7 @@ declare
   v_first jsonb;
 begin
   -- (as in capture_change(): a trigger that enable() put on an audited table, with its options)
-  perform audit_trail.refuse_foreign_capture(TG_RELID, o)
-   where not exists (select from audit_trail.audited_tables t where t.table_oid = TG_RELID and t.enabled and t.options = o);
+  perform audit_trail.refuse_foreign_capture(TG_RELID, o);
   if o ? 'exclude_columns' then
     v_excluded := array(select jsonb_array_elements_text(o -> 'exclude_columns'));
   end if;

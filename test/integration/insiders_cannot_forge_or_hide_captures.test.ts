@@ -100,6 +100,7 @@ describe('insiders cannot forge or hide captures', () => {
     ['the capture trigger', `create or replace trigger audit_trail_capture after update or delete on plant.orders for each row when (false) execute function audit_trail.capture_change('OPTIONS')`],
     ['the capture trigger of inserts', `create or replace trigger audit_trail_capture_inserts after insert on plant.orders referencing new table as audit_trail_inserted for each statement when (false) execute function audit_trail.capture_inserted_rows('OPTIONS')`],
     ['the capture trigger, UPDATE OF one column only', `create or replace trigger audit_trail_capture after update of order_no or delete on plant.orders for each row execute function audit_trail.capture_change('OPTIONS')`],
+    ['the capture trigger, for DELETE only', `create or replace trigger audit_trail_capture after delete on plant.orders for each row execute function audit_trail.capture_change('OPTIONS')`],
   ])('the owner replacing %s so that it never fires: refused with AT009', async (_what, sql) => {
     const err = await serverError(app.query(sql.replace('OPTIONS', options)));
     expect(err.code).toBe('AT009');
@@ -218,6 +219,7 @@ describe('insiders cannot forge or hide captures', () => {
   it.each([
     ['the table', 'drop table plant.orders'],
     ['its schema, with CASCADE', 'drop schema plant cascade'],
+    ['everything it owns (DROP OWNED)', `drop owned by ${APP}`],
   ])('the owner dropping %s while it is audited: refused with AT009', async (_what, sql) => {
     const err = await serverError(app.query(sql));
     expect(err.code).toBe('AT009');
