@@ -3,6 +3,7 @@
  * BMP, combining marks, right-to-left text and large values verifies offline,
  * in both formats, and the hashes the TypeScript encoder recomputes from the
  * exported fields equal the database's record_hash and encode_body() bytes.
+ * The independent Python verifier (docs/examples) verifies the JSONL export too.
  */
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { recordEvents } from '../helpers/trail.ts';
+import { pythonUnavailable, pythonVerdict } from '../helpers/python_verifier.ts';
 import { exportTenant, verifyExport, ChainEncoder, type ChainEvent } from '../../src/index.ts';
 import { parseJsonlEvent } from '../../src/export/jsonl.ts';
 import { readParquetEvents } from '../../src/export/parquet.ts';
@@ -60,6 +62,10 @@ describe('export round trip', () => {
 
       const result = await verifyExport({ dir: out });
       expect(result).toMatchObject({ ok: true, problem: null, eventsChecked: manifest.event_count });
+      if (format === 'jsonl' && pythonUnavailable() === null) {
+        // The independent verifier of docs/examples, written from the documentation alone, agrees.
+        expect(await pythonVerdict(out)).toMatchObject({ exitCode: 0, ok: true, eventsChecked: manifest.event_count });
+      }
 
       const c = await db.connect();
       const { rows } = await c.query<{ sequence_no: string; record_hash: string; body: string }>(

@@ -12,7 +12,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { useTestDatabase } from '../helpers/database.ts';
 import { recomputeChain, recordEvents, simpleEvents, tamper } from '../helpers/trail.ts';
@@ -31,8 +31,11 @@ import {
 } from '../../src/index.ts';
 import { parseJsonlEvent } from '../../src/export/jsonl.ts';
 import { isoFromMicros } from '../../src/chain/encoding.ts';
+import { pythonUnavailable, pythonVerdict } from '../helpers/python_verifier.ts';
 
 const db = useTestDatabase('tamper_matrix');
+/** Export verdicts the Python verifier agreed with (checked at the end: it must not have been skipped silently). */
+let pythonVerdicts = 0;
 let work: string;
 let keyFile: string;
 let publicKeyFile: string;
@@ -46,6 +49,10 @@ beforeAll(async () => {
   publicKeyFile = keys.publicKeyFile;
   otherKeyFile = (await generateKeys({ outDir: path.join(work, 'other-keys') })).privateKeyFile;
   client = await db.connect();
+});
+
+afterAll(() => {
+  if (pythonUnavailable() === null) expect(pythonVerdicts).toBeGreaterThanOrEqual(30);
 });
 
 const POSITIONS = ['first', 'middle', 'last'] as const;
@@ -138,6 +145,12 @@ function rechain(lines: Line[], from = 0): void {
   }
 }
 
+/**
+ * audit-trail's verdict on an export. For a JSON Lines export (without
+ * --compare, which it does not implement) the independent Python verifier of
+ * docs/examples must reach the same verdict: the same first bad sequence_no
+ * and the same kind of problem, from the documentation alone.
+ */
 async function exportVerdict(dir: string, options: { store?: string; compare?: string } = {}): Promise<{ ok: boolean; seq: number | null; problem: string | null }> {
   const r = await verifyExport({
     dir,
@@ -145,7 +158,15 @@ async function exportVerdict(dir: string, options: { store?: string; compare?: s
     publicKeyFile,
     compareWith: options.compare === undefined ? undefined : [options.compare],
   });
-  return { ok: r.ok, seq: r.firstBadSequenceNo, problem: r.problem };
+  const verdict = { ok: r.ok, seq: r.firstBadSequenceNo, problem: r.problem };
+  if (options.compare === undefined && pythonUnavailable() === null && (await readFile(path.join(dir, 'manifest.json'), 'utf8')).includes('"jsonl"')) {
+    const anchors = options.store === undefined ? undefined : { storeDir: options.store.slice('file:'.length), publicKeyFile };
+    const independent = await pythonVerdict(dir, anchors);
+    expect({ ok: independent.ok, seq: independent.seq, problem: independent.problem }, `the Python verifier on ${dir}: ${independent.detail}`).toEqual(verdict);
+    expect(independent.exitCode).toBe(verdict.ok ? 0 : 1);
+    pythonVerdicts++;
+  }
+  return verdict;
 }
 
 const SMALL = { first: 1, middle: 4, last: 7 } as const;
