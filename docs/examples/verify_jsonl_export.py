@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """An independent verifier of a pg-audit-trail JSON Lines export.
 
-Written from docs/hash-chain.md and docs/audit.md alone, with nothing but
-Python's standard library (3.8 or later): no pg-audit-trail code, no
-third-party package. It is what an auditor who trusts neither the database
-nor the vendor's tools can read in one sitting, run, and adapt. The
-project's test suite runs it against real exports (clean and tampered) and
-checks that it reaches the same verdict as `audit-trail verify --export`.
+The encoding and the checks come from docs/hash-chain.md and docs/audit.md;
+it uses nothing but Python's standard library (3.8 or later): no
+pg-audit-trail code, no third-party package. It is what an auditor who
+trusts neither the database nor the vendor's tools can read in one sitting,
+run, and adapt. Where an export has several problems, it names the one
+`audit-trail verify --export` names (the first in the events, then the
+manifest's, then the anchors'), so that the project's test suite can run
+both on real exports, clean and tampered, and require the same verdict.
 
     python3 verify_jsonl_export.py EXPORT_DIR [--anchors DIR --public-key FILE] [--json]
 
