@@ -1,7 +1,7 @@
 /**
  * Runs docs/examples/verify_jsonl_export.py, the independent verifier an
- * auditor could write from the documentation alone (Python's standard
- * library, no pg-audit-trail code), so that tests can check it reaches the
+ * auditor could write from the documentation (Python's standard library,
+ * no pg-audit-trail code), so that tests can check it reaches the
  * same verdict as audit-trail's own verifier.
  */
 import { execFile, execFileSync } from 'node:child_process';

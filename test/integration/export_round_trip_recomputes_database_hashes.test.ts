@@ -63,7 +63,7 @@ describe('export round trip', () => {
       const result = await verifyExport({ dir: out });
       expect(result).toMatchObject({ ok: true, problem: null, eventsChecked: manifest.event_count });
       if (format === 'jsonl' && pythonUnavailable() === null) {
-        // The independent verifier of docs/examples, written from the documentation alone, agrees.
+        // The independent verifier of docs/examples (plain Python, no pg-audit-trail code) agrees.
         expect(await pythonVerdict(out)).toMatchObject({ exitCode: 0, ok: true, eventsChecked: manifest.event_count });
       }
 

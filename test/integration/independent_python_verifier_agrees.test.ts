@@ -1,8 +1,8 @@
 /**
  * "How they could verify it with their own code" (issue 3), shown rather than
- * told: docs/examples/verify_jsonl_export.py is a verifier written from
- * docs/hash-chain.md and docs/audit.md alone, in Python with its standard
- * library only (its own Ed25519 check included). Here it reproduces the
+ * told: docs/examples/verify_jsonl_export.py is a verifier built from
+ * docs/hash-chain.md and docs/audit.md, in Python with its standard library
+ * only (its own Ed25519 check included), no pg-audit-trail code. Here it reproduces the
  * worked example's hash, verifies real exports (a full one with checkpoints,
  * a range, timestamps far outside years 1-9999), names the same first bad
  * sequence_no and problem as audit-trail where they are tampered with, and

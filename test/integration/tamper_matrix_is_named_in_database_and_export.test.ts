@@ -149,7 +149,7 @@ function rechain(lines: Line[], from = 0): void {
  * audit-trail's verdict on an export. For a JSON Lines export (without
  * --compare, which it does not implement) the independent Python verifier of
  * docs/examples must reach the same verdict: the same first bad sequence_no
- * and the same kind of problem, from the documentation alone.
+ * and the same kind of problem.
  */
 async function exportVerdict(dir: string, options: { store?: string; compare?: string } = {}): Promise<{ ok: boolean; seq: number | null; problem: string | null }> {
   const r = await verifyExport({
