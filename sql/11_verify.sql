@@ -210,10 +210,13 @@ begin
   elsif v_head_seq is null then
     ok := false; problem := 'head mismatch'; first_bad_sequence_no := v_from;
     detail := format('events of tenant %s exist but its chain head is missing', verify.tenant);
-  elsif to_seq is null and coalesce(v_last_seq, 0) < v_head_seq then
-    ok := false; problem := 'truncated'; first_bad_sequence_no := coalesce(v_last_seq, 0) + 1;
+  elsif v_last_seq is null and v_from > v_head_seq then
+    -- A range that starts after the chain head holds no events, and none were found: nothing to check.
+    ok := true;
+  elsif to_seq is null and coalesce(v_last_seq, v_from - 1) < v_head_seq then
+    ok := false; problem := 'truncated'; first_bad_sequence_no := coalesce(v_last_seq, v_from - 1) + 1;
     detail := format('the chain head is at sequence_no %s but the last event is %s: events %s to %s were removed',
-                     v_head_seq, coalesce(v_last_seq::text, 'none'), coalesce(v_last_seq, 0) + 1, v_head_seq);
+                     v_head_seq, coalesce(v_last_seq::text, 'none'), coalesce(v_last_seq, v_from - 1) + 1, v_head_seq);
   elsif to_seq is null and v_last_seq > v_head_seq then
     ok := false; problem := 'head mismatch'; first_bad_sequence_no := v_head_seq + 1;
     detail := format('the chain head is at sequence_no %s but events run to %s: events after the head were inserted',
@@ -222,7 +225,7 @@ begin
     ok := false; problem := 'head mismatch'; first_bad_sequence_no := v_head_seq;
     detail := format('event %s has record_hash %s but the chain head holds %s', v_head_seq,
                      encode(v_last_hash, 'hex'), encode(v_head_hash, 'hex'));
-  elsif to_seq is not null and coalesce(v_last_seq, 0) < least(to_seq, v_head_seq) then
+  elsif to_seq is not null and coalesce(v_last_seq, v_from - 1) < least(to_seq, v_head_seq) then
     ok := false; problem := 'gap'; first_bad_sequence_no := coalesce(v_last_seq, v_from - 1) + 1;
     detail := format('the range ends at sequence_no %s but the last event found is %s', least(to_seq, v_head_seq),
                      coalesce(v_last_seq::text, 'none'));

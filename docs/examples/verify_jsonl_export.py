@@ -54,6 +54,9 @@ FIELDS = ("event_id", "tenant_id", "occurred_at", "ingested_at", "actor_type", "
           "auth_method", "source_ip", "user_agent_hash", "action", "resource_type", "resource_id",
           "parent_type", "parent_id", "changes", "reason", "context", "db_identity")
 TIMESTAMPS = ("occurred_at", "ingested_at")
+REQUIRED = {"event_id", "tenant_id", "occurred_at", "ingested_at", "actor_type", "action", "resource_type",
+            "changes", "context", "db_identity"}  # never NULL in audit_trail.events
+COLUMNS = set(FIELDS) | {"sequence_no", "encoding_version", "prev_hash", "record_hash"}
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
@@ -71,7 +74,7 @@ class Broken(Exception):
 
 # --- The canonical encoding (hash-chain.md, "Body" and "Chain") -------------
 
-ISO = re.compile(r"([+-]\d{6}|\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z\Z")
+ISO = re.compile(r"([+-][0-9]{6}|[0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?Z\Z")
 
 
 def days_from_civil(year, month, day):
@@ -97,7 +100,10 @@ def micros_from_iso(text):
         raise ValueError(f"not a valid date and time: {text!r}")
     fraction = (m.group(7) or "").ljust(6, "0")
     seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
-    return seconds * 1_000_000 + int(fraction)
+    micros = seconds * 1_000_000 + int(fraction)
+    if not -2 ** 63 <= micros < 2 ** 63:
+        raise ValueError(f"beyond the encoding's int64 microseconds: {text!r}")
+    return micros
 
 
 def field(value, timestamp=False):
@@ -278,16 +284,44 @@ def read_manifest(export_dir):
     return manifest
 
 
+def strict_object(pairs):
+    """A JSON object whose keys are all different: with a key given twice, readers disagree on its value."""
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise ValueError(f"the key {k!r} appears twice")
+    return dict(pairs)
+
+
+def not_json(constant):
+    raise ValueError(f"{constant} is not JSON")
+
+
+def parse_line(raw, file, line_no):
+    """One line as JSON: strict UTF-8, no NaN or Infinity, no key given twice; ends with its newline."""
+    if not raw.endswith(b"\n"):
+        raise Unreadable(f"{file} line {line_no}: the last line has no end (the file was truncated)")
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=strict_object, parse_constant=not_json)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise Unreadable(f"{file} line {line_no}: not a line of JSON ({type(e).__name__}: {e}): the file is damaged")
+
+
 def check_event(event, file, line_no):
     """Refuses a line that is not an event of the documented shape (exit code 2, naming the line)."""
     if not isinstance(event, dict):
         raise Unreadable(f"{file} line {line_no}: not a JSON object")
+    unknown = sorted(set(event) - COLUMNS)
+    if unknown:
+        raise Unreadable(f"{file} line {line_no}: {unknown[0]!r} is not a column of the export (no hash covers it)")
     for name in FIELDS:
-        if name not in event or not (event[name] is None or isinstance(event[name], str)):
-            raise Unreadable(f"{file} line {line_no}: {name} is missing or not a string or null")
+        if name not in event or not (isinstance(event[name], str) or (event[name] is None and name not in REQUIRED)):
+            raise Unreadable(f"{file} line {line_no}: {name} is missing or not a string{'' if name in REQUIRED else ' or null'}")
     for name in ("sequence_no", "encoding_version"):
         if type(event.get(name)) is not int:
             raise Unreadable(f"{file} line {line_no}: {name} is missing or not an integer")
+    if not 1 <= event["sequence_no"] < 2 ** 63 or event["encoding_version"] < 0:
+        raise Unreadable(f"{file} line {line_no}: sequence_no must be 1 to 2^63 - 1 (a PostgreSQL bigint), encoding_version not negative")
     for name in ("prev_hash", "record_hash"):
         if not isinstance(event.get(name), str) or HEX64.match(event[name]) is None:
             raise Unreadable(f"{file} line {line_no}: {name} is not 64 lowercase hex digits")
@@ -298,7 +332,7 @@ def next_sequence_no(f):
     try:
         event = json.loads(f.readline().decode("utf-8"))
         return event["sequence_no"] if isinstance(event, dict) and type(event.get("sequence_no")) is int else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
 
@@ -332,10 +366,7 @@ def verify(export_dir, anchors=None, public_key_file=None):
             for line_no, raw in enumerate(f, 1):
                 digest.update(raw)
                 size += len(raw)
-                try:
-                    event = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError) as e:
-                    raise Unreadable(f"{path} line {line_no}: not a line of JSON ({e}): the file is damaged")
+                event = parse_line(raw, path, line_no)
                 check_event(event, path, line_no)
                 seq = event["sequence_no"]
                 if event["encoding_version"] != 1:

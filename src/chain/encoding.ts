@@ -295,23 +295,23 @@ export function microsFromIso(text: string): bigint | null {
   const m = /^(\d{4}|[+-]\d{6})(-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$/.exec(text);
   if (m === null) return null;
   const year = m[1] as string;
+  const rest = m[2] as string; // -MM-DDTHH:MM:SS
+  const y = Number(year);
+  const month = Number(rest.slice(1, 3));
+  const day = Number(rest.slice(4, 6));
+  const hour = Number(rest.slice(7, 9));
+  const minute = Number(rest.slice(10, 12));
+  const second = Number(rest.slice(13, 15));
+  // A date that does not exist (2025-02-29, 24:00:00) names no instant: Date.parse would roll it over.
+  if (year === '-000000' || !isCivilDateTime(y, month, day, hour, minute, second)) return null;
   let seconds: number;
   if (year.length === 4) {
     // Date.parse, as the JSONL reader's fast path (SecondsCache) reads these.
-    const millis = Date.parse(`${year}${m[2]}Z`);
+    const millis = Date.parse(`${year}${rest}Z`);
     if (Number.isNaN(millis)) return null;
     seconds = millis / 1000;
   } else {
     // Expanded years reach beyond Date's range (PostgreSQL goes to 294276 AD): exact arithmetic.
-    if (year === '-000000') return null;
-    const rest = m[2] as string; // -MM-DDTHH:MM:SS
-    const y = Number(year);
-    const month = Number(rest.slice(1, 3));
-    const day = Number(rest.slice(4, 6));
-    const hour = Number(rest.slice(7, 9));
-    const minute = Number(rest.slice(10, 12));
-    const second = Number(rest.slice(13, 15));
-    if (month < 1 || month > 12 || day < 1 || day > daysInMonth(y, month) || hour > 23 || minute > 59 || second > 59) return null;
     seconds = daysFromCivil(y, month, day) * 86400 + hour * 3600 + minute * 60 + second;
   }
   const fraction = (m[3] ?? '').padEnd(6, '0');
@@ -346,6 +346,11 @@ export function isoFromMicros(micros: bigint): string {
 }
 
 const two = (n: number): string => (n < 10 ? `0${n}` : String(n));
+
+/** Whether these fields name a real moment of the proleptic Gregorian calendar (no 2025-02-29, no 24:00, no leap second). */
+export function isCivilDateTime(year: number, month: number, day: number, hour: number, minute: number, second: number): boolean {
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) && hour <= 23 && minute <= 59 && second <= 59;
+}
 
 /** Days in a month of an astronomical year of the proleptic Gregorian calendar. */
 function daysInMonth(year: number, month: number): number {

@@ -107,7 +107,7 @@ export async function decodeBatch(task: DecodeTask): Promise<DecodeResult> {
   const data = Buffer.from(task.data, 0, task.length);
   const collector = new BatchCollector(encoder, task.tenantId, task.kind === 'parquet' ? Math.max(1, task.rows) : Math.max(64, task.length >>> 9));
   let error: WorkerFailure | null = null;
-  let lineText: string | undefined;
+  let lineBytes: Uint8Array | undefined;
   try {
     if (task.kind === 'jsonl') {
       deliverJsonlLines(data, 0, task.length - 1, decoder, collector, task.label, 1);
@@ -123,7 +123,7 @@ export async function decodeBatch(task: DecodeTask): Promise<DecodeResult> {
       let start = 0;
       for (let k = 0; k < collector.count; k++) start = data.indexOf(10, start) + 1;
       const nl = data.indexOf(10, start);
-      lineText = data.toString('utf8', start, nl < 0 ? task.length : nl);
+      lineBytes = Uint8Array.from(data.subarray(start, nl < 0 ? task.length : nl));
     }
   }
   return {
@@ -134,6 +134,6 @@ export async function decodeBatch(task: DecodeTask): Promise<DecodeResult> {
     hashes: collector.hashes.buffer as ArrayBuffer,
     same: collector.same.buffer as ArrayBuffer,
     others: collector.others,
-    error: error === null ? null : { ...error, lineText },
+    error: error === null ? null : { ...error, lineBytes },
   };
 }

@@ -48,8 +48,8 @@ export interface WorkerFailure {
   hint?: string | undefined;
   detail?: string | undefined;
   file?: string | undefined;
-  /** JSONL: the refused line's text (decoded again on the main thread, with its line number in the file). */
-  lineText?: string | undefined;
+  /** JSONL: the refused line's bytes (decoded again on the main thread, with its line number in the file). */
+  lineBytes?: Uint8Array | undefined;
 }
 
 /** What a worker returns for a batch: `count` events, then `error` if a row or line was refused. */

@@ -9,9 +9,9 @@ import { open } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
 import { EvidenceFileError } from '../errors.ts';
-import { isoFromMicros, microsFromIso, type ChainEncoder, type TextValue } from '../chain/encoding.ts';
+import { isCivilDateTime, isoFromMicros, microsFromIso, type ChainEncoder, type TextValue } from '../chain/encoding.ts';
 import type { ChainEvent } from '../chain/verifier.ts';
-import { deliverEvent, type ExportEventSink, type ExportRow } from './columns.ts';
+import { deliverEvent, EXPORT_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
 import type { DataFileWriter, WrittenFile } from './parquet.ts';
 
 export class JsonlFileWriter implements DataFileWriter {
@@ -76,7 +76,11 @@ export function bad(file: string, line: number, what: string): EvidenceFileError
 
 function text(o: Record<string, unknown>, key: string, required: boolean, file: string, line: number): TextValue {
   const v = o[key];
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') {
+    // A lone surrogate (\ud800 with no partner) is no Unicode text, and no text PostgreSQL stores: it would be hashed as U+FFFD.
+    if (!(v as string & { isWellFormed(): boolean }).isWellFormed()) throw bad(file, line, `"${key}" holds a lone UTF-16 surrogate escape, which is not text`);
+    return v;
+  }
   if (v === null && !required) return null;
   throw bad(file, line, `"${key}" must be ${required ? 'a string' : 'a string or null'}`);
 }
@@ -96,9 +100,65 @@ function timestamp(o: Record<string, unknown>, key: string, file: string, line: 
   return micros;
 }
 
+const EXPORT_KEYS: ReadonlySet<string> = new Set(EXPORT_COLUMNS.map(([name]) => name));
+const INTEGER_SPELLING = /^(0|[1-9][0-9]*)$/;
+
+/**
+ * Refuses a line (already valid JSON) whose top-level object a reader could
+ * take for something else than what JSON.parse gives: a key given twice
+ * (JSON.parse keeps the last value, other parsers and people read the first),
+ * a key that is no column of the export (no hash covers it), or
+ * sequence_no / encoding_version spelt as anything but an integer
+ * (1.0000000000000001 parses as 1).
+ */
+function checkTopLevelKeys(t: string, file: string, line: number): void {
+  let i = 0;
+  const ws = (): void => {
+    while (t[i] === ' ' || t[i] === '\t' || t[i] === '\n' || t[i] === '\r') i++;
+  };
+  /** The JSON string at i (its quotes included), decoded; i moves past it. */
+  const string = (): string => {
+    const from = i++;
+    while (t[i] !== '"') i += t[i] === '\\' ? 2 : 1;
+    i++;
+    return JSON.parse(t.slice(from, i)) as string;
+  };
+  ws();
+  i++; // {
+  ws();
+  if (t[i] === '}') return;
+  const seen = new Set<string>();
+  for (;;) {
+    ws();
+    const key = string();
+    ws();
+    i++; // :
+    ws();
+    if (!EXPORT_KEYS.has(key)) throw bad(file, line, `unknown key ${JSON.stringify(key)}: not a column of the export, and covered by no hash`);
+    if (seen.has(key)) throw bad(file, line, `the key "${key}" appears twice: readers disagree on which value counts`);
+    seen.add(key);
+    if (t[i] === '"') {
+      string();
+    } else if (t[i] === '{' || t[i] === '[') {
+      throw bad(file, line, `"${key}" holds a JSON object or array`);
+    } else {
+      const from = i;
+      while (i < t.length && !',} \t\n\r'.includes(t[i] as string)) i++;
+      const raw = t.slice(from, i);
+      if ((key === 'sequence_no' || key === 'encoding_version') && !INTEGER_SPELLING.test(raw)) {
+        throw bad(file, line, `"${key}" must be written as a whole number, found ${raw}`);
+      }
+    }
+    ws();
+    if (t[i] !== ',') return;
+    i++;
+  }
+}
+
 /**
  * Decodes one line. Hand-written checks instead of a zod schema: this runs once
  * per event and verification must be bound by SHA-256, not by validation.
+ * (Lines in the writer's exact layout take the fast path below instead.)
  */
 export function parseJsonlEvent(lineText: string, file: string, line: number): ChainEvent {
   let parsed: unknown;
@@ -108,6 +168,7 @@ export function parseJsonlEvent(lineText: string, file: string, line: number): C
     throw bad(file, line, 'not valid JSON');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad(file, line, 'not a JSON object');
+  checkTopLevelKeys(lineText, file, line);
   const o = parsed as Record<string, unknown>;
   const seq = o['sequence_no'];
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) throw bad(file, line, '"sequence_no" must be a positive integer');
@@ -257,6 +318,13 @@ class SecondsCache {
       const ok = i === 4 || i === 7 ? c === 0x2d : i === 10 ? c === 0x54 : i === 13 || i === 16 ? c === 0x3a : isDigit(c);
       if (!ok) return Number.NaN;
     }
+    const n = (i: number, digits: number): number => {
+      let v = 0;
+      for (let k = 0; k < digits; k++) v = v * 10 + ((data[at + i + k] as number) - 0x30);
+      return v;
+    };
+    // As microsFromIso(): a date that does not exist is refused, not rolled over by Date.parse.
+    if (!isCivilDateTime(n(0, 4), n(5, 2), n(8, 2), n(11, 2), n(14, 2), n(17, 2))) return Number.NaN;
     data.copy(key, 0, at, at + 19);
     this.valid = true;
     this.millis = Date.parse(`${key.toString('latin1')}Z`);
@@ -441,14 +509,11 @@ export class JsonlLineDecoder {
             let cp = u;
             if (u >= 0xd800 && u <= 0xdbff) {
               const low = data[p] === 0x5c && data[p + 1] === 0x75 ? hex4(data, p + 2, end) : -1;
-              if (low >= 0xdc00 && low <= 0xdfff) {
-                cp = 0x10000 + ((u - 0xd800) << 10) + (low - 0xdc00);
-                p += 6;
-              } else {
-                cp = 0xfffd; // a lone surrogate: encoded as U+FFFD, as Buffer.write does
-              }
+              if (low < 0xdc00 || low > 0xdfff) return -1; // a lone surrogate: not text (parseJsonlEvent refuses it)
+              cp = 0x10000 + ((u - 0xd800) << 10) + (low - 0xdc00);
+              p += 6;
             } else if (u >= 0xdc00 && u <= 0xdfff) {
-              cp = 0xfffd;
+              return -1;
             }
             if (cp < 0x80) {
               out[o++] = cp;
@@ -615,6 +680,13 @@ export function decodeLowerHex32(src: Uint8Array, at: number, into: Buffer): boo
   return true;
 }
 
+/** Decodes one line given as its bytes (without the newline): parseJsonlEvent(), for bytes that are UTF-8. */
+export function parseJsonlLine(bytes: Uint8Array, file: string, line: number): ChainEvent {
+  // Bytes that are not UTF-8 are not JSON text (RFC 8259): decoding them would read U+FFFD.
+  if (!isUtf8(bytes)) throw bad(file, line, 'not valid UTF-8: the file is damaged or was written in another encoding');
+  return parseJsonlEvent(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), file, line);
+}
+
 /**
  * Delivers the lines of data[start..lastNewline] (each ending with its
  * newline, lastNewline the position of the last one) to `sink`; `firstLine`
@@ -641,7 +713,7 @@ export function deliverJsonlLines(
     if (fast && decoder.decode(data, start, nl, encoder)) {
       sink.event(decoder.sequenceNo, decoder.encodingVersion, decoder.prevHash, decoder.recordHash, null);
     } else {
-      deliverEvent(sink, parseJsonlEvent(data.toString('utf8', start, nl), label, firstLine + count));
+      deliverEvent(sink, parseJsonlLine(data.subarray(start, nl), label, firstLine + count));
     }
     count++;
     start = nl + 1;

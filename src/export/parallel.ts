@@ -21,7 +21,7 @@ import { open, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
-import { bad, parseJsonlEvent } from './jsonl.ts';
+import { bad, parseJsonlLine } from './jsonl.ts';
 import { fileSha256, openParquetExport, rowGroupRange } from './parquet.ts';
 import { decodeBatch } from './decode_batch.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
@@ -161,7 +161,7 @@ export class DecodePool {
 
 /** The error a worker caught, as the single-threaded reader would have thrown it. */
 function rethrow(f: WorkerFailure, label: string, lineNumber: number): never {
-  if (f.lineText !== undefined) parseJsonlEvent(f.lineText, label, lineNumber); // throws the same error, with the line number in the file
+  if (f.lineBytes !== undefined) parseJsonlLine(f.lineBytes, label, lineNumber); // throws the same error, with the line number in the file
   if (f.name === 'EvidenceFileError' && f.file !== undefined) {
     throw new EvidenceFileError(f.message, f.file, f.code as '58P01' | '22P02' | '58030', { hint: f.hint, detail: f.detail });
   }
@@ -216,8 +216,9 @@ async function* jsonlTasks(
       if (filled < buf.length) continue; // fill the batch
       const lastNewline = buf.lastIndexOf(10, filled - 1);
       if (lastNewline < 0) continue; // one line longer than the batch: the buffer grows
-      const next = batchBuffer();
       const carry = filled - lastNewline - 1;
+      // (the unfinished line after it may be longer than a batch when the buffer grew for a long line)
+      const next = carry < batchBytes ? batchBuffer() : ownBuffer(2 * carry);
       buf.copy(next, 0, lastNewline + 1, filled);
       yield { kind: 'jsonl', label, tenantId, data: buf.buffer as ArrayBuffer, length: lastNewline + 1 };
       buf = next;

@@ -140,6 +140,25 @@ describe('tampering is found by verify', () => {
     });
   });
 
+  it('a range after the chain head holds nothing to check: OK, not a truncation or a gap; a removed tail in range is named', async () => {
+    await newChain('ranges');
+    const range = async (from: number, to: number | null) =>
+      (await c.query('select events_checked::int, ok, first_bad_sequence_no::int, problem from audit_trail.verify($1, $2, $3)', ['ranges', from, to])).rows[0];
+    for (const [from, to] of [[EVENTS_PER_CHAIN + 1, null], [100, null], [EVENTS_PER_CHAIN + 2, 30], [100, 200]] as const) {
+      expect(await range(from, to), `from ${from} to ${to}`).toEqual({ events_checked: 0, ok: true, first_bad_sequence_no: null, problem: null });
+    }
+    expect(await range(3, 5)).toEqual({ events_checked: 3, ok: true, first_bad_sequence_no: null, problem: null });
+    expect(await range(6, 100)).toEqual({ events_checked: 3, ok: true, first_bad_sequence_no: null, problem: null });
+    // Events 6 to the head removed (the head left where it was): a range from 7 finds them missing from 7 on.
+    await c.query('begin');
+    await c.query('set local session_replication_role = replica');
+    await c.query('delete from audit_trail.events where tenant_id = $1 and sequence_no >= 6', ['ranges']);
+    await c.query('commit');
+    expect(await range(7, null)).toMatchObject({ events_checked: 0, ok: false, first_bad_sequence_no: 7, problem: 'truncated' });
+    expect(await range(7, 8)).toMatchObject({ events_checked: 0, ok: false, first_bad_sequence_no: 7, problem: 'gap' });
+    expect(await range(1, null)).toMatchObject({ ok: false, first_bad_sequence_no: 6, problem: 'truncated' });
+  });
+
   for (const [bypassName, bypass] of Object.entries(BYPASSES)) {
     describe(`with ${bypassName}`, () => {
       CASES.forEach((tamper, index) => {

@@ -25,7 +25,7 @@ afterAll(async () => {
 });
 
 
-const PIECES = ['a', 'Z', ' ', '"', '\\', '/', '\n', '\t', '\r', '\b', '\f', '\u0000', '\u001f', '\u007f', 'é', 'e\u0301', '\u05d0\u05d1', '\u{1d11e}', '😀', '\ud800', '\udfff', '\ufeff', '\uffff', '{"k": [1, 2.50]}', '\u2028'];
+const PIECES = ['a', 'Z', ' ', '"', '\\', '/', '\n', '\t', '\r', '\b', '\f', '\u0000', '\u001f', '\u007f', 'é', 'e\u0301', '\u05d0\u05d1', '\u{1d11e}', '😀', '\ufeff', '\uffff', '{"k": [1, 2.50]}', '\u2028'];
 
 function text(rnd: () => number, max = 12): string {
   let s = '';
@@ -198,16 +198,43 @@ describe('the JSONL fast path', () => {
     expect(declined).toBeGreaterThan(0);
   });
 
-  it('reads files whose lines cross read boundaries, declines what is not UTF-8, and names the line of garbage', async () => {
+  it('refuses lines a reader could take for other values than those hashed (found by differential fuzzing)', async () => {
+    const [line] = await linesOf([{ ...row(random(4), 1), occurred_at_us: '1740830400000000', reason: 'ok', tenant_id: 'plant_hd' }]);
+    const l = line as string;
+    const refused = (edited: string, message: string): void => {
+      expect(fast(edited), edited).toBeNull();
+      expect(slow(edited)).toEqual({ error: `f.jsonl, line 7: ${message}` });
+    };
+    // Dates that do not exist, which Date.parse would roll over to the next day.
+    for (const date of ['2025-02-29T12:00:00', '2025-04-31T00:00:00', '1900-02-29T00:00:00', '2025-01-01T24:00:00', '2025-01-01T23:60:00', '2025-01-01T23:59:60']) {
+      refused(l.replace(/"occurred_at":"[^"]*"/, `"occurred_at":"${date}.000000Z"`), '"occurred_at" must be an ISO-8601 UTC timestamp such as 2025-01-31T08:15:00.123456Z (or +200000-01-01T00:00:00.000000Z)');
+    }
+    expect(slow(l.replace(/"occurred_at":"[^"]*"/, '"occurred_at":"2024-02-29T12:00:00.000000Z"'))).not.toHaveProperty('error');
+    // Lone surrogates: not text; hashing them as U+FFFD would verify a line that reads otherwise.
+    for (const escape of ['\\ud800', '\\udc00', 'a\\ud83dx']) {
+      refused(l.replace('"reason":"ok"', `"reason":"${escape}"`), '"reason" holds a lone UTF-16 surrogate escape, which is not text');
+    }
+    // A key given twice, also under an escaped spelling; a key that is no column.
+    refused(l.replace('"reason":"ok"', '"reason":"tampered","reason":"ok"'), 'the key "reason" appears twice: readers disagree on which value counts');
+    refused(l.replace('"reason":"ok"', '"\\u0072eason":"tampered","reason":"ok"'), 'the key "reason" appears twice: readers disagree on which value counts');
+    refused(l.replace('"reason":"ok"', '"reason":"ok","reason_override":"approved"'), 'unknown key "reason_override": not a column of the export, and covered by no hash');
+    // Whole numbers only: 1.0000000000000001 parses as 1.
+    for (const spelling of ['1.0000000000000001', '1.0', '1e0', '10e-1']) {
+      refused(l.replace('"sequence_no":1,', `"sequence_no":${spelling},`), `"sequence_no" must be written as a whole number, found ${spelling}`);
+      refused(l.replace('"encoding_version":', `"encoding_version":${spelling},"x":`).replace(/,"x":\d+/, ''), `"encoding_version" must be written as a whole number, found ${spelling}`);
+    }
+    // What reads as the same values still verifies: keys in another order, whitespace, escapes.
+    const reordered = JSON.stringify(Object.fromEntries(Object.entries(JSON.parse(l) as Record<string, unknown>).reverse()), null, 1).replace(/\n/g, ' ');
+    expect(slow(reordered)).toEqual(slow(l));
+  });
+
+  it('reads files whose lines cross read boundaries, refuses what is not UTF-8, and names the line of garbage', async () => {
     const rnd = random(3);
     const rows = Array.from({ length: 60 }, (_, i) => row(rnd, i + 1));
     for (const [i, r] of rows.entries()) if (i % 7 === 3) r.changes = `"${'x€'.repeat(150_000 + i * 10_000)}"`;
     const lines = await linesOf(rows);
-    // An invalid UTF-8 byte inside a string: decoded (to U+FFFD) by the slow path, as before.
-    const withBadByte = Buffer.from(`${lines[10]}\n`, 'utf8');
-    withBadByte[withBadByte.indexOf('"action":"') + 10] = 0xff;
     const file = path.join(work, 'big.jsonl');
-    await writeFile(file, Buffer.concat([Buffer.from(lines.slice(0, 10).map((l) => `${l}\n`).join(''), 'utf8'), withBadByte, Buffer.from(lines.slice(11).map((l) => `${l}\n`).join(''), 'utf8')]));
+    await writeFile(file, lines.map((l) => `${l}\n`).join(''));
 
     const got: Array<{ seq: bigint; message: string; record: string }> = [];
     const sink: ExportEventSink = {
@@ -225,6 +252,15 @@ describe('the JSONL fast path', () => {
       const want = slow(line) as { message: string; seq: bigint; record: string };
       expect(got[i]).toEqual({ seq: want.seq, message: want.message, record: want.record });
     }
+
+    // An invalid UTF-8 byte inside a string is not JSON text: refused, naming the line (not read as U+FFFD).
+    const withBadByte = Buffer.from(`${lines[10]}\n`, 'utf8');
+    withBadByte[withBadByte.indexOf('"action":"') + 10] = 0xff;
+    const notUtf8 = path.join(work, 'not-utf8.jsonl');
+    await writeFile(notUtf8, Buffer.concat([Buffer.from(lines.slice(0, 10).map((l) => `${l}\n`).join(''), 'utf8'), withBadByte, Buffer.from(`${lines[11]}\n`, 'utf8')]));
+    await expect(async () => {
+      for await (const _ of readJsonlInto(notUtf8, notUtf8, sink, () => undefined));
+    }).rejects.toThrow(`${notUtf8}, line 11: not valid UTF-8`);
 
     const garbage = path.join(work, 'garbage.jsonl');
     await writeFile(garbage, `${lines[0]}\n${lines[1]}\n{"sequence_no":3,garbage\n${lines[3]}\n`);
