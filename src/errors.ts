@@ -125,6 +125,27 @@ export class DatabaseError extends AuditTrailError {
     }
     const message = err instanceof Error ? err.message : String(err);
     const sysCode = (err as { code?: unknown } | null)?.code;
+    const fsPath = (err as { path?: unknown } | null)?.path;
+    if (typeof sysCode === 'string' && /^E[A-Z]+$/.test(sysCode) && typeof fsPath === 'string') {
+      // A file system error (it names a path): not the database's.
+      return new EvidenceFileError(`cannot ${String((err as { syscall?: unknown }).syscall ?? 'use')} ${fsPath}: ${message}`, fsPath, sysCode === 'ENOENT' ? '58P01' : '58030', {
+        hint: FILE_HINTS[sysCode] ?? 'Check the path, its permissions and the free space.',
+        cause: err,
+      });
+    }
+    if ((err as { code?: unknown } | null)?.code === 'ERR_INVALID_URL' || (err instanceof TypeError && /Invalid URL/.test(message))) {
+      return new ConnectionConfigError(`the connection string is not a valid URL (${message})`, {
+        hint: 'Write it as postgres://user:password@host:5432/dbname, with characters such as @ # / : in the password percent-encoded (%40 %23 %2F %3A).',
+        cause: err,
+      });
+    }
+    if (sysCode === 'ENOTFOUND' || sysCode === 'EAI_AGAIN') {
+      const host = (err as { hostname?: unknown }).hostname;
+      return new DatabaseError(`could not connect to the database: the host name ${typeof host === 'string' ? JSON.stringify(host) : ''} cannot be resolved (${message})`, {
+        code: '08001',
+        hint: 'Check the host in the connection string; an @ or # in the password must be percent-encoded (%40, %23), else the rest is read as the host.',
+      }, err);
+    }
     if (typeof sysCode === 'string' && /^E[A-Z]+$/.test(sysCode)) {
       return new DatabaseError(`could not connect to the database: ${message}`, {
         code: '08006',
@@ -151,6 +172,19 @@ export class DatabaseError extends AuditTrailError {
     return out;
   }
 }
+
+/** What to do about a file system error, by its code. */
+const FILE_HINTS: Record<string, string> = {
+  ENOENT: 'The file or directory does not exist: check the path.',
+  EEXIST: 'Something already exists at this path: choose a new path (evidence is never overwritten).',
+  ENOTDIR: 'A part of the path is a file, not a directory: check the path.',
+  EISDIR: 'The path is a directory where a file is expected: check the path.',
+  EACCES: 'No permission: run as a user that may write there, or choose another path.',
+  EPERM: 'The operation is not permitted here: choose another path.',
+  EROFS: 'The file system is read-only: choose another path.',
+  ENOSPC: 'The disk is full: free space or choose another path.',
+  ENAMETOOLONG: 'A file name is too long for this file system.',
+};
 
 interface PgServerErrorShape {
   message: string;

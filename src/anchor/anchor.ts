@@ -8,12 +8,12 @@
  * checkpoint is made.
  */
 import type pg from 'pg';
-import { DatabaseError } from '../errors.ts';
+import { DatabaseError, toAuditTrailError, type SerializedError } from '../errors.ts';
 import { withClient, type ConnectionOptions } from '../db/connect.ts';
 import { checkpointObjectName, signCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { keyIdOf, loadPrivateKey } from './keys.ts';
-import { openStore, type ImmutabilityReport, type StoreOptions } from './stores.ts';
-import { createPublicKey } from 'node:crypto';
+import { openStore, type AnchorStore, type ImmutabilityReport, type StoreOptions } from './stores.ts';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 
 export interface AnchorOptions extends ConnectionOptions, StoreOptions {
   /** Store URLs (file:DIR, s3://bucket/prefix); at least one. */
@@ -26,8 +26,13 @@ export interface AnchorOptions extends ConnectionOptions, StoreOptions {
 
 export interface TenantAnchorResult {
   tenantId: string;
-  /** anchored: a new checkpoint; unchanged: nothing new since the last one; alarm: the chain went backwards or was rewritten. */
-  status: 'anchored' | 'unchanged' | 'alarm';
+  /**
+   * anchored: a new checkpoint; unchanged: nothing new since the last one;
+   * alarm: the chain went backwards or was rewritten; failed: this tenant
+   * could not be anchored (a store or the database failed for it; the other
+   * tenants are still anchored).
+   */
+  status: 'anchored' | 'unchanged' | 'alarm' | 'failed';
   sequenceNo: number;
   recordHash: string;
   checkpointDigest: string | null;
@@ -36,6 +41,8 @@ export interface TenantAnchorResult {
   /** SQLSTATE-like code of an alarm (AT020 behind the last checkpoint, AT021 rewritten). */
   alarmCode: string | null;
   detail: string;
+  /** The error of a failed tenant (code, message, hint). */
+  error?: SerializedError | undefined;
 }
 
 export interface AnchorRun {
@@ -84,6 +91,18 @@ export async function anchorAll(options: AnchorOptions): Promise<AnchorRun> {
   let sample: string | undefined;
 
   await withClient(options, async (client) => {
+    // Before anything is signed or published: a checkpoint written to a store
+    // and then refused by the database would be left in the store unlisted.
+    const { rows: privilege } = await client.query<{ may: boolean }>(
+      `select has_function_privilege('audit_trail.register_anchor(text, bigint, bytea, timestamptz, text, bytea, bytea, text[], bytea)', 'execute') as may`,
+    );
+    if (privilege[0]?.may !== true) {
+      throw new DatabaseError(`role ${await currentUser(client)} may not list checkpoints in audit_trail.anchors`, {
+        code: '42501',
+        hint: 'Anchor as a member of audit_trail_admin that reads every tenant (the owner\'s login, or a role granted audit_trail_admin and every tenant\'s read).',
+      });
+    }
+    for (const store of stores) await store.checkWritable();
     const heads = (
       await client.query<HeadRow>(
         `select tenant_id, sequence_no::text, encode(record_hash, 'hex') as record_hash from audit_trail.chain_heads
@@ -91,74 +110,100 @@ export async function anchorAll(options: AnchorOptions): Promise<AnchorRun> {
         [options.tenant ?? null],
       )
     ).rows;
+    if (options.tenant !== undefined && heads.length === 0) {
+      throw new DatabaseError(`tenant ${options.tenant} has no chain (or this role may not read it)`, {
+        code: '42704',
+        hint: 'Check the tenant id (audit-trail verify lists every tenant); anchor as a role that reads every tenant.',
+      });
+    }
     for (const head of heads) {
-      const base = { tenantId: head.tenant_id, sequenceNo: Number(head.sequence_no), recordHash: head.record_hash };
-      const last = await lastAnchor(client, head.tenant_id);
-      if (last === undefined && base.sequenceNo === 0) continue; // no events and never anchored: nothing to vouch for
-      if (last !== undefined) {
-        const lastSeq = Number(last.sequence_no);
-        if (base.sequenceNo < lastSeq) {
-          results.push({
-            ...base, status: 'alarm', checkpointDigest: null, object: null, alarmCode: 'AT020',
-            detail: `the chain head is at sequence_no ${base.sequenceNo}, below the last anchored checkpoint at ${lastSeq}: events were removed. No checkpoint made.`,
-          });
-          continue;
-        }
-        const anchoredEvent = await hashAt(client, head.tenant_id, last.sequence_no);
-        if (anchoredEvent?.record_hash !== last.record_hash) {
-          results.push({
-            ...base, status: 'alarm', checkpointDigest: null, object: null, alarmCode: 'AT021',
-            detail: `event ${lastSeq} has record_hash ${anchoredEvent?.record_hash ?? '(missing)'} but was anchored with ${last.record_hash}: the chain was rewritten. No checkpoint made.`,
-          });
-          continue;
-        }
-        if (base.sequenceNo === lastSeq) {
-          results.push({ ...base, status: 'unchanged', checkpointDigest: last.checkpoint_digest, object: null, alarmCode: null, detail: 'no new events since the last checkpoint' });
-          continue;
-        }
-        if (base.sequenceNo === lastSeq + 1) {
-          // The only newer event is the record of the last anchoring itself.
-          const headEvent = await hashAt(client, head.tenant_id, head.sequence_no);
-          if (headEvent?.resource_type === 'anchor' && headEvent.resource_id === last.checkpoint_digest) {
-            results.push({ ...base, status: 'unchanged', checkpointDigest: last.checkpoint_digest, object: null, alarmCode: null, detail: 'no new events since the last checkpoint' });
-            continue;
-          }
-        }
-      }
-      const checkpoint: Checkpoint = {
-        tenant_id: head.tenant_id,
-        sequence_no: base.sequenceNo,
-        record_hash: head.record_hash,
-        anchored_at: new Date().toISOString(),
-        key_id: keyId,
-        previous_checkpoint_digest: last?.checkpoint_digest ?? null,
-      };
-      const published = signCheckpoint(checkpoint, privateKey);
-      const object = checkpointObjectName(published);
-      const bytes = Buffer.from(`${JSON.stringify(published, null, 2)}\n`, 'utf8');
-      // Publish everywhere first: a checkpoint listed in the database but missing from a store would be a lie.
-      for (const store of stores) await store.put(object, bytes);
-      sample = object;
       try {
-        await client.query('begin');
-        await client.query(
-          `select audit_trail.register_anchor($1, $2::bigint, decode($3, 'hex'), $4::timestamptz, $5, decode($6, 'hex'),
-                  decode($7, 'hex'), $8::text[], decode($9, 'hex'))`,
-          [head.tenant_id, head.sequence_no, head.record_hash, checkpoint.anchored_at, keyId, published.checkpoint_digest,
-            checkpoint.previous_checkpoint_digest, options.stores, published.signature],
-        );
-        await client.query('commit');
+        const done = await anchorTenant(client, head, options.stores, stores, privateKey, keyId);
+        if (done === null) continue;
+        results.push(done);
+        if (done.status === 'anchored') sample = done.object ?? sample;
       } catch (err) {
-        await client.query('rollback').catch(() => undefined);
-        throw DatabaseError.fromPg(err);
+        // One tenant that cannot be anchored (a name too long for a store, a store failing) does not stop the others.
+        const e = toAuditTrailError(err);
+        results.push({
+          tenantId: head.tenant_id, sequenceNo: Number(head.sequence_no), recordHash: head.record_hash, status: 'failed',
+          checkpointDigest: null, object: null, alarmCode: null, detail: `${e.message}${e.hint === undefined ? '' : ` (${e.hint})`}`, error: e.toJSON(),
+        });
       }
-      results.push({ ...base, status: 'anchored', checkpointDigest: published.checkpoint_digest, object, alarmCode: null, detail: `checkpoint at sequence_no ${base.sequenceNo} published to ${options.stores.join(', ')}` });
     }
   });
 
   const immutability: ImmutabilityReport[] = [];
   for (const store of stores) immutability.push(await store.immutability(sample ?? (await latestObject(store))));
   return { keyId, tenants: results, immutability };
+}
+
+async function currentUser(client: pg.ClientBase): Promise<string> {
+  return (await client.query<{ u: string }>('select current_user::text as u')).rows[0]?.u ?? '?';
+}
+
+/** Anchors one tenant's head: a new checkpoint, nothing (unchanged), or an alarm. */
+async function anchorTenant(
+  client: pg.ClientBase,
+  head: HeadRow,
+  storeUrls: string[],
+  stores: AnchorStore[],
+  privateKey: KeyObject,
+  keyId: string,
+): Promise<TenantAnchorResult | null> {
+  const base = { tenantId: head.tenant_id, sequenceNo: Number(head.sequence_no), recordHash: head.record_hash };
+  const last = await lastAnchor(client, head.tenant_id);
+  if (last === undefined && base.sequenceNo === 0) return null; // no events and never anchored: nothing to vouch for
+  if (last !== undefined) {
+    const lastSeq = Number(last.sequence_no);
+    if (base.sequenceNo < lastSeq) {
+      return {
+        ...base, status: 'alarm', checkpointDigest: null, object: null, alarmCode: 'AT020',
+        detail: `the chain head is at sequence_no ${base.sequenceNo}, below the last anchored checkpoint at ${lastSeq}: events were removed. No checkpoint made.`,
+      };
+    }
+    const anchoredEvent = await hashAt(client, head.tenant_id, last.sequence_no);
+    if (anchoredEvent?.record_hash !== last.record_hash) {
+      return {
+        ...base, status: 'alarm', checkpointDigest: null, object: null, alarmCode: 'AT021',
+        detail: `event ${lastSeq} has record_hash ${anchoredEvent?.record_hash ?? '(missing)'} but was anchored with ${last.record_hash}: the chain was rewritten. No checkpoint made.`,
+      };
+    }
+    const unchanged: TenantAnchorResult = { ...base, status: 'unchanged', checkpointDigest: last.checkpoint_digest, object: null, alarmCode: null, detail: 'no new events since the last checkpoint' };
+    if (base.sequenceNo === lastSeq) return unchanged;
+    if (base.sequenceNo === lastSeq + 1) {
+      // The only newer event is the record of the last anchoring itself.
+      const headEvent = await hashAt(client, head.tenant_id, head.sequence_no);
+      if (headEvent?.resource_type === 'anchor' && headEvent.resource_id === last.checkpoint_digest) return unchanged;
+    }
+  }
+  const checkpoint: Checkpoint = {
+    tenant_id: head.tenant_id,
+    sequence_no: base.sequenceNo,
+    record_hash: head.record_hash,
+    anchored_at: new Date().toISOString(),
+    key_id: keyId,
+    previous_checkpoint_digest: last?.checkpoint_digest ?? null,
+  };
+  const published = signCheckpoint(checkpoint, privateKey);
+  const object = checkpointObjectName(published);
+  const bytes = Buffer.from(`${JSON.stringify(published, null, 2)}\n`, 'utf8');
+  // Publish everywhere first: a checkpoint listed in the database but missing from a store would be a lie.
+  for (const store of stores) await store.put(object, bytes);
+  try {
+    await client.query('begin');
+    await client.query(
+      `select audit_trail.register_anchor($1, $2::bigint, decode($3, 'hex'), $4::timestamptz, $5, decode($6, 'hex'),
+              decode($7, 'hex'), $8::text[], decode($9, 'hex'))`,
+      [head.tenant_id, head.sequence_no, head.record_hash, checkpoint.anchored_at, keyId, published.checkpoint_digest,
+        checkpoint.previous_checkpoint_digest, storeUrls, published.signature],
+    );
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw DatabaseError.fromPg(err);
+  }
+  return { ...base, status: 'anchored', checkpointDigest: published.checkpoint_digest, object, alarmCode: null, detail: `checkpoint at sequence_no ${base.sequenceNo} published to ${storeUrls.join(', ')}` };
 }
 
 async function latestObject(store: ReturnType<typeof openStore>): Promise<string | undefined> {

@@ -3,7 +3,8 @@
  * lives in a file the customer controls; it never reaches the database.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EvidenceFileError } from '../errors.ts';
 
@@ -34,10 +35,18 @@ export async function generateKeys(options: { outDir: string }): Promise<Generat
   await mkdir(options.outDir, { recursive: true });
   const privateKeyFile = path.join(options.outDir, PRIVATE_KEY_FILE);
   const publicKeyFile = path.join(options.outDir, PUBLIC_KEY_FILE);
+  const written: string[] = [];
   try {
+    // Either file there already: nothing is written (a new private key beside an old public key would not match it).
+    for (const file of [privateKeyFile, publicKeyFile]) {
+      if (existsSync(file)) throw Object.assign(new Error(`${file} exists`), { code: 'EEXIST', path: file });
+    }
     await writeFile(privateKeyFile, privateKey.export({ format: 'pem', type: 'pkcs8' }), { flag: 'wx', mode: 0o600 });
+    written.push(privateKeyFile);
     await writeFile(publicKeyFile, publicKey.export({ format: 'pem', type: 'spki' }), { flag: 'wx', mode: 0o644 });
+    written.push(publicKeyFile);
   } catch (err) {
+    for (const file of written) await rm(file, { force: true });
     const code = (err as NodeJS.ErrnoException).code;
     const file = code === 'EEXIST' ? ((err as NodeJS.ErrnoException).path ?? privateKeyFile) : options.outDir;
     throw new EvidenceFileError(

@@ -18,12 +18,14 @@
  *                        name, and reports any later version or delete
  *                        marker as tampering (listingAnomalies()).
  */
-import { chmod, mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod, mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
   GetObjectRetentionCommand,
+  HeadBucketCommand,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   PutObjectCommand,
@@ -50,6 +52,8 @@ export interface AnchorStore {
   list(prefix: string): Promise<string[]>;
   /** Throws a clear error when the store does not exist or cannot be read. */
   checkReachable(): Promise<void>;
+  /** Throws a clear error when objects cannot be written into the store (checked before anything is published). */
+  checkWritable(): Promise<void>;
   /** Reads back whether the store enforces immutability; `sample` is an object to check retention of. */
   immutability(sample?: string): Promise<ImmutabilityReport>;
   /**
@@ -144,6 +148,18 @@ class FileStore implements AnchorStore {
     }
   }
 
+  async checkWritable(): Promise<void> {
+    try {
+      await mkdir(this.dir, { recursive: true });
+      await access(this.dir, constants.W_OK | constants.X_OK);
+    } catch (err) {
+      throw new EvidenceFileError(`anchor store ${this.url} cannot be written (${(err as NodeJS.ErrnoException).code ?? String(err)})`, this.dir, '58030', {
+        hint: 'Pass a directory this user may create and write, as file:DIR.',
+        cause: err,
+      });
+    }
+  }
+
   async immutability(): Promise<ImmutabilityReport> {
     return {
       store: this.url,
@@ -159,6 +175,8 @@ function s3Client(): S3Client {
   const endpoint = process.env['AWS_ENDPOINT_URL_S3'] ?? process.env['AWS_ENDPOINT_URL'];
   return new S3Client({
     region: process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+    // An endpoint that accepts connections and never answers must not hang anchoring (--every) or verification.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
     // S3-compatible servers on a custom endpoint (MinIO, Ceph, a local test server) need path-style URLs.
     forcePathStyle: endpoint !== undefined,
     ...(endpoint !== undefined ? { endpoint } : {}),
@@ -326,6 +344,14 @@ class S3Store implements AnchorStore {
 
   async checkReachable(): Promise<void> {
     await this.list('');
+  }
+
+  async checkWritable(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      throw this.fail('reaching the bucket of', '', err);
+    }
   }
 
   async immutability(sample?: string): Promise<ImmutabilityReport> {

@@ -4,20 +4,21 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
-import { AuditTrailError, UsageError, toAuditTrailError } from '../errors.ts';
+import { AuditTrailError, DatabaseError, UsageError, toAuditTrailError } from '../errors.ts';
 import { migrate, pendingMigrations, printSql } from '../db/migrate.ts';
 import { enable, disable } from '../db/capture.ts';
 import { verify, type ChainVerification } from '../db/verify.ts';
 import { exportTenant } from '../export/export.ts';
 import { downloadExport, isRemote, uploadExport } from '../export/remote.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { verifyExport, type ExportVerification } from '../export/verify_export.ts';
 import { generateKeys } from '../anchor/keys.ts';
 import { anchorAll, checkStores, type AnchorRun } from '../anchor/anchor.ts';
 import { verifyWithAnchors } from '../anchor/verify_database.ts';
-import type { ImmutabilityReport } from '../anchor/stores.ts';
+import { openStore, type ImmutabilityReport } from '../anchor/stores.ts';
+import type { ExportManifest } from '../export/manifest.ts';
 import { runDemo } from '../demo/run_demo.ts';
 import { formatHeader, formatStep, formatSummary } from '../demo/terminal_output.ts';
 
@@ -249,6 +250,10 @@ ${connectionHelp}`,
           message: 'is required with --anchors (the public key that signed the checkpoints)',
           path: ['public-key'],
         })
+        .refine((o) => o['public-key'] === undefined || o.anchors !== undefined, {
+          message: 'checks checkpoints: give the anchor store with --anchors STORE (without it nothing would be checked against the key)',
+          path: ['public-key'],
+        })
         .refine((o) => o.export === undefined || (o.tenant === undefined && o['from-seq'] === undefined && o['to-seq'] === undefined), {
           message: 'verifies the whole export: --tenant, --from-seq and --to-seq do not apply',
           path: ['export'],
@@ -281,7 +286,8 @@ ${connectionHelp}`,
           publicKeyFile: opts['public-key'],
           compareWith: compare,
           onProgress: progress.update,
-          jobs: opts.jobs,
+          // (more threads than cores only cost memory and time)
+          jobs: opts.jobs === undefined ? undefined : Math.min(opts.jobs, availableParallelism()),
         });
         result.dir = opts.export;
         if (overwritten.length > 0 && result.ok) {
@@ -314,7 +320,7 @@ ${connectionHelp}`,
           stores: immutability,
         });
       } else {
-        for (const r of tenants) io.stdout(`${verificationLine(r)}${r.ok ? `, ${r.checkpointsChecked} checkpoint(s) match` : ''}\n`);
+        for (const r of tenants) io.stdout(`${verificationLine(r)}${r.ok ? checkpointsNote(r.checkpointsChecked) : ''}\n`);
         for (const r of immutability) io.stdout(`${immutabilityLine(r)}\n`);
       }
       return ok ? 0 : 1;
@@ -325,6 +331,13 @@ ${connectionHelp}`,
       fromSeq: opts['from-seq'],
       toSeq: opts['to-seq'],
     });
+    const unknown = opts.tenant === undefined ? undefined : results.find((r) => r.problem === 'not found');
+    if (unknown !== undefined) {
+      throw new DatabaseError(`tenant ${opts.tenant} has no events and no chain head visible to this role`, {
+        code: '42704',
+        hint: 'Check the tenant id (audit-trail verify without --tenant lists every tenant); readers need audit_trail.grant_tenant_read(). A chain deleted whole (events and head) looks the same: verify --anchors tells, from its checkpoints.',
+      });
+    }
     const ok = results.every((r) => r.ok);
     if (opts.json) {
       printJson(io, { ok, tenants: results.map(verificationJson) });
@@ -337,9 +350,14 @@ ${connectionHelp}`,
   },
 };
 
+/** What the checkpoints said, for an OK line: how many matched, or that there were none to check. */
+function checkpointsNote(n: number, where = 'of this tenant in the stores'): string {
+  return n > 0 ? `, ${n} checkpoint(s) match` : `; NO checkpoint ${where}: nothing was checked against anchors`;
+}
+
 function exportVerificationLine(r: ExportVerification): string {
   const range = r.fromSequenceNo === null ? 'no events' : `sequence_no ${r.fromSequenceNo} to ${r.toSequenceNo}`;
-  const anchors = r.checkpointsChecked > 0 ? `, ${r.checkpointsChecked} checkpoint(s) match` : '';
+  const anchors = r.immutability.length > 0 ? checkpointsNote(r.checkpointsChecked, 'of this tenant in the stores within this range') : '';
   if (r.ok) return `${r.tenantId}: export ${r.dir} OK (${r.eventsChecked} events checked, ${range}${anchors})`;
   const where = r.firstBadSequenceNo === null ? '' : ` at sequence_no ${r.firstBadSequenceNo}`;
   // A compared export that is not intact is named as the broken one; the export itself checked clean.
@@ -441,24 +459,29 @@ ${connectionHelp}`,
     );
     const progress = progressReporter(io, opts.json, 'exported');
     const remote = isRemote(opts.out);
-    const outDir = remote ? path.join(await mkdtemp(path.join(tmpdir(), 'audit-trail-export-')), 'export') : opts.out;
-    const manifest = await exportTenant({
-      databaseUrl: opts['database-url'],
-      tenant: opts.tenant,
-      outDir,
-      format: opts.format,
-      fromSeq: opts['from-seq'],
-      toSeq: opts['to-seq'],
-      eventsPerFile: opts['events-per-file'],
-      onProgress: progress.update,
-    });
-    progress.done();
     if (remote) {
-      try {
-        await uploadExport(outDir, opts.out);
-      } finally {
-        await rm(path.dirname(outDir), { recursive: true, force: true });
+      // A bad bucket name, an unreachable store or a prefix in use: said before the export, not after it.
+      if ((await openStore(opts.out).list('')).length > 0) {
+        throw new UsageError(`${opts.out} is not empty`, { hint: 'Export to a new prefix: an export is never overwritten or mixed with another.' });
       }
+    }
+    const outDir = remote ? path.join(await mkdtemp(path.join(tmpdir(), 'audit-trail-export-')), 'export') : opts.out;
+    let manifest: ExportManifest;
+    try {
+      manifest = await exportTenant({
+        databaseUrl: opts['database-url'],
+        tenant: opts.tenant,
+        outDir,
+        format: opts.format,
+        fromSeq: opts['from-seq'],
+        toSeq: opts['to-seq'],
+        eventsPerFile: opts['events-per-file'],
+        onProgress: progress.update,
+      });
+      progress.done();
+      if (remote) await uploadExport(outDir, opts.out);
+    } finally {
+      if (remote) await rm(path.dirname(outDir), { recursive: true, force: true });
     }
     if (opts.json) printJson(io, { ok: true, dir: opts.out, manifest });
     else {
@@ -500,7 +523,9 @@ Options:
 const intervalText = z
   .string()
   .regex(/^[1-9][0-9]*(s|m|h)$/, 'must be a duration such as 60s, 5m or 1h')
-  .transform((t) => Number(t.slice(0, -1)) * ({ s: 1000, m: 60_000, h: 3_600_000 } as const)[t.slice(-1) as 's' | 'm' | 'h']);
+  .transform((t) => Number(t.slice(0, -1)) * ({ s: 1000, m: 60_000, h: 3_600_000 } as const)[t.slice(-1) as 's' | 'm' | 'h'])
+  // (a timer cannot wait longer: Node runs a longer one at once, in a tight loop)
+  .refine((ms) => ms <= 24 * 3_600_000, 'must be at most 24h (use cron for longer intervals)');
 
 const anchorCommand: Command = {
   summary: 'sign a checkpoint of every tenant\'s chain head and publish it',
@@ -575,7 +600,8 @@ ${connectionHelp}`,
         retentionDays: opts['retention-days'],
       });
       printAnchorRun(io, opts.json, run);
-      return run.tenants.some((t) => t.status === 'alarm') ? 1 : 0;
+      // A tenant that could not be anchored (a store or the database failing for it) is an error; an alarm is a finding.
+      return run.tenants.some((t) => t.status === 'failed') ? 2 : run.tenants.some((t) => t.status === 'alarm') ? 1 : 0;
     };
     if (opts.every === undefined) return once();
     // Cron-less operation: a pass that fails (the database restarting, a store
@@ -632,7 +658,7 @@ function stopOnSignal(): { requested: () => boolean; sleep: (ms: number) => Prom
 function printAnchorRun(io: Io, json: boolean, run: AnchorRun): void {
   if (json) {
     printJson(io, {
-      ok: run.tenants.every((t) => t.status !== 'alarm'),
+      ok: run.tenants.every((t) => t.status !== 'alarm' && t.status !== 'failed'),
       key_id: run.keyId,
       tenants: run.tenants.map((t) => ({
         tenant_id: t.tenantId,
@@ -643,6 +669,7 @@ function printAnchorRun(io: Io, json: boolean, run: AnchorRun): void {
         object: t.object,
         alarm_code: t.alarmCode,
         detail: t.detail,
+        ...(t.error !== undefined ? { error: t.error } : {}),
       })),
       stores: run.immutability,
     });
@@ -652,6 +679,7 @@ function printAnchorRun(io: Io, json: boolean, run: AnchorRun): void {
   for (const t of run.tenants) {
     const head = `${t.tenantId} at sequence_no ${t.sequenceNo}`;
     if (t.status === 'alarm') io.stdout(`ALARM ${head} (${t.alarmCode}): ${t.detail}\n`);
+    else if (t.status === 'failed') io.stdout(`FAILED ${head}: ${t.detail}\n`);
     else if (t.status === 'unchanged') io.stdout(`${head}: unchanged since the last checkpoint\n`);
     else io.stdout(`${head}: anchored, checkpoint ${t.checkpointDigest} (${t.object})\n`);
   }

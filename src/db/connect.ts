@@ -18,13 +18,25 @@ export function resolveDatabaseUrl(options: ConnectionOptions = {}, env: NodeJS.
   return url;
 }
 
+/** How long to wait for a server to accept and answer a new connection. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
 // Every connection says who it is, so the audit trail's db_identity and
 // pg_stat_activity name this tool.
 const applicationName = 'audit-trail';
 
 /** Opens one client; the caller ends it. */
 export async function connectClient(options: ConnectionOptions = {}): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: resolveDatabaseUrl(options), application_name: applicationName });
+  const client = new pg.Client({
+    connectionString: resolveDatabaseUrl(options),
+    application_name: applicationName,
+    // A server that accepts the connection and never answers must not hang a cron job.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  });
+  // A connection the server ends (a terminated backend, a restart) fails the
+  // query in progress, which reports it; without a listener the 'error' event
+  // would crash the process.
+  client.on('error', () => undefined);
   try {
     await client.connect();
   } catch (err) {
@@ -39,6 +51,7 @@ export function createPool(options: ConnectionOptions & { max?: number } = {}): 
   const pool = new pg.Pool({
     connectionString: resolveDatabaseUrl(options),
     application_name: applicationName,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     max: options.max ?? 4,
   });
   // An idle client that loses its server must not crash the process.

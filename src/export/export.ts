@@ -4,7 +4,7 @@
  * manifest.json, inside one REPEATABLE READ snapshot so the manifest's chain
  * head and the files agree.
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DatabaseError, UsageError } from '../errors.ts';
 import { withClient, type ConnectionOptions } from '../db/connect.ts';
@@ -35,21 +35,40 @@ export interface ExportOptions extends ConnectionOptions {
 
 /** Exports a tenant's events; returns the manifest that was written. */
 export async function exportTenant(options: ExportOptions): Promise<ExportManifest> {
-  const format = options.format ?? 'parquet';
   const fromSeq = options.fromSeq ?? 1;
-  const eventsPerFile = options.eventsPerFile ?? 1_000_000;
-  const batchSize = options.batchSize ?? 10_000;
   if (options.toSeq !== undefined && options.toSeq < fromSeq) {
     throw new UsageError(`--to-seq ${options.toSeq} is before --from-seq ${fromSeq}`);
   }
-  await mkdir(options.outDir, { recursive: true });
-  const existing = await readdir(options.outDir);
+  const outDir = path.resolve(options.outDir);
+  const existing = await readdir(outDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
   if (existing.length > 0) {
     throw new UsageError(`${options.outDir} is not empty`, {
       hint: 'Export into a new directory: an export is never overwritten or mixed with another.',
     });
   }
+  // The files are written into a new directory beside the target and moved
+  // into place complete: a failure (the server gone, a full disk) leaves no
+  // half export behind, only the error.
+  await mkdir(path.dirname(outDir), { recursive: true });
+  const partial = await mkdtemp(`${outDir}.partial-`);
+  try {
+    const manifest = await writeExport(options, partial);
+    await rename(partial, outDir);
+    return manifest;
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true });
+    throw err;
+  }
+}
 
+async function writeExport(options: ExportOptions, outDir: string): Promise<ExportManifest> {
+  const format = options.format ?? 'parquet';
+  const fromSeq = options.fromSeq ?? 1;
+  const eventsPerFile = options.eventsPerFile ?? 1_000_000;
+  const batchSize = options.batchSize ?? 10_000;
   return withClient(options, async (client) => {
     await client.query('begin transaction isolation level repeatable read read only');
     try {
@@ -98,7 +117,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportManife
         while (offset < rows.length) {
           if (writer === null || current === null) {
             const name = `events-${String(files.length + 1).padStart(5, '0')}.${format}`;
-            const target = path.join(options.outDir, name);
+            const target = path.join(outDir, name);
             writer = format === 'parquet' ? new ParquetFileWriter(target) : new JsonlFileWriter(target);
             current = { path: name, sha256: '', bytes: 0, event_count: 0, first_sequence_no: null, last_sequence_no: null };
           }
@@ -139,7 +158,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportManife
         last_record_hash: last?.record_hash ?? null,
         files,
       };
-      await writeFile(path.join(options.outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
+      await writeFile(path.join(outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
       return manifest;
     } catch (err) {
       await client.query('rollback').catch(() => undefined);

@@ -1,0 +1,199 @@
+/**
+ * What an operator stumbles into (found by a bad-input sweep of the CLI) gets
+ * a clear error with its code and a hint, and leaves no half-made evidence:
+ * no half export, no checkpoint in a store that the database does not list,
+ * no private key beside a public key it does not match, no false alarm.
+ */
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { connectAs, testRolePassword, useTestDatabase } from '../helpers/database.ts';
+import { recordEvents, simpleEvents } from '../helpers/trail.ts';
+import { main, type Io } from '../../src/cli/main.ts';
+import { exportTenant, generateKeys, verifyExport } from '../../src/index.ts';
+
+const db = useTestDatabase('cli_failures');
+const TENANT = 'plant_cli';
+const READER = 'cli_failures_reader';
+let work: string;
+let client: pg.Client;
+let keys: { privateKeyFile: string; publicKeyFile: string };
+
+/** Runs the CLI twice (text, then --json); the exit code, the text output and the JSON document. */
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string; json: Record<string, unknown> }> {
+  let out = '';
+  let err = '';
+  const code = await main(args, { stdout: (t) => void (out += t), stderr: (t) => void (err += t) } satisfies Io);
+  let jsonText = '';
+  await main([...args, '--json'], { stdout: (t) => void (jsonText += t), stderr: () => undefined });
+  return { code, out, err, json: JSON.parse(jsonText) as Record<string, unknown> };
+}
+
+const errorOf = (r: { json: Record<string, unknown> }): Record<string, unknown> => (r.json['error'] ?? {}) as Record<string, unknown>;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'cli-failures-'));
+  client = await db.connect();
+  await recordEvents(client, TENANT, simpleEvents(40));
+  keys = await generateKeys({ outDir: path.join(work, 'keys') });
+  await (await connectAs(db, READER)).end();
+  await client.query(`grant audit_trail_reader to ${READER}`);
+  await client.query('select audit_trail.grant_tenant_read($1, $2)', [READER, TENANT]);
+});
+
+describe('export', () => {
+  it('a connection lost in the middle: an error (57P01), not a crash, and no half export left behind', async () => {
+    const out = path.join(work, 'killed');
+    let killed = false;
+    const attempt = exportTenant({
+      databaseUrl: db.url,
+      tenant: TENANT,
+      outDir: out,
+      format: 'jsonl',
+      batchSize: 5,
+      eventsPerFile: 10,
+      onProgress: () => {
+        if (killed) return;
+        killed = true;
+        void client.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'audit-trail' and datname = current_database()`);
+      },
+    });
+    await expect(attempt).rejects.toMatchObject({ code: expect.stringMatching(/^(57P01|08006|08003)$/) });
+    expect(killed).toBe(true);
+    expect(existsSync(out)).toBe(false);
+    expect((await readdir(work)).filter((n) => n.startsWith('killed'))).toEqual([]);
+    // The same directory takes a complete export afterwards.
+    const manifest = await exportTenant({ databaseUrl: db.url, tenant: TENANT, outDir: out, format: 'jsonl', eventsPerFile: 10 });
+    expect((await readdir(out)).sort()).toEqual([...manifest.files.map((f) => f.path), 'manifest.json'].sort());
+    expect(manifest.files.length).toBeGreaterThan(1);
+    expect((await verifyExport({ dir: out })).ok).toBe(true);
+  });
+
+  it('an --out that cannot be a directory, and an unknown tenant: a file error (58030) or 42704, nothing left behind', async () => {
+    const file = path.join(work, 'a-file');
+    await writeFile(file, 'x');
+    const under = await cli(['export', '--database-url', db.url, '--tenant', TENANT, '--format', 'jsonl', '--out', path.join(file, 'export')]);
+    expect(under.code).toBe(2);
+    expect(errorOf(under)).toMatchObject({ code: '58030', file: path.join(file, 'export') });
+    expect(under.err).toMatch(/ENOTDIR[\s\S]*hint: A part of the path is a file/);
+    expect(under.err).not.toMatch(/connect to the database/);
+
+    const unknown = await cli(['export', '--database-url', db.url, '--tenant', 'no_such_plant', '--out', path.join(work, 'unknown')]);
+    expect(unknown.code).toBe(2);
+    expect(errorOf(unknown)).toMatchObject({ code: '42704' });
+    expect((await readdir(work)).filter((n) => n.startsWith('unknown'))).toEqual([]);
+  });
+});
+
+describe('keys generate', () => {
+  it('never leaves a private key beside a public key it does not match; a file as --out is a file error', async () => {
+    // A directory that already holds only a public key.
+    const lonely = path.join(work, 'lonely');
+    await generateKeys({ outDir: lonely });
+    await rm(path.join(lonely, 'checkpoint-signing-key.pem'), { force: true });
+    const publicBefore = await readFile(path.join(lonely, 'checkpoint-public-key.pem'), 'utf8');
+    const r = await cli(['keys', 'generate', '--out', lonely]);
+    expect(r.code).toBe(2);
+    expect(errorOf(r)).toMatchObject({ code: '58030' });
+    expect(await readdir(lonely)).toEqual(['checkpoint-public-key.pem']);
+    expect(await readFile(path.join(lonely, 'checkpoint-public-key.pem'), 'utf8')).toBe(publicBefore);
+
+    const file = path.join(work, 'keys-file');
+    await writeFile(file, 'x');
+    const f = await cli(['keys', 'generate', '--out', file]);
+    expect(f.code).toBe(2);
+    expect(errorOf(f)).toMatchObject({ code: '58030' });
+    expect(f.err).not.toMatch(/connect to the database/);
+  });
+});
+
+describe('anchor', () => {
+  const readerUrl = (): string => {
+    const u = new URL(db.url);
+    u.username = READER;
+    u.password = testRolePassword(READER);
+    return u.toString();
+  };
+
+  it('a role that may not list checkpoints is refused (42501) before anything is published', async () => {
+    const store = path.join(work, 'store-reader');
+    const r = await cli(['anchor', '--database-url', readerUrl(), '--store', `file:${store}`, '--key', keys.privateKeyFile]);
+    expect(r.code).toBe(2);
+    expect(errorOf(r)).toMatchObject({ code: '42501' });
+    expect(r.err).toMatch(/hint: Anchor as a member of audit_trail_admin/);
+    expect(existsSync(store) ? await readdir(store) : []).toEqual([]);
+  });
+
+  it('an unreachable second store: refused before the first store gets a checkpoint', async () => {
+    const store = path.join(work, 'store-first');
+    const saved = { ...process.env };
+    process.env['AWS_ENDPOINT_URL'] = 'http://127.0.0.1:1';
+    process.env['AWS_ACCESS_KEY_ID'] = 'test';
+    process.env['AWS_SECRET_ACCESS_KEY'] = 'test';
+    try {
+      const r = await cli(['anchor', '--database-url', db.url, '--store', `file:${store}`, '--store', 's3://evidence/anchors', '--key', keys.privateKeyFile]);
+      expect(r.code).toBe(2);
+      expect(errorOf(r)).toMatchObject({ code: '58030' });
+    } finally {
+      for (const k of ['AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+    }
+    expect(existsSync(store) ? await readdir(store) : []).toEqual([]);
+    expect((await client.query('select count(*)::int as n from audit_trail.anchors')).rows[0]).toEqual({ n: 0 });
+  });
+
+  it('a tenant whose name a store cannot hold fails alone: the other tenants are anchored, exit 2', async () => {
+    const long = 'Ä'.repeat(70); // 420 bytes as a URI-encoded directory name: more than a file name may have
+    await recordEvents(client, long, simpleEvents(2));
+    const store = path.join(work, 'store-long');
+    const r = await cli(['anchor', '--database-url', db.url, '--store', `file:${store}`, '--key', keys.privateKeyFile]);
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(new RegExp(`FAILED ${long} at sequence_no 2: .*ENAMETOOLONG`));
+    expect(r.out).toMatch(new RegExp(`${TENANT} at sequence_no \\d+: anchored`));
+    const json = r.json as { ok: boolean; tenants: Array<{ tenant_id: string; status: string; error?: { code: string } }> };
+    expect(json.ok).toBe(false);
+    expect(json.tenants.find((t) => t.tenant_id === long)).toMatchObject({ status: 'failed', error: { code: '58030' } });
+    expect(json.tenants.find((t) => t.tenant_id === TENANT)?.status).toMatch(/anchored|unchanged/);
+  });
+
+  it('an unknown --tenant is an error (42704), not "nothing to anchor"; --every longer than 24h is refused', async () => {
+    const r = await cli(['anchor', '--database-url', db.url, '--store', `file:${path.join(work, 'store-x')}`, '--key', keys.privateKeyFile, '--tenant', 'no_such_plant']);
+    expect(r.code).toBe(2);
+    expect(errorOf(r)).toMatchObject({ code: '42704' });
+    const every = await cli(['anchor', '--database-url', db.url, '--store', `file:${path.join(work, 'store-x')}`, '--key', keys.privateKeyFile, '--every', '600h']);
+    expect(every.code).toBe(2);
+    expect(errorOf(every)).toMatchObject({ code: '22023' });
+    expect(every.err).toMatch(/at most 24h/);
+  });
+});
+
+describe('verify', () => {
+  it('an unknown --tenant is an error (42704); a range after the head is OK; --public-key alone is refused; no checkpoint is said', async () => {
+    const unknown = await cli(['verify', '--database-url', db.url, '--tenant', 'no_such_plant']);
+    expect(unknown.code).toBe(2);
+    expect(errorOf(unknown)).toMatchObject({ code: '42704' });
+
+    const beyond = await cli(['verify', '--database-url', db.url, '--tenant', TENANT, '--from-seq', '1000']);
+    expect(beyond.code).toBe(0);
+    expect(beyond.out).toMatch(new RegExp(`${TENANT}: OK \\(0 events checked\\)`));
+    const beyondRange = await cli(['verify', '--database-url', db.url, '--tenant', TENANT, '--from-seq', '1000', '--to-seq', '2000']);
+    expect(beyondRange.code).toBe(0);
+
+    const keyAlone = await cli(['verify', '--database-url', db.url, '--public-key', keys.publicKeyFile]);
+    expect(keyAlone.code).toBe(2);
+    expect(errorOf(keyAlone)).toMatchObject({ code: '22023' });
+
+    const dir = path.join(work, 'export-for-anchors');
+    await exportTenant({ databaseUrl: db.url, tenant: TENANT, outDir: dir, format: 'jsonl' });
+    const empty = path.join(work, 'empty-store');
+    await mkdir(empty);
+    const none = await cli(['verify', '--export', dir, '--anchors', `file:${empty}`, '--public-key', keys.publicKeyFile]);
+    expect(none.code).toBe(0);
+    expect(none.out).toMatch(/NO checkpoint of this tenant in the stores within this range: nothing was checked against anchors/);
+  });
+});
