@@ -115,7 +115,7 @@ export class DatabaseError extends AuditTrailError {
       return new DatabaseError(err.message, {
         code: err.code,
         detail: err.detail,
-        hint: err.hint,
+        hint: err.hint ?? SERVER_HINTS[err.code === '42P01' && !/audit_trail\./.test(err.message) ? '' : err.code],
         where: err.where,
         schema: err.schema,
         table: err.table,
@@ -172,6 +172,17 @@ export class DatabaseError extends AuditTrailError {
     return out;
   }
 }
+
+/** What to do about a server error that comes without a hint, by its SQLSTATE. */
+const SERVER_HINTS: Record<string, string> = {
+  '3F000': 'The audit_trail schema is not installed in this database: run audit-trail migrate (or check the database name).',
+  '42P01': 'The audit_trail schema is not installed in this database, or is older than this tool: run audit-trail migrate.',
+  '3D000': 'Check the database name at the end of the connection string.',
+  '28P01': 'Check the user name and password in the connection string (percent-encode @ # / : in the password).',
+  '28000': 'The server refuses this user or address (pg_hba.conf): ask the DBA which role and address may connect.',
+  '42501': 'This role lacks a privilege the command needs: see docs/install.md, "Roles", for which role runs which command.',
+  '57P01': 'The server ended the connection (a restart, or an administrator terminated it): run the command again.',
+};
 
 /** What to do about a file system error, by its code. */
 const FILE_HINTS: Record<string, string> = {

@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { verifyExport, type ExportVerification } from '../export/verify_export.ts';
-import { generateKeys } from '../anchor/keys.ts';
+import { generateKeys, loadPrivateKey } from '../anchor/keys.ts';
 import { anchorAll, checkStores, type AnchorRun } from '../anchor/anchor.ts';
 import { verifyWithAnchors } from '../anchor/verify_database.ts';
 import { openStore, type ImmutabilityReport } from '../anchor/stores.ts';
@@ -342,7 +342,7 @@ ${connectionHelp}`,
     if (opts.json) {
       printJson(io, { ok, tenants: results.map(verificationJson) });
     } else if (results.length === 0) {
-      io.stdout('no tenant has events yet; nothing to verify\n');
+      io.stdout('no tenant\'s chain is visible to this role (none has events yet, or the role reads none); nothing to verify\n');
     } else {
       for (const r of results) io.stdout(`${verificationLine(r)}\n`);
     }
@@ -487,6 +487,7 @@ ${connectionHelp}`,
     else {
       const range = manifest.from_sequence_no === null ? 'no events' : `sequence_no ${manifest.from_sequence_no} to ${manifest.to_sequence_no}`;
       io.stdout(`exported ${manifest.event_count} events of ${manifest.tenant_id} (${range}) to ${opts.out}: ${manifest.files.length} ${manifest.data_format} file(s) and manifest.json\n`);
+      if (manifest.event_count === 0) io.stdout(`note: the chain of ${manifest.tenant_id} ends at sequence_no ${manifest.chain_head?.sequence_no ?? 0}; the range asked for holds no events\n`);
       io.stdout(`verify with: audit-trail verify --export ${opts.out}\n`);
     }
     return 0;
@@ -599,11 +600,15 @@ ${connectionHelp}`,
         tenant: opts.tenant,
         retentionDays: opts['retention-days'],
       });
-      printAnchorRun(io, opts.json, run);
+      // With --every, one compact JSON document per pass and line (JSON Lines).
+      printAnchorRun(io, opts.json, run, opts.every !== undefined);
       // A tenant that could not be anchored (a store or the database failing for it) is an error; an alarm is a finding.
       return run.tenants.some((t) => t.status === 'failed') ? 2 : run.tenants.some((t) => t.status === 'alarm') ? 1 : 0;
     };
     if (opts.every === undefined) return once();
+    // What no later pass can mend is refused now, not retried forever: the key, the store URLs.
+    await loadPrivateKey(opts.key as string);
+    for (const url of opts.store) openStore(url);
     // Cron-less operation: a pass that fails (the database restarting, a store
     // unreachable) is reported and the next one tried; a signal ends the run
     // between passes, never in the middle of one.
@@ -655,9 +660,9 @@ function stopOnSignal(): { requested: () => boolean; sleep: (ms: number) => Prom
   };
 }
 
-function printAnchorRun(io: Io, json: boolean, run: AnchorRun): void {
+function printAnchorRun(io: Io, json: boolean, run: AnchorRun, oneLine = false): void {
   if (json) {
-    printJson(io, {
+    (oneLine ? (i: Io, v: unknown) => i.stdout(`${JSON.stringify(v)}\n`) : printJson)(io, {
       ok: run.tenants.every((t) => t.status !== 'alarm' && t.status !== 'failed'),
       key_id: run.keyId,
       tenants: run.tenants.map((t) => ({
@@ -675,7 +680,7 @@ function printAnchorRun(io: Io, json: boolean, run: AnchorRun): void {
     });
     return;
   }
-  if (run.tenants.length === 0) io.stdout('no tenant has events yet; nothing to anchor\n');
+  if (run.tenants.length === 0) io.stdout('no tenant\'s chain is visible to this role (none has events yet, or the role reads none); nothing to anchor\n');
   for (const t of run.tenants) {
     const head = `${t.tenantId} at sequence_no ${t.sequenceNo}`;
     if (t.status === 'alarm') io.stdout(`ALARM ${head} (${t.alarmCode}): ${t.detail}\n`);

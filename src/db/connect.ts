@@ -3,7 +3,7 @@ import { ConnectionConfigError, DatabaseError } from '../errors.ts';
 
 /** Where to connect. `databaseUrl` wins over the DATABASE_URL environment variable. */
 export interface ConnectionOptions {
-  /** A libpq-style connection string; default: process.env.DATABASE_URL. */
+  /** A postgres:// (or postgresql://) connection URL; default: process.env.DATABASE_URL. */
   databaseUrl?: string | undefined;
 }
 
@@ -11,8 +11,14 @@ export interface ConnectionOptions {
 export function resolveDatabaseUrl(options: ConnectionOptions = {}, env: NodeJS.ProcessEnv = process.env): string {
   const url = options.databaseUrl ?? env['DATABASE_URL'];
   if (url === undefined || url.trim() === '') {
-    throw new ConnectionConfigError('no database to connect to: neither --database-url nor DATABASE_URL is set', {
+    throw new ConnectionConfigError(`no database to connect to: ${url === undefined ? 'neither --database-url nor DATABASE_URL is set' : 'the connection string is blank'}`, {
       hint: 'Pass --database-url postgres://user@host:5432/dbname or export DATABASE_URL.',
+    });
+  }
+  // libpq's key=value form (host=... dbname=...) would be read as a URL path and connect somewhere else.
+  if (!/^postgres(ql)?:\/\//i.test(url.trim())) {
+    throw new ConnectionConfigError('the connection string is not a postgres:// URL', {
+      hint: 'Write it as postgres://user:password@host:5432/dbname (key=value strings such as "host=... dbname=..." are not supported); percent-encode @ # / : in the password.',
     });
   }
   return url;

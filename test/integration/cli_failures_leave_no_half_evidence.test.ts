@@ -16,6 +16,7 @@ import { main, type Io } from '../../src/cli/main.ts';
 import { exportTenant, generateKeys, verifyExport } from '../../src/index.ts';
 
 const db = useTestDatabase('cli_failures');
+const bare = useTestDatabase('cli_failures_bare', { empty: true });
 const TENANT = 'plant_cli';
 const READER = 'cli_failures_reader';
 let work: string;
@@ -195,5 +196,20 @@ describe('verify', () => {
     const none = await cli(['verify', '--export', dir, '--anchors', `file:${empty}`, '--public-key', keys.publicKeyFile]);
     expect(none.code).toBe(0);
     expect(none.out).toMatch(/NO checkpoint of this tenant in the stores within this range: nothing was checked against anchors/);
+  });
+});
+
+describe('connecting', () => {
+  it('a key=value connection string, and a database without the schema, say what to fix', async () => {
+    const u = new URL(db.url);
+    const keyValue = await cli(['verify', '--database-url', `host=${u.hostname} port=${u.port} dbname=${u.pathname.slice(1)} user=${u.username}`]);
+    expect(keyValue.code).toBe(2);
+    expect(errorOf(keyValue)).toMatchObject({ code: '08001' });
+    expect(keyValue.err).toMatch(/not a postgres:\/\/ URL[\s\S]*hint: Write it as postgres:\/\/user:password@host:5432\/dbname/);
+
+    const noSchema = await cli(['verify', '--database-url', bare.url]);
+    expect(noSchema.code).toBe(2);
+    expect(errorOf(noSchema)).toMatchObject({ code: expect.stringMatching(/^(42P01|3F000|42883)$/) });
+    expect(noSchema.err).toMatch(/hint: .*run audit-trail migrate/);
   });
 });
