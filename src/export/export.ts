@@ -4,7 +4,7 @@
  * manifest.json, inside one REPEATABLE READ snapshot so the manifest's chain
  * head and the files agree.
  */
-import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DatabaseError, UsageError } from '../errors.ts';
 import { withClient, type ConnectionOptions } from '../db/connect.ts';
@@ -56,6 +56,7 @@ export async function exportTenant(options: ExportOptions): Promise<ExportManife
   const partial = await mkdtemp(`${outDir}.partial-`);
   try {
     const manifest = await writeExport(options, partial);
+    await chmod(partial, 0o755); // (mkdtemp makes it private to its owner; an export is for others to read)
     await rename(partial, outDir);
     return manifest;
   } catch (err) {
