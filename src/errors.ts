@@ -152,6 +152,13 @@ export class DatabaseError extends AuditTrailError {
         hint: 'Check that the server is running and that the host and port in the connection string are right.',
       }, err);
     }
+    // node-postgres's words for a connection that the server (or the network) ended.
+    if (/Connection terminated|has encountered a connection error and is not queryable|Client was closed and is not queryable/.test(message)) {
+      return new DatabaseError(`the connection to the database was lost: ${message}`, {
+        code: '08006',
+        hint: 'The server ended the connection (a restart, or an administrator terminated it) or the network failed: run the command again.',
+      }, err);
+    }
     // node-postgres's own client-side refusal when the server asks for a
     // password (SCRAM or MD5) and the connection string has none.
     if (/client password must be a string/.test(message)) {

@@ -139,12 +139,18 @@ ${connectionHelp}`,
           .string()
           .default('{}')
           .transform((text, ctx) => {
+            let parsed: unknown;
             try {
-              return JSON.parse(text) as unknown;
-            } catch {
-              ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+              parsed = JSON.parse(text);
+            } catch (err) {
+              ctx.addIssue({ code: 'custom', message: `is not valid JSON (${(err as Error).message})` });
               return z.NEVER;
             }
+            if (jsonDepth(parsed) > 32) {
+              ctx.addIssue({ code: 'custom', message: 'is nested more than 32 levels deep: no capture option is' });
+              return z.NEVER;
+            }
+            return parsed;
           })
           .pipe(z.record(z.string(), z.unknown(), { error: 'must be a JSON object' })),
       }),
@@ -185,7 +191,27 @@ ${connectionHelp}`,
   },
 };
 
-const sequenceNo = z.string().regex(/^[1-9][0-9]*$/, 'must be a positive integer').transform(Number).optional();
+/** How deeply a parsed JSON value nests (without recursion: a hostile value may nest thousands deep). */
+function jsonDepth(value: unknown): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > 32) break;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+const sequenceNo = z
+  .string()
+  .regex(/^[1-9][0-9]*$/, 'must be a positive integer')
+  // (beyond 2^53 - 1 a number would be rounded to another one)
+  .refine((t) => t.length < 16 || BigInt(t) <= BigInt(Number.MAX_SAFE_INTEGER), 'must be at most 9007199254740991')
+  .transform(Number)
+  .optional();
 
 const verifyCommand: Command = {
   summary: 'check the hash chain in the database, or an export with no database',

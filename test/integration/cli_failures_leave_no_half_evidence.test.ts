@@ -185,6 +185,10 @@ describe('verify', () => {
     const beyondRange = await cli(['verify', '--database-url', db.url, '--tenant', TENANT, '--from-seq', '1000', '--to-seq', '2000']);
     expect(beyondRange.code).toBe(0);
 
+    const rounded = await cli(['verify', '--database-url', db.url, '--tenant', TENANT, '--from-seq', '9007199254740993']);
+    expect(rounded.code).toBe(2);
+    expect(rounded.err).toMatch(/--from-seq: must be at most 9007199254740991/);
+
     const keyAlone = await cli(['verify', '--database-url', db.url, '--public-key', keys.publicKeyFile]);
     expect(keyAlone.code).toBe(2);
     expect(errorOf(keyAlone)).toMatchObject({ code: '22023' });
@@ -211,5 +215,19 @@ describe('connecting', () => {
     expect(noSchema.code).toBe(2);
     expect(errorOf(noSchema)).toMatchObject({ code: expect.stringMatching(/^(42P01|3F000|42883)$/) });
     expect(noSchema.err).toMatch(/hint: .*run audit-trail migrate/);
+  });
+});
+
+describe('enable', () => {
+  it('options nested thousands deep, or not JSON: a usage error (22023) that says where, not a crash', async () => {
+    await client.query('create table cli_failures_orders (id int primary key, plant text)');
+    const deep = await cli(['enable', 'cli_failures_orders', '--database-url', db.url, '--options', `${'['.repeat(5000)}${']'.repeat(5000)}`]);
+    expect(deep.code).toBe(2);
+    expect(errorOf(deep)).toMatchObject({ code: '22023' });
+    expect(deep.err).toMatch(/nested more than 32 levels deep/);
+    const broken = await cli(['enable', 'cli_failures_orders', '--database-url', db.url, '--options', '{"tenant": "plant_a",}']);
+    expect(broken.code).toBe(2);
+    expect(broken.err).toMatch(/is not valid JSON \(.*position/);
+    expect((await client.query(`select count(*)::int as n from audit_trail.audited_tables where table_oid = 'cli_failures_orders'::regclass`)).rows[0]).toEqual({ n: 0 });
   });
 });
