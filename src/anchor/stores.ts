@@ -203,8 +203,16 @@ class S3Store implements AnchorStore {
     return this.prefix === '' ? name : `${this.prefix}/${name}`;
   }
 
-  private fail(action: string, name: string, err: unknown, code: '58P01' | '58030' = '58030'): EvidenceFileError {
-    return new EvidenceFileError(`${action} s3://${this.bucket}/${this.key(name)} failed: ${s3ErrorText(err)}`, `s3://${this.bucket}/${this.key(name)}`, code, {
+  /**
+   * The error of a failed S3 call on `name` (relative to the store, or a full
+   * key with isKey): 58P01 when the server says the bucket or object does not
+   * exist, 58030 for anything else (refused, timed out, denied).
+   */
+  private fail(action: string, name: string, err: unknown, isKey = false): EvidenceFileError {
+    const key = isKey ? name : this.key(name);
+    const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+    const missing = /^(NoSuchBucket|NoSuchKey|NotFound)$/.test(e.Code ?? e.name ?? '') || e.$metadata?.httpStatusCode === 404;
+    return new EvidenceFileError(`${action} s3://${this.bucket}/${key} failed: ${s3ErrorText(err)}`, `s3://${this.bucket}/${key}`, missing ? '58P01' : '58030', {
       hint: 'Check the bucket name, AWS_ENDPOINT_URL, AWS_REGION and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).',
       cause: err,
     });
@@ -241,7 +249,7 @@ class S3Store implements AnchorStore {
       if (out.Body === undefined) return Buffer.alloc(0);
       return Buffer.from(await out.Body.transformToByteArray());
     } catch (err) {
-      throw this.fail('reading', name, err, '58P01');
+      throw this.fail('reading', name, err);
     }
   }
 
@@ -309,7 +317,7 @@ class S3Store implements AnchorStore {
         const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
         const name = (err as { name?: string }).name;
         if (status === 501 || status === 405 || name === 'NotImplemented' || name === 'MethodNotAllowed') return null;
-        throw this.fail('listing the versions of', keyPrefix, err, '58P01');
+        throw this.fail('listing the versions of', keyPrefix, err, true);
       }
       for (const v of page.Versions ?? []) {
         if (v.Key === undefined) continue;
@@ -334,7 +342,7 @@ class S3Store implements AnchorStore {
       try {
         page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: keyPrefix, ContinuationToken: token }));
       } catch (err) {
-        throw this.fail('listing', keyPrefix, err, '58P01');
+        throw this.fail('listing', keyPrefix, err, true);
       }
       for (const o of page.Contents ?? []) if (o.Key !== undefined) out.push(o.Key.slice(base.length));
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
