@@ -10,7 +10,7 @@
 import type pg from 'pg';
 import { DatabaseError, toAuditTrailError, type SerializedError } from '../errors.ts';
 import { withClient, type ConnectionOptions } from '../db/connect.ts';
-import { checkpointObjectName, signCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { checkCheckpoint, checkpointObjectName, signCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { keyIdOf, loadPrivateKey } from './keys.ts';
 import { openStore, type AnchorStore, type ImmutabilityReport, type StoreOptions } from './stores.ts';
 import { createPublicKey, type KeyObject } from 'node:crypto';
@@ -177,6 +177,18 @@ async function anchorTenant(
       if (headEvent?.resource_type === 'anchor' && headEvent.resource_id === last.checkpoint_digest) return unchanged;
     }
   }
+  // A checkpoint that an interrupted run published to a store but did not list
+  // in the database (the run ended between the two): completed and listed
+  // now, so that the tenant's next checkpoint follows it in every store.
+  const orphan = await unlistedCheckpoint(client, head, stores, last, privateKey, keyId);
+  if (orphan !== null) {
+    for (const [store, names] of orphan.listings) if (!names.includes(orphan.object)) await store.put(orphan.object, orphan.bytes);
+    await registerAnchor(client, orphan.checkpoint, orphan.digest, orphan.signature, storeUrls);
+    return {
+      ...base, status: 'anchored', checkpointDigest: orphan.digest, object: orphan.object, alarmCode: null,
+      detail: `completed the checkpoint at sequence_no ${orphan.checkpoint.sequence_no} that an interrupted run had published but not listed; now in every store and in audit_trail.anchors (the next pass anchors what came after it)`,
+    };
+  }
   const checkpoint: Checkpoint = {
     tenant_id: head.tenant_id,
     sequence_no: base.sequenceNo,
@@ -190,20 +202,72 @@ async function anchorTenant(
   const bytes = Buffer.from(`${JSON.stringify(published, null, 2)}\n`, 'utf8');
   // Publish everywhere first: a checkpoint listed in the database but missing from a store would be a lie.
   for (const store of stores) await store.put(object, bytes);
+  await registerAnchor(client, checkpoint, published.checkpoint_digest, published.signature, storeUrls);
+  return { ...base, status: 'anchored', checkpointDigest: published.checkpoint_digest, object, alarmCode: null, detail: `checkpoint at sequence_no ${base.sequenceNo} published to ${storeUrls.join(', ')}` };
+}
+
+/** Lists a published checkpoint in audit_trail.anchors (and records the anchoring in the tenant's chain). */
+async function registerAnchor(client: pg.ClientBase, c: Checkpoint, digest: string, signature: string, storeUrls: string[]): Promise<void> {
   try {
     await client.query('begin');
     await client.query(
       `select audit_trail.register_anchor($1, $2::bigint, decode($3, 'hex'), $4::timestamptz, $5, decode($6, 'hex'),
               decode($7, 'hex'), $8::text[], decode($9, 'hex'))`,
-      [head.tenant_id, head.sequence_no, head.record_hash, checkpoint.anchored_at, keyId, published.checkpoint_digest,
-        checkpoint.previous_checkpoint_digest, storeUrls, published.signature],
+      [c.tenant_id, c.sequence_no, c.record_hash, c.anchored_at, c.key_id, digest, c.previous_checkpoint_digest, storeUrls, signature],
     );
     await client.query('commit');
   } catch (err) {
     await client.query('rollback').catch(() => undefined);
     throw DatabaseError.fromPg(err);
   }
-  return { ...base, status: 'anchored', checkpointDigest: published.checkpoint_digest, object, alarmCode: null, detail: `checkpoint at sequence_no ${base.sequenceNo} published to ${storeUrls.join(', ')}` };
+}
+
+interface UnlistedCheckpoint {
+  checkpoint: Checkpoint;
+  digest: string;
+  signature: string;
+  object: string;
+  bytes: Buffer;
+  /** What each store holds of the tenant after the last listed checkpoint. */
+  listings: Array<[AnchorStore, string[]]>;
+}
+
+/**
+ * The checkpoint of this tenant that a store holds after the last one listed
+ * in the database and that follows it: signed with this key, naming the last
+ * listed checkpoint (or none) as its predecessor, and vouching for a record
+ * hash the chain still has. Such a checkpoint was published by a run that
+ * ended before listing it. Null when there is none (the usual case: one
+ * listing per store, of the names after the last listed checkpoint).
+ */
+async function unlistedCheckpoint(
+  client: pg.ClientBase,
+  head: HeadRow,
+  stores: AnchorStore[],
+  last: LastAnchorRow | undefined,
+  privateKey: KeyObject,
+  keyId: string,
+): Promise<UnlistedCheckpoint | null> {
+  const folder = `${encodeURIComponent(head.tenant_id)}/`;
+  const lastDigest = last?.checkpoint_digest ?? null;
+  // Names sort by sequence_no (19 digits): only those after the last listed checkpoint's are read.
+  const startAfter = last === undefined ? folder : `${folder}${last.sequence_no.padStart(19, '0')}-~`;
+  const listings: Array<[AnchorStore, string[]]> = [];
+  for (const store of stores) listings.push([store, (await store.list(folder, startAfter)).filter((n) => n.endsWith('.json'))]);
+  const publicKey = createPublicKey(privateKey);
+  for (const [store, names] of listings) {
+    for (const name of names) {
+      const bytes = await store.get(name);
+      const check = checkCheckpoint(bytes, publicKey, keyId);
+      if (!check.ok || check.checkpoint.tenant_id !== head.tenant_id || check.checkpoint.previous_checkpoint_digest !== lastDigest) continue;
+      if (check.checkpoint.sequence_no > Number(head.sequence_no)) continue;
+      const held = await hashAt(client, head.tenant_id, String(check.checkpoint.sequence_no));
+      if (held?.record_hash !== check.checkpoint.record_hash) continue;
+      const signature = (JSON.parse(bytes.toString('utf8')) as { signature: string }).signature;
+      return { checkpoint: check.checkpoint, digest: check.digest, signature, object: name, bytes, listings };
+    }
+  }
+  return null;
 }
 
 async function latestObject(store: ReturnType<typeof openStore>): Promise<string | undefined> {

@@ -48,8 +48,8 @@ export interface AnchorStore {
   /** Writes a new object; refuses to overwrite one. */
   put(name: string, data: Buffer): Promise<void>;
   get(name: string): Promise<Buffer>;
-  /** Object names under `prefix` (relative to the store), sorted. */
-  list(prefix: string): Promise<string[]>;
+  /** Object names under `prefix` (relative to the store), sorted; with `startAfter`, only the names after it. */
+  list(prefix: string, startAfter?: string): Promise<string[]>;
   /** Throws a clear error when the store does not exist or cannot be read. */
   checkReachable(): Promise<void>;
   /** Throws a clear error when objects cannot be written into the store (checked before anything is published). */
@@ -111,7 +111,7 @@ class FileStore implements AnchorStore {
     }
   }
 
-  async list(prefix: string): Promise<string[]> {
+  async list(prefix: string, startAfter = ''): Promise<string[]> {
     const out: string[] = [];
     const walk = async (dir: string, rel: string): Promise<void> => {
       let entries;
@@ -124,7 +124,7 @@ class FileStore implements AnchorStore {
       for (const e of entries) {
         const name = rel === '' ? e.name : `${rel}/${e.name}`;
         if (e.isDirectory()) await walk(path.join(dir, e.name), name);
-        else if (name.startsWith(prefix)) out.push(name);
+        else if (name.startsWith(prefix) && name > startAfter) out.push(name);
       }
     };
     await walk(this.dir, '');
@@ -264,12 +264,13 @@ class S3Store implements AnchorStore {
    * later version or a delete marker is recorded as an anomaly. Servers
    * without versions are listed plainly.
    */
-  async list(prefix: string): Promise<string[]> {
+  async list(prefix: string, startAfter?: string): Promise<string[]> {
     this.firstVersions.clear();
     this.anomalies.clear();
     const base = this.prefix === '' ? '' : `${this.prefix}/`;
-    const versions = await this.listVersions(base + prefix);
-    if (versions === null) return this.listLatest(base + prefix, base);
+    const after = startAfter === undefined ? undefined : base + startAfter;
+    const versions = await this.listVersions(base + prefix, after);
+    if (versions === null) return this.listLatest(base + prefix, base, after);
     // S3 lists the versions of a key newest first: `listed` breaks ties of LastModified (whole seconds).
     const byName = new Map<string, { versions: Array<{ id: string; at: number; listed: number }>; deleteMarkers: number }>();
     const entry = (key: string) => {
@@ -302,10 +303,11 @@ class S3Store implements AnchorStore {
   /** Every version and delete marker under a key prefix; null when the server does not list versions. */
   private async listVersions(
     keyPrefix: string,
+    startAfter?: string,
   ): Promise<{ versions: Array<{ key: string; id: string; at: number }>; deleteMarkers: string[] } | null> {
     const versions: Array<{ key: string; id: string; at: number }> = [];
     const deleteMarkers: string[] = [];
-    let keyMarker: string | undefined;
+    let keyMarker: string | undefined = startAfter;
     let versionMarker: string | undefined;
     do {
       let page;
@@ -334,13 +336,13 @@ class S3Store implements AnchorStore {
     return { versions, deleteMarkers };
   }
 
-  private async listLatest(keyPrefix: string, base: string): Promise<string[]> {
+  private async listLatest(keyPrefix: string, base: string, startAfter?: string): Promise<string[]> {
     const out: string[] = [];
     let token: string | undefined;
     do {
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: keyPrefix, ContinuationToken: token }));
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: keyPrefix, ContinuationToken: token, StartAfter: startAfter }));
       } catch (err) {
         throw this.fail('listing', keyPrefix, err, true);
       }

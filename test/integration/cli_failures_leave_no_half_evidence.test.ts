@@ -13,7 +13,8 @@ import type pg from 'pg';
 import { connectAs, testRolePassword, useTestDatabase } from '../helpers/database.ts';
 import { recordEvents, simpleEvents } from '../helpers/trail.ts';
 import { main, type Io } from '../../src/cli/main.ts';
-import { exportTenant, generateKeys, verifyExport } from '../../src/index.ts';
+import { createPublicKey } from 'node:crypto';
+import { anchorAll, exportTenant, generateKeys, keyIdOf, loadPrivateKey, signCheckpoint, verifyExport, verifyWithAnchors } from '../../src/index.ts';
 
 const db = useTestDatabase('cli_failures');
 const bare = useTestDatabase('cli_failures_bare', { empty: true });
@@ -146,6 +147,47 @@ describe('anchor', () => {
     }
     expect(existsSync(store) ? await readdir(store) : []).toEqual([]);
     expect((await client.query('select count(*)::int as n from audit_trail.anchors')).rows[0]).toEqual({ n: 0 });
+  });
+
+  it('a checkpoint an interrupted run published but did not list is completed by the next run: the checkpoints stay one chain in every store', async () => {
+    const tenant = 'plant_interrupted';
+    const storeA = path.join(work, 'store-a');
+    const storeB = path.join(work, 'store-b');
+    const stores = [`file:${storeA}`, `file:${storeB}`];
+    await recordEvents(client, tenant, simpleEvents(3));
+    expect((await anchorAll({ databaseUrl: db.url, stores, keyFile: keys.privateKeyFile, tenant })).tenants[0]?.status).toBe('anchored');
+    // The interrupted run: events recorded, a checkpoint signed and written to store A, then the run died
+    // (store B and the database never got it).
+    await recordEvents(client, tenant, simpleEvents(2));
+    const head = (await client.query<{ sequence_no: number; record_hash: string }>(
+      `select sequence_no::int, encode(record_hash, 'hex') as record_hash from audit_trail.chain_heads where tenant_id = $1`, [tenant])).rows[0]!;
+    const last = (await client.query<{ digest: string }>(
+      `select encode(checkpoint_digest, 'hex') as digest from audit_trail.anchors where tenant_id = $1 order by sequence_no desc limit 1`, [tenant])).rows[0]!;
+    const privateKey = await loadPrivateKey(keys.privateKeyFile);
+    const published = signCheckpoint({ tenant_id: tenant, sequence_no: head.sequence_no, record_hash: head.record_hash,
+      anchored_at: new Date().toISOString(), key_id: keyIdOf(createPublicKey(privateKey)), previous_checkpoint_digest: last.digest }, privateKey);
+    const name = `${encodeURIComponent(tenant)}/${String(head.sequence_no).padStart(19, '0')}-${published.checkpoint_digest.slice(0, 16)}.json`;
+    await mkdir(path.join(storeA, encodeURIComponent(tenant)), { recursive: true });
+    await writeFile(path.join(storeA, name), `${JSON.stringify(published, null, 2)}\n`);
+
+    // The next run completes it (store B gets the same bytes, the database lists it) ...
+    const next = await anchorAll({ databaseUrl: db.url, stores, keyFile: keys.privateKeyFile, tenant });
+    expect(next.tenants[0]).toMatchObject({ status: 'anchored', checkpointDigest: published.checkpoint_digest });
+    expect(next.tenants[0]?.detail).toMatch(/completed the checkpoint at sequence_no \d+ that an interrupted run had published/);
+    expect(await readFile(path.join(storeB, name), 'utf8')).toBe(await readFile(path.join(storeA, name), 'utf8'));
+    // ... and the checkpoint after it follows it, so both stores hold one unbroken chain of checkpoints.
+    await recordEvents(client, tenant, simpleEvents(1));
+    const after = await anchorAll({ databaseUrl: db.url, stores, keyFile: keys.privateKeyFile, tenant });
+    expect(after.tenants[0]?.status).toBe('anchored');
+    const anchors = (await client.query<{ previous: string | null; digest: string }>(
+      `select encode(previous_checkpoint_digest, 'hex') as previous, encode(checkpoint_digest, 'hex') as digest
+         from audit_trail.anchors where tenant_id = $1 order by sequence_no`, [tenant])).rows;
+    expect(anchors.map((a) => a.previous)).toEqual([null, anchors[0]!.digest, anchors[1]!.digest]);
+    expect(anchors[1]!.digest).toBe(published.checkpoint_digest);
+    for (const store of stores) {
+      const { tenants } = await verifyWithAnchors({ databaseUrl: db.url, tenant, anchors: [store], publicKeyFile: keys.publicKeyFile });
+      expect(tenants[0], store).toMatchObject({ ok: true, checkpointsChecked: 3 });
+    }
   });
 
   it('a tenant whose name a store cannot hold fails alone: the other tenants are anchored, exit 2', async () => {
