@@ -223,12 +223,19 @@ def canonical_checkpoint(c):
             )).encode("utf-8")
 
 
+def tenant_folder(tenant):
+    """The folder of a tenant's checkpoints: its id URI-encoded as encodeURIComponent does, or, past 200
+    characters, "%sha256-" and the hex SHA-256 of the id's UTF-8."""
+    encoded = urllib.parse.quote(tenant, safe="!'()*~")
+    return encoded if len(encoded) <= 200 else "%sha256-" + hashlib.sha256(tenant.encode("utf-8")).hexdigest()
+
+
 def read_checkpoints(store, tenant, public_key):
     """The tenant's valid checkpoints in sequence order, and the problems of the others."""
     key_id = hashlib.sha256(public_key).hexdigest()[:32]
     if not os.path.isdir(store):
         raise Unreadable(f"anchor store {store} does not exist: pass the directory that holds the published checkpoints")
-    folders = [n for n in os.listdir(store) if urllib.parse.unquote(n) == tenant]
+    folders = [n for n in os.listdir(store) if n == tenant_folder(tenant)]
     names = sorted(os.path.join(folder, n) for folder in folders
                    for n in os.listdir(os.path.join(store, folder)) if n.endswith(".json"))
     valid, problems, other_key = [], [], 0

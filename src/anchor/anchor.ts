@@ -10,7 +10,7 @@
 import type pg from 'pg';
 import { DatabaseError, toAuditTrailError, type SerializedError } from '../errors.ts';
 import { withClient, type ConnectionOptions } from '../db/connect.ts';
-import { checkCheckpoint, checkpointObjectName, signCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { checkCheckpoint, checkpointObjectName, signCheckpoint, tenantFolder, type Checkpoint } from './checkpoint.ts';
 import { keyIdOf, loadPrivateKey } from './keys.ts';
 import { openStore, type AnchorStore, type ImmutabilityReport, type StoreOptions } from './stores.ts';
 import { createPublicKey, type KeyObject } from 'node:crypto';
@@ -248,7 +248,7 @@ async function unlistedCheckpoint(
   privateKey: KeyObject,
   keyId: string,
 ): Promise<UnlistedCheckpoint | null> {
-  const folder = `${encodeURIComponent(head.tenant_id)}/`;
+  const folder = `${tenantFolder(head.tenant_id)}/`;
   const lastDigest = last?.checkpoint_digest ?? null;
   // Names sort by sequence_no (19 digits): only those after the last listed checkpoint's are read.
   const startAfter = last === undefined ? folder : `${folder}${last.sequence_no.padStart(19, '0')}-~`;

@@ -80,9 +80,33 @@ export function signCheckpoint(c: Checkpoint, privateKey: KeyObject): PublishedC
   };
 }
 
-/** Object name of a checkpoint in a store: tenant directory, zero-padded sequence_no, digest prefix. */
+/** Longest URI-encoded tenant id used as a folder name as it is (file names end at 255 bytes, S3 keys at 1024). */
+const LONGEST_FOLDER = 200;
+
+/**
+ * The folder of a tenant's checkpoints in a store: the tenant id
+ * URI-encoded (encodeURIComponent), or, when that is longer than 200
+ * characters, "%sha256-" and the hex SHA-256 of the id's UTF-8 ("%s" is no
+ * percent-escape, so no encoded id looks like it).
+ */
+export function tenantFolder(tenant: string): string {
+  const encoded = encodeURIComponent(tenant);
+  return encoded.length <= LONGEST_FOLDER ? encoded : `%sha256-${createHash('sha256').update(tenant, 'utf8').digest('hex')}`;
+}
+
+/** The tenant a folder name stands for, or null for a digest folder (its checkpoints name it) or a name that does not decode. */
+export function tenantOfFolder(folder: string): string | null {
+  if (folder.startsWith('%sha256-')) return null;
+  try {
+    return decodeURIComponent(folder);
+  } catch {
+    return null;
+  }
+}
+
+/** Object name of a checkpoint in a store: tenant folder, zero-padded sequence_no, digest prefix. */
 export function checkpointObjectName(c: PublishedCheckpoint): string {
-  return `${encodeURIComponent(c.checkpoint.tenant_id)}/${String(c.checkpoint.sequence_no).padStart(19, '0')}-${c.checkpoint_digest.slice(0, 16)}.json`;
+  return `${tenantFolder(c.checkpoint.tenant_id)}/${String(c.checkpoint.sequence_no).padStart(19, '0')}-${c.checkpoint_digest.slice(0, 16)}.json`;
 }
 
 export type CheckpointCheck =

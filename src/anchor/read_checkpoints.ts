@@ -7,7 +7,7 @@
 import type { KeyObject } from 'node:crypto';
 import { EvidenceFileError } from '../errors.ts';
 import type { ChainProblem } from '../chain/verifier.ts';
-import { checkCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { checkCheckpoint, tenantFolder, tenantOfFolder, type Checkpoint } from './checkpoint.ts';
 import { keyIdOf, loadPublicKey } from './keys.ts';
 import { openStore, type AnchorStore } from './stores.ts';
 
@@ -41,7 +41,7 @@ export async function readCheckpoints(
   const keyId = keyIdOf(publicKey);
   const store: AnchorStore = openStore(storeUrl);
   await store.checkReachable();
-  const names = (await store.list(tenant === undefined ? '' : `${encodeURIComponent(tenant)}/`)).filter((n) => n.endsWith('.json'));
+  const names = (await store.list(tenant === undefined ? '' : `${tenantFolder(tenant)}/`)).filter((n) => n.endsWith('.json'));
   const byTenant = new Map<string, ValidCheckpoint[]>();
   const problems: StoreCheckpoints['problems'] = [];
   let otherKey = 0;
@@ -50,7 +50,7 @@ export async function readCheckpoints(
   for (const [name, detail] of anomalies) {
     // A name with nothing left to read: the checkpoint was deleted (Object Lock kept no version of it).
     if (!names.includes(name) && name.endsWith('.json')) {
-      problems.push({ tenantId: decodeURIComponent(name.split('/')[0] ?? ''), sequenceNo: null, kind: 'overwritten object', detail: `${name}: ${detail}`, file: `${storeUrl}/${name}` });
+      problems.push({ tenantId: tenantOfFolder(name.split('/')[0] ?? '') ?? tenant ?? '', sequenceNo: null, kind: 'overwritten object', detail: `${name}: ${detail}`, file: `${storeUrl}/${name}` });
     }
   }
   for (const name of names) {
@@ -71,7 +71,7 @@ export async function readCheckpoints(
         otherKeyIds.add(/signed by key ([0-9a-f]{32})/.exec(check.detail)?.[1] ?? '?');
       }
       problems.push({
-        tenantId: check.tenantId ?? decodeURIComponent(name.split('/')[0] ?? ''),
+        tenantId: check.tenantId ?? tenantOfFolder(name.split('/')[0] ?? '') ?? tenant ?? '',
         sequenceNo: check.sequenceNo,
         kind: 'bad checkpoint',
         detail: `${name}: ${check.detail}`,

@@ -12,6 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { connectAs, testRolePassword, useTestDatabase } from '../helpers/database.ts';
 import { recordEvents, simpleEvents } from '../helpers/trail.ts';
+import { pythonUnavailable, pythonVerdict } from '../helpers/python_verifier.ts';
 import { main, type Io } from '../../src/cli/main.ts';
 import { createPublicKey } from 'node:crypto';
 import { anchorAll, exportTenant, generateKeys, keyIdOf, loadPrivateKey, signCheckpoint, verifyExport, verifyWithAnchors } from '../../src/index.ts';
@@ -190,18 +191,37 @@ describe('anchor', () => {
     }
   });
 
-  it('a tenant whose name a store cannot hold fails alone: the other tenants are anchored, exit 2', async () => {
-    const long = 'Ä'.repeat(70); // 420 bytes as a URI-encoded directory name: more than a file name may have
-    await recordEvents(client, long, simpleEvents(2));
-    const store = path.join(work, 'store-long');
+  it('a tenant whose folder a store cannot create fails alone: the other tenants are anchored, exit 2', async () => {
+    const blocked = 'plant_blocked';
+    await recordEvents(client, blocked, simpleEvents(2));
+    const store = path.join(work, 'store-blocked');
+    await mkdir(store);
+    await writeFile(path.join(store, blocked), 'a file where the tenant\'s folder would go');
     const r = await cli(['anchor', '--database-url', db.url, '--store', `file:${store}`, '--key', keys.privateKeyFile]);
     expect(r.code).toBe(2);
-    expect(r.out).toMatch(new RegExp(`FAILED ${long} at sequence_no 2: .*ENAMETOOLONG`));
+    expect(r.out).toMatch(new RegExp(`FAILED ${blocked} at sequence_no 2: .*(EEXIST|ENOTDIR)`));
     expect(r.out).toMatch(new RegExp(`${TENANT} at sequence_no \\d+: anchored`));
     const json = r.json as { ok: boolean; tenants: Array<{ tenant_id: string; status: string; error?: { code: string } }> };
     expect(json.ok).toBe(false);
-    expect(json.tenants.find((t) => t.tenant_id === long)).toMatchObject({ status: 'failed', error: { code: '58030' } });
+    expect(json.tenants.find((t) => t.tenant_id === blocked)).toMatchObject({ status: 'failed', error: { code: '58030' } });
     expect(json.tenants.find((t) => t.tenant_id === TENANT)?.status).toMatch(/anchored|unchanged/);
+  });
+
+  it('a tenant id too long for a file name is anchored under the digest of its id, and verifies (also with the Python verifier)', async () => {
+    const long = 'Ä'.repeat(70); // 420 characters URI-encoded: more than a file name may have
+    await recordEvents(client, long, simpleEvents(2));
+    const store = path.join(work, 'store-long');
+    const run = await anchorAll({ databaseUrl: db.url, stores: [`file:${store}`], keyFile: keys.privateKeyFile, tenant: long });
+    expect(run.tenants[0]).toMatchObject({ status: 'anchored' });
+    expect(run.tenants[0]?.object).toMatch(/^%sha256-[0-9a-f]{64}\/0000000000000000002-[0-9a-f]{16}\.json$/);
+    const { tenants } = await verifyWithAnchors({ databaseUrl: db.url, tenant: long, anchors: [`file:${store}`], publicKeyFile: keys.publicKeyFile });
+    expect(tenants[0]).toMatchObject({ ok: true, checkpointsChecked: 1 });
+    const dir = path.join(work, 'export-long');
+    await exportTenant({ databaseUrl: db.url, tenant: long, outDir: dir, format: 'jsonl' });
+    expect(await verifyExport({ dir, anchors: [`file:${store}`], publicKeyFile: keys.publicKeyFile })).toMatchObject({ ok: true, checkpointsChecked: 1 });
+    if (pythonUnavailable() === null) {
+      expect(await pythonVerdict(dir, { storeDir: store, publicKeyFile: keys.publicKeyFile })).toMatchObject({ exitCode: 0, ok: true, checkpointsMatched: 1 });
+    }
   });
 
   it('an unknown --tenant is an error (42704), not "nothing to anchor"; --every longer than 24h is refused', async () => {
