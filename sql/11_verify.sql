@@ -50,10 +50,11 @@ begin
   select count(*) filter (where w.sequence_no >= p_from),
          max(w.sequence_no),
          min(w.sequence_no) filter (where w.hash_mismatch and w.sequence_no >= p_from),
-         coalesce(bool_and(
+         -- (coalesce: a NULL hash, which a superuser can write after dropping NOT NULL, is a break, never a pass)
+         coalesce(bool_and(coalesce(
            case when w.prev_seq is null then w.sequence_no = v_start
                 else w.sequence_no = w.prev_seq + 1 and w.prev_hash = w.prev_record_hash end
-           and (w.sequence_no <> 1 or w.prev_hash = audit_trail.genesis_hash())), true)
+           and (w.sequence_no <> 1 or w.prev_hash = audit_trail.genesis_hash()), false)), true)
     from (
       select r.sequence_no, r.prev_hash, r.hash_mismatch,
              lag(r.sequence_no) over (order by r.sequence_no) as prev_seq,
@@ -69,7 +70,9 @@ begin
                      ev.actor_type, ev.actor_id, ev.actor_name, ev.auth_method, ev.source_ip, ev.user_agent_hash,
                      ev.action, ev.resource_type, ev.resource_id, ev.parent_type, ev.parent_id, ev.changes, ev.reason,
                      ev.context, ev.db_identity) end,
-                   ev.sequence_no, ev.prev_hash) <> ev.record_hash as hash_mismatch
+                   ev.sequence_no, ev.prev_hash) = ev.record_hash
+                 is not true  -- a NULL hash or field is a mismatch, not a pass
+                 or octet_length(ev.prev_hash) is distinct from 32 or ev.encoding_version is distinct from 1 as hash_mismatch
             from audit_trail.events ev
            where ev.tenant_id = p_tenant
              and ev.sequence_no >= v_start
@@ -120,14 +123,14 @@ begin
     from audit_trail.scan_chain(verify.tenant, v_from, to_seq) s;
   if v_mismatch_seq is not null then
     select m.event_id, m.record_hash, m.computed into v_mismatch_event_id, v_mismatch_stored, v_mismatch_computed
-      from (select ev.event_id, ev.record_hash,
+      from (select ev.event_id, ev.record_hash, ev.prev_hash, ev.encoding_version,
                    audit_trail.chain_hash(audit_trail.encode_body(ev.event_id, ev.tenant_id, ev.occurred_at,
                      ev.ingested_at, ev.actor_type, ev.actor_id, ev.actor_name, ev.auth_method, ev.source_ip,
                      ev.user_agent_hash, ev.action, ev.resource_type, ev.resource_id, ev.parent_type, ev.parent_id,
                      ev.changes, ev.reason, ev.context, ev.db_identity), ev.sequence_no, ev.prev_hash) as computed
               from audit_trail.events ev
              where ev.tenant_id = verify.tenant and ev.sequence_no = v_mismatch_seq) m
-     where m.computed <> m.record_hash
+     where m.computed = m.record_hash is not true or octet_length(m.prev_hash) is distinct from 32 or m.encoding_version is distinct from 1
      order by m.record_hash limit 1;
   end if;
 
@@ -148,17 +151,17 @@ begin
           when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end
             then v_from - case when v_from > 1 then 1 else 0 end
           when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then e.prev_seq + 1
-          when e.sequence_no = v_mismatch_seq and e.record_hash = v_mismatch_stored then e.sequence_no
-          when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then 1
-          when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then e.prev_seq
+          when e.sequence_no = v_mismatch_seq and e.record_hash is not distinct from v_mismatch_stored then e.sequence_no
+          when e.sequence_no = 1 and e.prev_hash is distinct from audit_trail.genesis_hash() then 1
+          when e.prev_seq is not null and e.prev_hash is distinct from e.prev_record_hash and not e.prev_dup then e.prev_seq
         end as bad_seq,
         case
           when e.dup then 'duplicate'
           when e.prev_seq is null and e.sequence_no <> v_from - case when v_from > 1 then 1 else 0 end then 'gap'
           when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then 'gap'
-          when e.sequence_no = v_mismatch_seq and e.record_hash = v_mismatch_stored then 'hash mismatch'
-          when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then 'broken link'
-          when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then 'broken link'
+          when e.sequence_no = v_mismatch_seq and e.record_hash is not distinct from v_mismatch_stored then 'hash mismatch'
+          when e.sequence_no = 1 and e.prev_hash is distinct from audit_trail.genesis_hash() then 'broken link'
+          when e.prev_seq is not null and e.prev_hash is distinct from e.prev_record_hash and not e.prev_dup then 'broken link'
         end as problem,
         case
           when e.dup then format('%s events hold sequence_no %s (event ids differ: one of them was inserted)', e.dup_count, e.sequence_no)
@@ -167,12 +170,12 @@ begin
                    v_from - case when v_from > 1 then 1 else 0 end, e.sequence_no, v_from - case when v_from > 1 then 1 else 0 end, e.sequence_no - 1)
           when e.prev_seq is not null and e.sequence_no > e.prev_seq + 1 then
             format('after sequence_no %s the next event is %s: events %s to %s are missing', e.prev_seq, e.sequence_no, e.prev_seq + 1, e.sequence_no - 1)
-          when e.sequence_no = v_mismatch_seq and e.record_hash = v_mismatch_stored then
+          when e.sequence_no = v_mismatch_seq and e.record_hash is not distinct from v_mismatch_stored then
             format('event %s (%s): stored record_hash %s, recomputed from its fields %s; its content or position was changed',
-                   e.sequence_no, v_mismatch_event_id, encode(e.record_hash, 'hex'), encode(v_mismatch_computed, 'hex'))
-          when e.sequence_no = 1 and e.prev_hash <> audit_trail.genesis_hash() then
-            format('event 1 has prev_hash %s, expected the genesis value (32 zero bytes)', encode(e.prev_hash, 'hex'))
-          when e.prev_seq is not null and e.prev_hash <> e.prev_record_hash and not e.prev_dup then
+                   e.sequence_no, v_mismatch_event_id, coalesce(encode(e.record_hash, 'hex'), 'NULL'), coalesce(encode(v_mismatch_computed, 'hex'), 'NULL (a NULL field, prev_hash or encoding_version)'))
+          when e.sequence_no = 1 and e.prev_hash is distinct from audit_trail.genesis_hash() then
+            format('event 1 has prev_hash %s, expected the genesis value (32 zero bytes)', coalesce(encode(e.prev_hash, 'hex'), 'NULL'))
+          when e.prev_seq is not null and e.prev_hash is distinct from e.prev_record_hash and not e.prev_dup then
             format('event %s has record_hash %s but event %s recorded prev_hash %s: event %s was rewritten with a recomputed hash',
                    e.prev_seq, encode(e.prev_record_hash, 'hex'), e.sequence_no, encode(e.prev_hash, 'hex'), e.prev_seq)
         end as detail,
@@ -202,6 +205,12 @@ begin
 
   tenant_id := verify.tenant;
   events_checked := coalesce(v_checked, 0);
+  -- An event without a sequence_no (NOT NULL dropped by a superuser) is in no range: a break wherever it is.
+  if v_problem is null and exists (select from audit_trail.events ev where ev.tenant_id = verify.tenant and ev.sequence_no is null) then
+    v_problem := 'gap';
+    v_detail := format('an event of tenant %s holds no sequence_no (event_id %s): it was inserted or renumbered outside the chain', verify.tenant,
+      (select ev.event_id from audit_trail.events ev where ev.tenant_id = verify.tenant and ev.sequence_no is null limit 1));
+  end if;
   if v_problem is not null then
     ok := false; first_bad_sequence_no := v_bad_seq; problem := v_problem; detail := v_detail;
   elsif v_head_seq is null and v_last_seq is null then
@@ -221,7 +230,7 @@ begin
     ok := false; problem := 'head mismatch'; first_bad_sequence_no := v_head_seq + 1;
     detail := format('the chain head is at sequence_no %s but events run to %s: events after the head were inserted',
                      v_head_seq, v_last_seq);
-  elsif to_seq is null and v_last_hash <> v_head_hash then
+  elsif to_seq is null and v_last_hash is distinct from v_head_hash then
     ok := false; problem := 'head mismatch'; first_bad_sequence_no := v_head_seq;
     detail := format('event %s has record_hash %s but the chain head holds %s', v_head_seq,
                      encode(v_last_hash, 'hex'), encode(v_head_hash, 'hex'));

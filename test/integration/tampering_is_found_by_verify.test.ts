@@ -75,6 +75,37 @@ const CASES: TamperCase[] = [
     detail: /event 5 was rewritten/,
   },
   {
+    // Found by a red team: NULL compared with = is not false, and bool_and skips it.
+    name: 'event 5 edited and its prev_hash set to NULL (NOT NULL dropped)',
+    sql: [
+      'alter table audit_trail.events alter column prev_hash drop not null',
+      `update audit_trail.events set reason = 'forged', prev_hash = null where tenant_id = $1 and sequence_no = 5`,
+    ],
+    first_bad_sequence_no: '5',
+    problem: 'hash mismatch',
+    detail: /event 5 .*NULL/,
+  },
+  {
+    name: 'event 5 edited and its record_hash set to NULL (NOT NULL dropped)',
+    sql: [
+      'alter table audit_trail.events alter column record_hash drop not null',
+      `update audit_trail.events set reason = 'forged', record_hash = null where tenant_id = $1 and sequence_no = 5`,
+    ],
+    first_bad_sequence_no: '5',
+    problem: 'hash mismatch',
+    detail: /event 5 .*stored record_hash NULL/,
+  },
+  {
+    name: 'event 5 given no sequence_no (NOT NULL dropped)',
+    sql: [
+      'alter table audit_trail.events alter column sequence_no drop not null',
+      `update audit_trail.events set sequence_no = null where tenant_id = $1 and sequence_no = 5`,
+    ],
+    first_bad_sequence_no: '5',
+    problem: 'gap',
+    detail: /missing/,
+  },
+  {
     name: 'the last event deleted',
     sql: [`delete from audit_trail.events where tenant_id = $1 and sequence_no = ${EVENTS_PER_CHAIN}`],
     first_bad_sequence_no: String(EVENTS_PER_CHAIN),
@@ -168,7 +199,7 @@ describe('tampering is found by verify', () => {
           await c.query('begin');
           try {
             for (const s of bypass.before) await c.query(s);
-            for (const s of tamper.sql) await c.query(s, [tenant]);
+            for (const s of tamper.sql) await c.query(s, s.includes('$1') ? [tenant] : []);
             for (const s of bypass.after) await c.query(s);
             await c.query('commit');
           } catch (err) {
