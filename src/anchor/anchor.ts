@@ -177,6 +177,14 @@ async function anchorTenant(
       if (headEvent?.resource_type === 'anchor' && headEvent.resource_id === last.checkpoint_digest) return unchanged;
     }
   }
+  // The last checkpoint as audit_trail.anchors lists it must be one the key
+  // signed and a store holds: a superuser who edited that table (its
+  // record_hash set to a rewritten chain's) would otherwise have this key sign
+  // a checkpoint that continues the real ones over a rewritten history.
+  if (last !== undefined) {
+    const refused = await lastCheckpointNotPublished(head.tenant_id, last, stores, privateKey, keyId);
+    if (refused !== null) return { ...base, status: 'alarm', checkpointDigest: null, object: null, alarmCode: 'AT021', detail: `${refused} No checkpoint made.` };
+  }
   // A checkpoint that an interrupted run published to a store but did not list
   // in the database (the run ended between the two): completed and listed
   // now, so that the tenant's next checkpoint follows it in every store.
@@ -204,6 +212,40 @@ async function anchorTenant(
   for (const store of stores) await store.put(object, bytes);
   await registerAnchor(client, checkpoint, published.checkpoint_digest, published.signature, storeUrls);
   return { ...base, status: 'anchored', checkpointDigest: published.checkpoint_digest, object, alarmCode: null, detail: `checkpoint at sequence_no ${base.sequenceNo} published to ${storeUrls.join(', ')}` };
+}
+
+/**
+ * Why the last checkpoint listed in audit_trail.anchors is not to be trusted
+ * (no store holds it signed with this key, or a store's copy says otherwise),
+ * or null when a store holds exactly it.
+ */
+async function lastCheckpointNotPublished(tenant: string, last: LastAnchorRow, stores: AnchorStore[], privateKey: KeyObject, keyId: string): Promise<string | null> {
+  const name = `${tenantFolder(tenant)}/${last.sequence_no.padStart(19, '0')}-${last.checkpoint_digest.slice(0, 16)}.json`;
+  const publicKey = createPublicKey(privateKey);
+  let found = false;
+  for (const store of stores) {
+    const names = await store.list(`${tenantFolder(tenant)}/`, name.slice(0, -1)); // (this name, and what sorts after it)
+    if (!names.includes(name)) continue; // a store added after that checkpoint was made
+    const bytes = await store.get(name);
+    const check = checkCheckpoint(bytes, publicKey, keyId);
+    // (signed by an earlier key, after a key rotation: its digest matched its content; the content must match the table)
+    const content = check.ok ? { ...check.checkpoint, digest: check.digest } : check.reason === 'other key' ? publishedContent(bytes) : null;
+    if (content === null || content.digest !== last.checkpoint_digest || content.record_hash !== last.record_hash || String(content.sequence_no) !== last.sequence_no) {
+      return `the last checkpoint listed in audit_trail.anchors (sequence_no ${last.sequence_no}, record_hash ${last.record_hash}) is not what ${store.url} holds under ${name}: audit_trail.anchors was edited.`;
+    }
+    found = true;
+  }
+  return found ? null : `no store holds the last checkpoint listed in audit_trail.anchors (sequence_no ${last.sequence_no}, ${name}) signed with key ${keyId}: audit_trail.anchors was edited, or the checkpoints were published to other stores (pass them with --store).`;
+}
+
+/** The checkpoint fields and digest of a published object whose digest matched its content. */
+function publishedContent(bytes: Buffer): { sequence_no: number; record_hash: string; digest: string } | null {
+  try {
+    const p = JSON.parse(bytes.toString('utf8')) as { checkpoint: { sequence_no: number; record_hash: string }; checkpoint_digest: string };
+    return { sequence_no: p.checkpoint.sequence_no, record_hash: p.checkpoint.record_hash, digest: p.checkpoint_digest };
+  } catch {
+    return null;
+  }
 }
 
 /** Lists a published checkpoint in audit_trail.anchors (and records the anchoring in the tenant's chain). */

@@ -410,3 +410,23 @@ describe.each(POSITIONS)('tampering at the %s position', (position: Position) =>
     expect(await exportVerdict(dir, { store })).toMatchObject({ ok: false, seq: at, problem: 'bad checkpoint' });
   });
 });
+
+describe('a superuser who also edits audit_trail.anchors', () => {
+  it('cannot get the key to sign a rewritten history: anchor compares the listed checkpoint with the stores (AT021)', async () => {
+    const { tenant, store } = await anchoredChain('anchors_edit');
+    await tamper(client, `update audit_trail.events set reason = 'rewritten' where tenant_id = $1 and sequence_no = 6`, [tenant]);
+    await recomputeChain(client, tenant);
+    // The last listed checkpoint (at 11) made to agree with the rewritten chain.
+    await tamper(
+      client,
+      `update audit_trail.anchors a set record_hash = e.record_hash from audit_trail.events e
+        where a.tenant_id = $1 and e.tenant_id = a.tenant_id and e.sequence_no = a.sequence_no and a.sequence_no = 11`,
+      [tenant],
+    );
+    await recordEvents(client, tenant, simpleEvents(1));
+    const run = await anchorAll({ databaseUrl: db.url, stores: [store], keyFile, tenant });
+    expect(run.tenants[0]).toMatchObject({ status: 'alarm', alarmCode: 'AT021' });
+    expect(run.tenants[0]?.detail).toMatch(/audit_trail\.anchors was edited/);
+    expect(await dbVerdict(tenant, store)).toMatchObject({ ok: false, problem: 'anchor mismatch' });
+  });
+});
