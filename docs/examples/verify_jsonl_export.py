@@ -237,12 +237,19 @@ def read_checkpoints(store, tenant, public_key):
         raise Unreadable(f"anchor store {store} does not exist: pass the directory that holds the published checkpoints")
     folders = [n for n in os.listdir(store) if n == tenant_folder(tenant)]
     names = sorted(os.path.join(folder, n) for folder in folders
-                   for n in os.listdir(os.path.join(store, folder)) if n.endswith(".json"))
+                   for n in os.listdir(os.path.join(store, folder))
+                   if n.endswith(".json") and os.path.isfile(os.path.join(store, folder, n)))
     valid, problems, other_key = [], [], 0
     for name in names:
         try:
             with open(os.path.join(store, name), "rb") as f:
                 published = json.loads(f.read().decode("utf-8"))
+        except OSError as e:
+            raise Unreadable(f"{os.path.join(store, name)} cannot be read ({e})")
+        except ValueError as e:
+            problems.append(Broken(None, "bad checkpoint", f"{name}: not JSON ({e})", name))
+            continue
+        try:
             c = published["checkpoint"]
             ok_shape = (c["type"] == "pg-audit-trail checkpoint" and c["version"] == 1
                         and type(c["sequence_no"]) is int and c["sequence_no"] >= 1)
@@ -261,7 +268,7 @@ def read_checkpoints(store, tenant, public_key):
             problems.append(Broken(c["sequence_no"], "bad checkpoint", f"{name}: signed by key {c['key_id']}, not by the given public key {key_id}", name))
         elif not ed25519_verify(public_key, canonical, signature):
             problems.append(Broken(c["sequence_no"], "bad checkpoint", f"{name}: the Ed25519 signature does not verify: edited or forged", name))
-        else:
+        elif c["tenant_id"] == tenant:  # (a valid checkpoint of another tenant vouches for nothing here)
             valid.append(dict(c, digest=digest, name=name))
     if names and other_key == len(names):
         raise Unreadable(f"none of the {len(names)} checkpoints of {tenant} in {store} was signed by the given public key (key id {key_id})")
@@ -343,10 +350,12 @@ def next_sequence_no(f):
         return None
 
 
-def verify(export_dir, anchors=None, public_key_file=None):
+def verify(export_dir, anchors=None, public_key_file=None, expected_tenant=None):
     """Returns (events checked, number of checkpoints matched); raises Broken at the first problem."""
     manifest = read_manifest(export_dir)
     tenant = manifest["tenant_id"]
+    if expected_tenant is not None and tenant != expected_tenant:
+        raise Broken(manifest.get("from_sequence_no"), "wrong tenant", f"this is an export of tenant {tenant!r}, not {expected_tenant!r}", "manifest.json")
     checkpoints, store_problems = [], []
     if anchors:
         if not public_key_file:
@@ -365,6 +374,8 @@ def verify(export_dir, anchors=None, public_key_file=None):
     file_problems = []  # reported after the chain: a problem in the events comes first, in any file
     listed = {f["path"] for f in manifest["files"]}
     for entry in manifest["files"]:
+        if not isinstance(entry.get("path"), str) or entry["path"] in ("", ".", "..") or "/" in entry["path"] or "\\" in entry["path"]:
+            raise Unreadable(f"manifest.json lists {entry.get('path')!r}: data files are plain names inside the export directory")
         path = os.path.join(export_dir, entry["path"])
         if not os.path.isfile(path):
             raise Unreadable(f"{path} is listed in the manifest but missing: copy the whole export directory again")
@@ -444,6 +455,9 @@ def verify(export_dir, anchors=None, public_key_file=None):
         problems.append(Broken(None, "manifest mismatch", f"data files not listed in the manifest: {', '.join(sorted(extra))}", extra[0]))
     if problems:
         raise min(problems, key=lambda p: float("inf") if p.sequence_no is None else p.sequence_no)
+    if anchors and matched == 0:
+        # Anchors asked for, and none vouches for these events: nothing outside the export says they are the recorded history.
+        raise Broken(first_seq, "not anchored", f"no signed checkpoint of tenant {tenant!r} in {anchors} falls within sequence_no {first_seq} to {to_seq}", "manifest.json")
     return checked, matched
 
 
@@ -452,12 +466,13 @@ def main():
     parser.add_argument("export_dir")
     parser.add_argument("--anchors", help="a directory holding the anchor store's published checkpoints")
     parser.add_argument("--public-key", help="the Ed25519 public key (PEM) that signed the checkpoints")
+    parser.add_argument("--tenant", help="the tenant the export must be of (the manifest's claim is not taken on trust)")
     parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     args = parser.parse_args()
     verdict = {"export": args.export_dir, "ok": False, "events_checked": None, "checkpoints_matched": None,
                "first_bad_sequence_no": None, "problem": None, "detail": None}
     try:
-        checked, matched = verify(args.export_dir, args.anchors, args.public_key)
+        checked, matched = verify(args.export_dir, args.anchors, args.public_key, args.tenant)
         verdict.update(ok=True, events_checked=checked, checkpoints_matched=matched)
         text = f"export {args.export_dir}: OK ({checked} events; {matched} anchored events match their checkpoints)"
         code = 0

@@ -32,7 +32,8 @@ export type ProblemKind =
   | 'anchor mismatch'
   | 'bad checkpoint'
   | 'split view'
-  | 'overwritten object';
+  | 'overwritten object'
+  | 'not anchored';
 
 export interface ChainProblem {
   /** The first bad sequence_no, or null when the problem has no position (a file digest). */

@@ -216,7 +216,7 @@ const sequenceNo = z
 const verifyCommand: Command = {
   summary: 'check the hash chain in the database, or an export with no database',
   usage: `Usage: audit-trail verify [options]
-       audit-trail verify --export DIR [--anchors STORE --public-key FILE] [--compare DIR2]
+       audit-trail verify --export DIR [--tenant T] [--anchors STORE --public-key FILE] [--compare DIR2]
 
 In the database: calls audit_trail.verify() for the tenant, or for every tenant
 that has events; with --anchors also checks the chain against the signed
@@ -226,7 +226,8 @@ every link, sequence continuity, the manifest and the SHA-256 of every file.
 Prints one line per tenant and exits 1 if anything is broken.
 
 Options:
-  --tenant T           verify this tenant only (database)
+  --tenant T           verify this tenant only (database); with --export, the
+                       tenant the export must be of (else: wrong tenant)
   --from-seq N         first sequence_no to check (default 1; database, no anchors)
   --to-seq M           last sequence_no to check (default: the newest)
   --export DIR         verify the export in DIR (or s3://bucket/prefix) instead
@@ -234,7 +235,9 @@ Options:
   --compare DIR2       (with --export) another export of the tenant, verified as
                        fully as DIR: report a split view (different histories of
                        the same range) or DIR2's own first problem; repeatable
-  --anchors STORE      file:DIR or s3://bucket/prefix holding checkpoints; repeatable
+  --anchors STORE      file:DIR or s3://bucket/prefix holding checkpoints; repeatable.
+                       With --export: an export that no checkpoint falls within
+                       is reported "not anchored" (exit 1)
   --public-key FILE    public key (PEM) that signed the checkpoints
   --jobs N             (with --export) threads that decode and hash the events
                        (default: the number of CPUs available); 1 verifies
@@ -280,8 +283,8 @@ ${connectionHelp}`,
           message: 'checks checkpoints: give the anchor store with --anchors STORE (without it nothing would be checked against the key)',
           path: ['public-key'],
         })
-        .refine((o) => o.export === undefined || (o.tenant === undefined && o['from-seq'] === undefined && o['to-seq'] === undefined), {
-          message: 'verifies the whole export: --tenant, --from-seq and --to-seq do not apply',
+        .refine((o) => o.export === undefined || (o['from-seq'] === undefined && o['to-seq'] === undefined), {
+          message: 'verifies the whole export: --from-seq and --to-seq do not apply (--tenant names the tenant the export must be of)',
           path: ['export'],
         })
         .refine((o) => o.compare === undefined || o.export !== undefined, { message: 'needs --export', path: ['compare'] })
@@ -316,6 +319,10 @@ ${connectionHelp}`,
           jobs: opts.jobs === undefined ? undefined : Math.min(opts.jobs, availableParallelism()),
         });
         result.dir = opts.export;
+        if (opts.tenant !== undefined && result.tenantId !== opts.tenant && (result.ok || result.problem !== 'wrong tenant')) {
+          // The tenant the auditor expects, not only the one the manifest claims (a look-alike id would pass otherwise).
+          result = { ...result, ok: false, firstBadSequenceNo: result.fromSequenceNo, problem: 'wrong tenant', detail: `this is an export of tenant ${JSON.stringify(result.tenantId)}, not ${JSON.stringify(opts.tenant)}`, file: null };
+        }
         if (overwritten.length > 0 && result.ok) {
           // The first versions verified, but someone wrote over them in the bucket.
           result = { ...result, ok: false, problem: 'overwritten object', detail: overwritten.join('; '), file: overwritten[0]!.split(': ')[0]! };

@@ -272,9 +272,21 @@ async function verifyWithPool(
   const comparedProblem: ChainProblem | null = compared?.problem
     ? { ...compared.problem, file: compared.problem.file ?? path.join(compared.dir, MANIFEST_FILE) }
     : null;
-  const ownProblem = chainProblem ?? firstProblem([manifestProblem, anchorProblem, ...storeProblems, extra]);
-  const problem = ownProblem ?? comparedProblem;
   const covered = checkpoints.filter((c) => manifest.from_sequence_no !== null && c.sequence_no >= manifest.from_sequence_no && c.sequence_no <= (manifest.to_sequence_no ?? 0));
+  // Anchors asked for, and none vouches for these events (a wrong store, a
+  // tenant never anchored, or a history made up under a look-alike tenant id):
+  // nothing outside the export says it is the recorded history.
+  const notAnchored: ChainProblem | null =
+    options.anchors !== undefined && options.anchors.length > 0 && covered.length === 0 && storeProblems.length === 0
+      ? {
+          sequenceNo: manifest.from_sequence_no,
+          kind: 'not anchored',
+          detail: `no signed checkpoint of tenant ${JSON.stringify(tenantId)} in ${options.anchors.join(', ')} falls within sequence_no ${manifest.from_sequence_no ?? '-'} to ${manifest.to_sequence_no ?? '-'}: nothing outside the export vouches for it`,
+          file: path.join(dir, MANIFEST_FILE),
+        }
+      : null;
+  const ownProblem = chainProblem ?? firstProblem([manifestProblem, anchorProblem, ...storeProblems, extra]) ?? notAnchored;
+  const problem = ownProblem ?? comparedProblem;
   return {
     ok: problem === null,
     dir,

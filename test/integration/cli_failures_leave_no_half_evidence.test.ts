@@ -259,9 +259,18 @@ describe('verify', () => {
     await exportTenant({ databaseUrl: db.url, tenant: TENANT, outDir: dir, format: 'jsonl' });
     const empty = path.join(work, 'empty-store');
     await mkdir(empty);
+    // Anchors asked for and none vouches for the export: not OK (a wrong store, or a history made up under a look-alike tenant id).
     const none = await cli(['verify', '--export', dir, '--anchors', `file:${empty}`, '--public-key', keys.publicKeyFile]);
-    expect(none.code).toBe(0);
-    expect(none.out).toMatch(/NO checkpoint of this tenant in the stores within this range: nothing was checked against anchors/);
+    expect(none.code).toBe(1);
+    expect(none.out).toMatch(/BROKEN at sequence_no 1: not anchored, no signed checkpoint of tenant "plant_cli" in file:.* falls within sequence_no 1 to \d+/);
+    if (pythonUnavailable() === null) {
+      expect(await pythonVerdict(dir, { storeDir: empty, publicKeyFile: keys.publicKeyFile })).toMatchObject({ exitCode: 1, seq: 1, problem: 'not anchored' });
+    }
+    // The tenant the auditor expects, not only the one the manifest names.
+    const other = await cli(['verify', '--export', dir, '--tenant', 'рlant_cli']);
+    expect(other.code).toBe(1);
+    expect(other.out).toMatch(/wrong tenant, this is an export of tenant "plant_cli", not "рlant_cli"/);
+    expect((await cli(['verify', '--export', dir, '--tenant', TENANT])).code).toBe(0);
   });
 });
 
