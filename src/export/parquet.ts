@@ -164,7 +164,55 @@ export async function openParquetExport(path: string, label: string): Promise<{ 
   for (const [name] of EXPORT_COLUMNS) {
     if (!names.includes(name)) throw malformed(label, `column ${name} is missing`);
   }
+  refuseWhatOtherReadersWouldReadOtherwise(metadata, label);
   return { file, metadata };
+}
+
+/**
+ * Refuses a file whose footer other Parquet readers (pyarrow, pandas, DuckDB)
+ * could read as other rows or values than those this verifier hashes (found
+ * by a red team): columns no hash covers (or a column twice), key-value
+ * metadata other than the writer's (pandas metadata can rename columns),
+ * row counts that disagree (pyarrow shows pages beyond num_rows), and column
+ * chunks whose pages do not start where the chunk starts or that overlap
+ * (readers disagree on which pages they read).
+ */
+export function refuseWhatOtherReadersWouldReadOtherwise(metadata: FileMetaData, label: string): void {
+  const columns = metadata.schema.slice(1);
+  const seen = new Set<string>();
+  for (const c of columns) {
+    if (!COLUMN_INDEX.has(c.name)) throw malformed(label, `column ${JSON.stringify(c.name)} is no column of the export: no hash covers it, and readers would show it`);
+    if (seen.has(c.name)) throw malformed(label, `column ${c.name} appears twice: readers disagree on which one they show`);
+    if ((c.num_children ?? 0) !== 0) throw malformed(label, `column ${c.name} is nested`);
+    seen.add(c.name);
+  }
+  for (const kv of metadata.key_value_metadata ?? []) {
+    if (!kv.key.startsWith('pg-audit-trail.')) throw malformed(label, `key-value metadata ${JSON.stringify(kv.key)} is not the writer's: readers act on it (pandas metadata renames columns) and no hash covers it`);
+  }
+  let rows = 0n;
+  for (const [g, group] of metadata.row_groups.entries()) {
+    rows += BigInt(group.num_rows);
+    if (group.columns.length !== columns.length) throw malformed(label, `row group ${g} has ${group.columns.length} column chunks for ${columns.length} columns`);
+    const ranges: Array<[bigint, bigint, string]> = [];
+    for (const chunk of group.columns) {
+      const m = chunk.meta_data;
+      const name = m?.path_in_schema.join('.') ?? '?';
+      if (m === undefined) throw malformed(label, `row group ${g}: column ${name} has no metadata`);
+      if (BigInt(m.num_values) !== BigInt(group.num_rows)) throw malformed(label, `row group ${g}: column ${name} holds ${m.num_values} values for ${group.num_rows} rows`);
+      const data = BigInt(m.data_page_offset);
+      const start = m.dictionary_page_offset === undefined ? data : BigInt(m.dictionary_page_offset);
+      const end = start + BigInt(m.total_compressed_size);
+      if (data < start || data >= end) throw malformed(label, `row group ${g}: column ${name}'s first data page (at ${data}) is outside its chunk (${start} to ${end})`);
+      ranges.push([start, end, name]);
+    }
+    ranges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (let i = 1; i < ranges.length; i++) {
+      const [start, , name] = ranges[i] as [bigint, bigint, string];
+      const [, previousEnd, previous] = ranges[i - 1] as [bigint, bigint, string];
+      if (start < previousEnd) throw malformed(label, `row group ${g}: the chunks of columns ${previous} and ${name} overlap`);
+    }
+  }
+  if (rows !== BigInt(metadata.num_rows)) throw malformed(label, `the footer says ${metadata.num_rows} rows, its row groups hold ${rows}`);
 }
 
 const COLUMN_INDEX = new Map<string, number>(EXPORT_COLUMNS.map(([name], i) => [name, i]));
