@@ -455,6 +455,11 @@ def verify(export_dir, anchors=None, public_key_file=None, expected_tenant=None)
         problems.append(Broken(None, "manifest mismatch", f"data files not listed in the manifest: {', '.join(sorted(extra))}", extra[0]))
     if problems:
         raise min(problems, key=lambda p: float("inf") if p.sequence_no is None else p.sequence_no)
+    beyond = [c["sequence_no"] for c in checkpoints if to_seq is not None and c["sequence_no"] > to_seq]
+    if beyond:
+        print(f"NOTE: checkpoints vouch for events up to sequence_no {max(beyond)}, beyond this export's end ({to_seq}): "
+              "those events are not in it, and only the manifest (which nothing signs) says it was a range or made before them",
+              file=sys.stderr)
     if anchors and matched == 0:
         # Anchors asked for, and none vouches for these events: nothing outside the export says they are the recorded history.
         raise Broken(first_seq, "not anchored", f"no signed checkpoint of tenant {tenant!r} in {anchors} falls within sequence_no {first_seq} to {to_seq}", "manifest.json")

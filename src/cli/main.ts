@@ -391,7 +391,11 @@ function checkpointsNote(n: number, where = 'of this tenant in the stores'): str
 function exportVerificationLine(r: ExportVerification): string {
   const range = r.fromSequenceNo === null ? 'no events' : `sequence_no ${r.fromSequenceNo} to ${r.toSequenceNo}`;
   const anchors = r.immutability.length > 0 ? checkpointsNote(r.checkpointsChecked, 'of this tenant in the stores within this range') : '';
-  if (r.ok) return `${r.tenantId}: export ${r.dir} OK (${r.eventsChecked} events checked, ${range}${anchors})`;
+  const beyond =
+    r.checkpointBeyond === null
+      ? ''
+      : `; NOTE: checkpoints vouch for events up to sequence_no ${r.checkpointBeyond}, beyond this export's end (${r.toSequenceNo}): those events are not in it, and only the manifest (which nothing signs) says it was a range or made before them`;
+  if (r.ok) return `${r.tenantId}: export ${r.dir} OK (${r.eventsChecked} events checked, ${range}${anchors})${beyond}`;
   const where = r.firstBadSequenceNo === null ? '' : ` at sequence_no ${r.firstBadSequenceNo}`;
   // A compared export that is not intact is named as the broken one; the export itself checked clean.
   const subject = r.comparedExport === null ? `export ${r.dir}` : `export ${r.comparedExport} (compared with ${r.dir}, which checked clean)`;
@@ -411,6 +415,7 @@ function exportVerificationJson(r: ExportVerification): Record<string, unknown> 
     detail: r.detail,
     file: r.file,
     checkpoints_checked: r.checkpointsChecked,
+    checkpoint_beyond_export: r.checkpointBeyond,
     compared_export: r.comparedExport,
     stores: r.immutability,
   };

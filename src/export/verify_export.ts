@@ -57,6 +57,13 @@ export interface ExportVerification {
   file: string | null;
   /** Checkpoints of this tenant that were checked. */
   checkpointsChecked: number;
+  /**
+   * The highest sequence_no a checkpoint vouches for beyond the export's last
+   * event, when the manifest says the export was not meant to reach it (a
+   * range, or made before it), or null. Nothing signs the manifest: the OK
+   * line says the events after the export are not in it.
+   */
+  checkpointBeyond: number | null;
   /** When the problem reported is a compared export's own (--compare): that export's directory; else null. */
   comparedExport: string | null;
   immutability: ImmutabilityReport[];
@@ -299,6 +306,7 @@ async function verifyWithPool(
     detail: problem?.detail ?? null,
     file: problem?.file ?? null,
     checkpointsChecked: covered.length,
+    checkpointBeyond: manifest.to_sequence_no === null ? null : checkpoints.filter((c) => c.sequence_no > (manifest.to_sequence_no ?? 0)).at(-1)?.sequence_no ?? null,
     comparedExport: ownProblem === null && comparedProblem !== null ? (compared?.dir ?? null) : null,
     immutability,
   };

@@ -88,6 +88,9 @@ describe.skipIf(unavailable !== null)('the independent Python verifier (docs/exa
     const r = await bothVerdicts(range, store);
     expect(r.ours).toEqual({ ok: true, seq: null, problem: null });
     expect(r.independent).toMatchObject({ exitCode: 0, ok: true, eventsChecked: 5, checkpointsMatched: 1 });
+    // A checkpoint beyond the range (at 11): said, since only the unsigned manifest says the export is a range.
+    expect((await verifyExport({ dir: range, anchors: [`file:${store}`], publicKeyFile: keys.publicKeyFile })).checkpointBeyond).toBe(11);
+    expect((await verifyExport({ dir: full, anchors: [`file:${store}`], publicKeyFile: keys.publicKeyFile })).checkpointBeyond).toBeNull();
   });
 
   it('reads timestamps of every year an export may hold exactly (expanded years, before 1970, the int64 edges)', async () => {
