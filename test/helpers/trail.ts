@@ -3,7 +3,10 @@
  * with them as a superuser would (triggers bypassed with
  * session_replication_role = replica).
  */
+import { createPublicKey } from 'node:crypto';
 import type pg from 'pg';
+import { keyIdOf, loadPrivateKey } from '../../src/anchor/keys.ts';
+import { signCheckpoint, type PublishedCheckpoint } from '../../src/anchor/checkpoint.ts';
 
 export interface RecordedEvent {
   action?: string;
@@ -93,4 +96,23 @@ export async function recomputeChain(client: pg.ClientBase, tenant: string, from
 
 function quote(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
+}
+
+/**
+ * What an anchoring run that was interrupted after signing would have
+ * published: a checkpoint of the tenant's chain head, signed with the key in
+ * `keyFile`, continuing the last checkpoint listed in audit_trail.anchors,
+ * with the object name a store would hold it under (a short tenant id). The
+ * caller writes it where the interrupted run got to.
+ */
+export async function interruptedCheckpoint(client: pg.ClientBase, tenant: string, keyFile: string): Promise<{ published: PublishedCheckpoint; name: string; text: string }> {
+  const head = (await client.query<{ sequence_no: number; record_hash: string }>(
+    `select sequence_no::int, encode(record_hash, 'hex') as record_hash from audit_trail.chain_heads where tenant_id = $1`, [tenant])).rows[0]!;
+  const last = (await client.query<{ digest: string }>(
+    `select encode(checkpoint_digest, 'hex') as digest from audit_trail.anchors where tenant_id = $1 order by sequence_no desc limit 1`, [tenant])).rows[0];
+  const privateKey = await loadPrivateKey(keyFile);
+  const published = signCheckpoint({ tenant_id: tenant, sequence_no: head.sequence_no, record_hash: head.record_hash, anchored_at: new Date().toISOString(),
+    key_id: keyIdOf(createPublicKey(privateKey)), previous_checkpoint_digest: last?.digest ?? null }, privateKey);
+  const name = `${encodeURIComponent(tenant)}/${String(head.sequence_no).padStart(19, '0')}-${published.checkpoint_digest.slice(0, 16)}.json`;
+  return { published, name, text: `${JSON.stringify(published, null, 2)}\n` };
 }

@@ -11,11 +11,10 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { connectAs, testRolePassword, useTestDatabase } from '../helpers/database.ts';
-import { recordEvents, simpleEvents } from '../helpers/trail.ts';
+import { interruptedCheckpoint, recordEvents, simpleEvents } from '../helpers/trail.ts';
 import { pythonUnavailable, pythonVerdict } from '../helpers/python_verifier.ts';
 import { main, type Io } from '../../src/cli/main.ts';
-import { createPublicKey } from 'node:crypto';
-import { anchorAll, exportTenant, generateKeys, keyIdOf, loadPrivateKey, signCheckpoint, verifyExport, verifyWithAnchors } from '../../src/index.ts';
+import { anchorAll, exportTenant, generateKeys, verifyExport, verifyWithAnchors } from '../../src/index.ts';
 
 const db = useTestDatabase('cli_failures');
 const bare = useTestDatabase('cli_failures_bare', { empty: true });
@@ -160,16 +159,9 @@ describe('anchor', () => {
     // The interrupted run: events recorded, a checkpoint signed and written to store A, then the run died
     // (store B and the database never got it).
     await recordEvents(client, tenant, simpleEvents(2));
-    const head = (await client.query<{ sequence_no: number; record_hash: string }>(
-      `select sequence_no::int, encode(record_hash, 'hex') as record_hash from audit_trail.chain_heads where tenant_id = $1`, [tenant])).rows[0]!;
-    const last = (await client.query<{ digest: string }>(
-      `select encode(checkpoint_digest, 'hex') as digest from audit_trail.anchors where tenant_id = $1 order by sequence_no desc limit 1`, [tenant])).rows[0]!;
-    const privateKey = await loadPrivateKey(keys.privateKeyFile);
-    const published = signCheckpoint({ tenant_id: tenant, sequence_no: head.sequence_no, record_hash: head.record_hash,
-      anchored_at: new Date().toISOString(), key_id: keyIdOf(createPublicKey(privateKey)), previous_checkpoint_digest: last.digest }, privateKey);
-    const name = `${encodeURIComponent(tenant)}/${String(head.sequence_no).padStart(19, '0')}-${published.checkpoint_digest.slice(0, 16)}.json`;
+    const { published, name, text } = await interruptedCheckpoint(client, tenant, keys.privateKeyFile);
     await mkdir(path.join(storeA, encodeURIComponent(tenant)), { recursive: true });
-    await writeFile(path.join(storeA, name), `${JSON.stringify(published, null, 2)}\n`);
+    await writeFile(path.join(storeA, name), text);
 
     // The next run completes it (store B gets the same bytes, the database lists it) ...
     const next = await anchorAll({ databaseUrl: db.url, stores, keyFile: keys.privateKeyFile, tenant });

@@ -3,7 +3,6 @@
  * s3rver on 127.0.0.1. s3rver does not implement Object Lock, so every report
  * must say NOT enforcing, and the test proves it by deleting an object.
  */
-import { createPublicKey } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,9 +10,9 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } fro
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { useS3Server } from '../helpers/s3.ts';
-import { recordEvents, simpleEvents } from '../helpers/trail.ts';
+import { interruptedCheckpoint, recordEvents, simpleEvents } from '../helpers/trail.ts';
 import { main, type Io } from '../../src/cli/main.ts';
-import { anchorAll, generateKeys, keyIdOf, loadPrivateKey, signCheckpoint, verifyWithAnchors } from '../../src/index.ts';
+import { anchorAll, generateKeys, verifyWithAnchors } from '../../src/index.ts';
 
 const db = useTestDatabase('s3_store');
 const s3 = useS3Server(['evidence']);
@@ -89,16 +88,9 @@ describe('S3 anchor store and exports', () => {
     await recordEvents(c, tenant, simpleEvents(3));
     expect((await anchorAll({ databaseUrl: db.url, stores, keyFile: keys.privateKeyFile, tenant })).tenants[0]?.status).toBe('anchored');
     await recordEvents(c, tenant, simpleEvents(2));
-    const head = (await c.query<{ sequence_no: number; record_hash: string }>(
-      `select sequence_no::int, encode(record_hash, 'hex') as record_hash from audit_trail.chain_heads where tenant_id = $1`, [tenant])).rows[0]!;
-    const last = (await c.query<{ digest: string }>(
-      `select encode(checkpoint_digest, 'hex') as digest from audit_trail.anchors where tenant_id = $1 order by sequence_no desc limit 1`, [tenant])).rows[0]!;
-    const privateKey = await loadPrivateKey(keys.privateKeyFile);
-    const published = signCheckpoint({ tenant_id: tenant, sequence_no: head.sequence_no, record_hash: head.record_hash,
-      anchored_at: new Date().toISOString(), key_id: keyIdOf(createPublicKey(privateKey)), previous_checkpoint_digest: last.digest }, privateKey);
-    const name = `${tenant}/${String(head.sequence_no).padStart(19, '0')}-${published.checkpoint_digest.slice(0, 16)}.json`;
+    const { published, name, text } = await interruptedCheckpoint(c, tenant, keys.privateKeyFile);
     const client = new S3Client({ endpoint: s3.endpoint(), forcePathStyle: true, region: 'us-east-1' });
-    await client.send(new PutObjectCommand({ Bucket: 'evidence', Key: `interrupted/${name}`, Body: `${JSON.stringify(published, null, 2)}\n` }));
+    await client.send(new PutObjectCommand({ Bucket: 'evidence', Key: `interrupted/${name}`, Body: text }));
 
     const next = await anchorAll({ databaseUrl: db.url, stores, keyFile: keys.privateKeyFile, tenant });
     expect(next.tenants[0]).toMatchObject({ status: 'anchored', checkpointDigest: published.checkpoint_digest });
