@@ -8,7 +8,7 @@ import { chmod, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/p
 import path from 'node:path';
 import { DatabaseError, UsageError } from '../errors.ts';
 import { withClient, type ConnectionOptions } from '../db/connect.ts';
-import { EXPORT_SELECT, type ExportRow } from './columns.ts';
+import { EXPORT_SELECT, REQUIRED_COLUMNS, type ExportRow } from './columns.ts';
 import { JsonlFileWriter } from './jsonl.ts';
 import { MANIFEST_FILE, type ExportManifest, type ManifestFile } from './manifest.ts';
 import { ParquetFileWriter, type DataFileWriter } from './parquet.ts';
@@ -124,6 +124,7 @@ async function writeExport(options: ExportOptions, outDir: string): Promise<Expo
           }
           const room = eventsPerFile - current.event_count;
           const slice = rows.slice(offset, offset + room);
+          refuseMissingValues(slice, options.tenant);
           await (writer as DataFileWriter).writeRows(slice);
           const sliceFirst = slice[0] as ExportRow;
           const sliceLast = slice[slice.length - 1] as ExportRow;
@@ -166,4 +167,26 @@ async function writeExport(options: ExportOptions, outDir: string): Promise<Expo
       throw err;
     }
   });
+}
+
+/** The export's name for a column of ExportRow (timestamps travel as microseconds). */
+const ROW_KEY: Record<string, keyof ExportRow> = { occurred_at: 'occurred_at_us', ingested_at: 'ingested_at_us' };
+
+/**
+ * Refuses to export an event with NULL in a column that is never NULL in
+ * audit_trail.events (a superuser dropped the constraint and wrote it): the
+ * export would not be readable as evidence, and the trail needs verifying.
+ */
+function refuseMissingValues(rows: ExportRow[], tenant: string): void {
+  for (const row of rows) {
+    for (const column of REQUIRED_COLUMNS) {
+      const key = ROW_KEY[column] ?? (column as keyof ExportRow);
+      if (row[key] === null || row[key] === undefined) {
+        throw new DatabaseError(`event ${row.sequence_no ?? '(no sequence_no)'} of tenant ${tenant} has no ${column}, which audit_trail.events never leaves NULL`, {
+          code: 'XX001',
+          hint: `The trail was changed outside pg-audit-trail: run audit-trail verify --tenant ${tenant} (with --anchors), and export after it has been examined.`,
+        });
+      }
+    }
+  }
 }

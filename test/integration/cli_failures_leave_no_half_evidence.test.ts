@@ -11,7 +11,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { connectAs, testRolePassword, useTestDatabase } from '../helpers/database.ts';
-import { interruptedCheckpoint, recordEvents, simpleEvents } from '../helpers/trail.ts';
+import { interruptedCheckpoint, recordEvents, simpleEvents, tamper } from '../helpers/trail.ts';
 import { pythonUnavailable, pythonVerdict } from '../helpers/python_verifier.ts';
 import { main, type Io } from '../../src/cli/main.ts';
 import { anchorAll, exportTenant, generateKeys, verifyExport, verifyWithAnchors } from '../../src/index.ts';
@@ -87,6 +87,23 @@ describe('export', () => {
     expect(unknown.code).toBe(2);
     expect(errorOf(unknown)).toMatchObject({ code: '42704' });
     expect((await readdir(work)).filter((n) => n.startsWith('unknown'))).toEqual([]);
+  });
+});
+
+describe('export of a trail a superuser damaged', () => {
+  it('an event with NULL where the trail never has one is refused (XX001) with what to do, not a crash of the Parquet writer', async () => {
+    const tenant = 'plant_nulled';
+    await recordEvents(client, tenant, simpleEvents(3));
+    await tamper(client, 'alter table audit_trail.events alter column prev_hash drop not null');
+    await tamper(client, 'update audit_trail.events set prev_hash = null where tenant_id = $1 and sequence_no = 2', [tenant]);
+    for (const format of ['parquet', 'jsonl'] as const) {
+      const out = path.join(work, `nulled-${format}`);
+      await expect(exportTenant({ databaseUrl: db.url, tenant, outDir: out, format })).rejects.toMatchObject({
+        code: 'XX001',
+        message: `event 2 of tenant ${tenant} has no prev_hash, which audit_trail.events never leaves NULL`,
+      });
+      expect(existsSync(out)).toBe(false);
+    }
   });
 });
 
