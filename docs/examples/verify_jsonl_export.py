@@ -10,7 +10,7 @@ run, and adapt. Where an export has several problems, it names the one
 manifest's, then the anchors'), so that the project's test suite can run
 both on real exports, clean and tampered, and require the same verdict.
 
-    python3 verify_jsonl_export.py EXPORT_DIR [--anchors DIR --public-key FILE] [--json]
+    python3 verify_jsonl_export.py EXPORT_DIR [--tenant T] [--anchors DIR --public-key FILE] [--json]
 
 It checks:
   1. the manifest: every data file present, its SHA-256 and size as listed,
@@ -26,8 +26,12 @@ It checks:
      previous_checkpoint_digest, and that the export holds each anchored
      event with the anchored record_hash (a history recomputed from genesis
      does not) and reaches every checkpoint made before it (a cut tail does
-     not). For an S3 store, copy the tenant's objects into a directory first
-     (for example `aws s3 cp --recursive s3://bucket/prefix/<tenant>/ DIR/<tenant>/`).
+     not); an export that no checkpoint falls within is "not anchored";
+  4. with --tenant, that the export is of the tenant you expect (the
+     manifest's tenant is a claim, and a look-alike id reads the same).
+For an S3 store, copy the tenant's objects into a directory first (for
+example `aws s3 cp --recursive s3://bucket/prefix/<folder>/ DIR/<folder>/`,
+the folder as hash-chain.md names it).
 
 It names the first bad sequence_no and the kind of problem, with the words
 hash-chain.md uses. Exit code 0: the export verifies; 1: it does not; 2: the
