@@ -101,6 +101,26 @@ describe('anchor --every', () => {
     expect(err.match(/^error: /gm)).toHaveLength(2);
   });
 
+  it('with --json, each pass is one line of JSON (JSON Lines); a key no pass could use is refused at the start', async () => {
+    let out = '';
+    const code = await main(
+      ['anchor', '--database-url', db.url, '--store', `file:${path.join(work, 'store-jsonl')}`, '--key', keyFile, '--every', '1s', '--count', '2', '--json'],
+      { stdout: (t) => void (out += t), stderr: () => undefined },
+    );
+    expect(code).toBe(0);
+    const lines = out.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(JSON.parse(line)).toMatchObject({ ok: true, tenants: expect.any(Array) });
+
+    let err = '';
+    const refused = await main(
+      ['anchor', '--database-url', db.url, '--store', `file:${path.join(work, 'store-nokey')}`, '--key', path.join(work, 'no-such-key.pem'), '--every', '1s'],
+      { stdout: () => undefined, stderr: (t) => void (err += t) },
+    );
+    expect(refused).toBe(2);
+    expect(err).toMatch(/no-such-key\.pem cannot be read/);
+  });
+
   it('--count without --every is refused', async () => {
     let err = '';
     const io: Io = { stdout: () => undefined, stderr: (t) => void (err += t) };
