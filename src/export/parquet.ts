@@ -87,6 +87,10 @@ export class ParquetFileWriter implements DataFileWriter {
       schema: PARQUET_SCHEMA,
       createdBy: 'pg-audit-trail export',
       kvMetadata: [{ key: 'pg-audit-trail.encoding_version', value: '1' }],
+      // No statistics and no page index: readers skip row groups and pages by
+      // them, and no hash covers them, so the verifier refuses files that
+      // carry them (refuseWhatOtherReadersWouldReadOtherwise()).
+      statistics: false,
     });
   }
 
@@ -94,16 +98,19 @@ export class ParquetFileWriter implements DataFileWriter {
     if (rows.length === 0) return;
     const column = <T>(f: (r: ExportRow) => T): T[] => rows.map(f);
     const columnData = EXPORT_COLUMNS.map(([name]) => {
-      switch (name) {
-        case 'sequence_no':
-          return { name, data: column((r) => BigInt(r.sequence_no)) };
-        case 'occurred_at':
-          return { name, data: column((r) => BigInt(r.occurred_at_us)) };
-        case 'ingested_at':
-          return { name, data: column((r) => BigInt(r.ingested_at_us)) };
-        default:
-          return { name, data: column((r) => r[name]) };
-      }
+      const data = (() => {
+        switch (name) {
+          case 'sequence_no':
+            return column((r) => BigInt(r.sequence_no));
+          case 'occurred_at':
+            return column((r) => BigInt(r.occurred_at_us));
+          case 'ingested_at':
+            return column((r) => BigInt(r.ingested_at_us));
+          default:
+            return column((r) => r[name]);
+        }
+      })();
+      return { name, data, offsetIndex: false, columnIndex: false };
     });
     await this.writer.write({ columnData, rowGroupSize: rows.length });
   }
@@ -199,6 +206,14 @@ export function refuseWhatOtherReadersWouldReadOtherwise(metadata: FileMetaData,
       const name = m?.path_in_schema.join('.') ?? '?';
       if (m === undefined) throw malformed(label, `row group ${g}: column ${name} has no metadata`);
       if (BigInt(m.num_values) !== BigInt(group.num_rows)) throw malformed(label, `row group ${g}: column ${name} holds ${m.num_values} values for ${group.num_rows} rows`);
+      // Statistics and page indexes let readers skip row groups and pages (a forged min/max hides an event from a filter); no hash covers them.
+      const stats = m.statistics;
+      if (stats !== undefined && (stats.min_value !== undefined || stats.max_value !== undefined || stats.min !== undefined || stats.max !== undefined)) {
+        throw malformed(label, `row group ${g}: column ${name} carries min/max statistics, which readers filter by and no hash covers`);
+      }
+      if (chunk.column_index_offset !== undefined || chunk.offset_index_offset !== undefined || m.bloom_filter_offset !== undefined) {
+        throw malformed(label, `row group ${g}: column ${name} has a page index or bloom filter, which readers skip pages by and no hash covers`);
+      }
       const data = BigInt(m.data_page_offset);
       const start = m.dictionary_page_offset === undefined ? data : BigInt(m.dictionary_page_offset);
       const end = start + BigInt(m.total_compressed_size);

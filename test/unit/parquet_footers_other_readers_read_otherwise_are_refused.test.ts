@@ -1,10 +1,12 @@
 /**
  * A Parquet footer that other readers (pyarrow, pandas, DuckDB) could read as
  * other rows or values than those the verifier hashes is refused (a red team
- * made pyarrow and pandas show forged values in files that verified): columns
- * no hash covers, a column twice, foreign key-value metadata, value and row
- * counts that disagree, a chunk whose first data page is outside it, chunks
- * that overlap. The footer of a real export passes.
+ * made pyarrow and pandas show forged values in files that verified, and
+ * DuckDB miss an event by forged statistics): columns no hash covers, a
+ * column twice, foreign key-value metadata, value and row counts that
+ * disagree, statistics, page indexes and bloom filters (the writer writes
+ * none), a chunk whose first data page is outside it, chunks that overlap.
+ * The footer of a real export passes.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,6 +65,9 @@ describe('Parquet footers', () => {
       ['fewer values than rows', (m) => (chunk(m, 1, 16).num_values = chunk(m, 1, 16).num_values - 1n), /holds 9 values for 10 rows/],
       ['pages beyond num_rows', (m) => (m.num_rows = m.num_rows - 1n), /the footer says 29 rows, its row groups hold 30/],
       ['a data page before its chunk', (m) => { const c = chunk(m, 0, 16); c.dictionary_page_offset ??= c.data_page_offset; c.data_page_offset = 4n; }, /first data page \(at 4\) is outside its chunk/],
+      ['min/max statistics', (m) => (chunk(m, 1, 0).statistics = { min_value: 1n, max_value: 10n, null_count: 0n }), /carries min\/max statistics/],
+      ['a page index', (m) => (m.row_groups[2]!.columns[0]!.offset_index_offset = 100n), /has a page index or bloom filter/],
+      ['a bloom filter', (m) => (chunk(m, 0, 3).bloom_filter_offset = 100n), /has a page index or bloom filter/],
       ['overlapping chunks', (m) => { chunk(m, 0, 2).total_compressed_size += 64n; if (chunk(m, 0, 2).dictionary_page_offset === undefined) chunk(m, 0, 2).dictionary_page_offset = chunk(m, 0, 2).data_page_offset; }, /overlap/],
     ];
     for (const [what, edit, message] of cases) expect(refusal(edited(edit)), what).toMatch(message);
