@@ -10,7 +10,7 @@
 import type pg from 'pg';
 import { DatabaseError, toAuditTrailError, type SerializedError } from '../errors.ts';
 import { withClient, type ConnectionOptions } from '../db/connect.ts';
-import { checkCheckpoint, checkpointObjectName, signCheckpoint, tenantFolder, type Checkpoint } from './checkpoint.ts';
+import { checkCheckpoint, checkpointObjectName, objectNameOf, signCheckpoint, tenantFolder, type Checkpoint } from './checkpoint.ts';
 import { keyIdOf, loadPrivateKey } from './keys.ts';
 import { openStore, type AnchorStore, type ImmutabilityReport, type StoreOptions } from './stores.ts';
 import { createPublicKey, type KeyObject } from 'node:crypto';
@@ -220,7 +220,7 @@ async function anchorTenant(
  * or null when a store holds exactly it.
  */
 async function lastCheckpointNotPublished(tenant: string, last: LastAnchorRow, stores: AnchorStore[], privateKey: KeyObject, keyId: string): Promise<string | null> {
-  const name = `${tenantFolder(tenant)}/${last.sequence_no.padStart(19, '0')}-${last.checkpoint_digest.slice(0, 16)}.json`;
+  const name = objectNameOf(tenant, last.sequence_no, last.checkpoint_digest);
   const publicKey = createPublicKey(privateKey);
   let found = false;
   for (const store of stores) {

@@ -106,7 +106,12 @@ export function tenantOfFolder(folder: string): string | null {
 
 /** Object name of a checkpoint in a store: tenant folder, zero-padded sequence_no, digest prefix. */
 export function checkpointObjectName(c: PublishedCheckpoint): string {
-  return `${tenantFolder(c.checkpoint.tenant_id)}/${String(c.checkpoint.sequence_no).padStart(19, '0')}-${c.checkpoint_digest.slice(0, 16)}.json`;
+  return objectNameOf(c.checkpoint.tenant_id, c.checkpoint.sequence_no, c.checkpoint_digest);
+}
+
+/** The object name of a tenant's checkpoint at `sequenceNo` with this digest (hex). */
+export function objectNameOf(tenant: string, sequenceNo: number | string, digest: string): string {
+  return `${tenantFolder(tenant)}/${String(sequenceNo).padStart(19, '0')}-${digest.slice(0, 16)}.json`;
 }
 
 export type CheckpointCheck =

@@ -14,6 +14,35 @@ import type { ChainEvent } from '../chain/verifier.ts';
 import { deliverEvent, EXPORT_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
 import type { DataFileWriter, WrittenFile } from './parquet.ts';
 
+/** One event as a line of a JSON Lines export (without its newline): the columns in order, timestamps in ISO-8601. */
+export function jsonlLine(r: ExportRow): string {
+  return JSON.stringify({
+    sequence_no: Number(r.sequence_no),
+    event_id: r.event_id,
+    tenant_id: r.tenant_id,
+    occurred_at: isoFromMicros(BigInt(r.occurred_at_us)),
+    ingested_at: isoFromMicros(BigInt(r.ingested_at_us)),
+    actor_type: r.actor_type,
+    actor_id: r.actor_id,
+    actor_name: r.actor_name,
+    auth_method: r.auth_method,
+    source_ip: r.source_ip,
+    user_agent_hash: r.user_agent_hash,
+    action: r.action,
+    resource_type: r.resource_type,
+    resource_id: r.resource_id,
+    parent_type: r.parent_type,
+    parent_id: r.parent_id,
+    changes: r.changes,
+    reason: r.reason,
+    context: r.context,
+    db_identity: r.db_identity,
+    encoding_version: r.encoding_version,
+    prev_hash: r.prev_hash,
+    record_hash: r.record_hash,
+  });
+}
+
 export class JsonlFileWriter implements DataFileWriter {
   private readonly stream: WriteStream;
   private readonly digest: Hash = createHash('sha256');
@@ -26,31 +55,7 @@ export class JsonlFileWriter implements DataFileWriter {
   async writeRows(rows: ExportRow[]): Promise<void> {
     let text = '';
     for (const r of rows) {
-      text += JSON.stringify({
-        sequence_no: Number(r.sequence_no),
-        event_id: r.event_id,
-        tenant_id: r.tenant_id,
-        occurred_at: isoFromMicros(BigInt(r.occurred_at_us)),
-        ingested_at: isoFromMicros(BigInt(r.ingested_at_us)),
-        actor_type: r.actor_type,
-        actor_id: r.actor_id,
-        actor_name: r.actor_name,
-        auth_method: r.auth_method,
-        source_ip: r.source_ip,
-        user_agent_hash: r.user_agent_hash,
-        action: r.action,
-        resource_type: r.resource_type,
-        resource_id: r.resource_id,
-        parent_type: r.parent_type,
-        parent_id: r.parent_id,
-        changes: r.changes,
-        reason: r.reason,
-        context: r.context,
-        db_identity: r.db_identity,
-        encoding_version: r.encoding_version,
-        prev_hash: r.prev_hash,
-        record_hash: r.record_hash,
-      });
+      text += jsonlLine(r);
       text += '\n';
     }
     const chunk = Buffer.from(text, 'utf8');

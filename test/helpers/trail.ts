@@ -6,7 +6,7 @@
 import { createPublicKey } from 'node:crypto';
 import type pg from 'pg';
 import { keyIdOf, loadPrivateKey } from '../../src/anchor/keys.ts';
-import { signCheckpoint, type PublishedCheckpoint } from '../../src/anchor/checkpoint.ts';
+import { checkpointObjectName, signCheckpoint, type PublishedCheckpoint } from '../../src/anchor/checkpoint.ts';
 
 export interface RecordedEvent {
   action?: string;
@@ -102,7 +102,7 @@ function quote(text: string): string {
  * What an anchoring run that was interrupted after signing would have
  * published: a checkpoint of the tenant's chain head, signed with the key in
  * `keyFile`, continuing the last checkpoint listed in audit_trail.anchors,
- * with the object name a store would hold it under (a short tenant id). The
+ * with the object name a store would hold it under. The
  * caller writes it where the interrupted run got to.
  */
 export async function interruptedCheckpoint(client: pg.ClientBase, tenant: string, keyFile: string): Promise<{ published: PublishedCheckpoint; name: string; text: string }> {
@@ -113,6 +113,6 @@ export async function interruptedCheckpoint(client: pg.ClientBase, tenant: strin
   const privateKey = await loadPrivateKey(keyFile);
   const published = signCheckpoint({ tenant_id: tenant, sequence_no: head.sequence_no, record_hash: head.record_hash, anchored_at: new Date().toISOString(),
     key_id: keyIdOf(createPublicKey(privateKey)), previous_checkpoint_digest: last?.digest ?? null }, privateKey);
-  const name = `${encodeURIComponent(tenant)}/${String(head.sequence_no).padStart(19, '0')}-${published.checkpoint_digest.slice(0, 16)}.json`;
+  const name = checkpointObjectName(published);
   return { published, name, text: `${JSON.stringify(published, null, 2)}\n` };
 }

@@ -177,7 +177,7 @@ describe('anchor', () => {
     // (store B and the database never got it).
     await recordEvents(client, tenant, simpleEvents(2));
     const { published, name, text } = await interruptedCheckpoint(client, tenant, keys.privateKeyFile);
-    await mkdir(path.join(storeA, encodeURIComponent(tenant)), { recursive: true });
+    await mkdir(path.dirname(path.join(storeA, name)), { recursive: true });
     await writeFile(path.join(storeA, name), text);
 
     // The next run completes it (store B gets the same bytes, the database lists it) ...
@@ -245,7 +245,7 @@ describe('anchor', () => {
 });
 
 describe('verify', () => {
-  it('an unknown --tenant is an error (42704); a range after the head is OK; --public-key alone is refused; no checkpoint is said', async () => {
+  it('an unknown --tenant is an error (42704); a range after the head is OK; --public-key alone is refused; an export nothing anchors is not OK; --tenant names the tenant an export must be of', async () => {
     const unknown = await cli(['verify', '--database-url', db.url, '--tenant', 'no_such_plant']);
     expect(unknown.code).toBe(2);
     expect(errorOf(unknown)).toMatchObject({ code: '42704' });

@@ -16,7 +16,7 @@ interface TamperCase {
   name: string;
   /** SQL run by the superuser with the guards off; $1 is the tenant. */
   sql: string[];
-  first_bad_sequence_no: string;
+  first_bad_sequence_no: string | null;
   problem: string;
   detail: RegExp;
 }
@@ -96,14 +96,20 @@ const CASES: TamperCase[] = [
     detail: /event 5 .*stored record_hash NULL/,
   },
   {
-    name: 'event 5 given no sequence_no (NOT NULL dropped)',
+    // The chain itself stays intact: only the event outside it tells.
+    name: 'a forged event added with no sequence_no (NOT NULL dropped)',
     sql: [
       'alter table audit_trail.events alter column sequence_no drop not null',
-      `update audit_trail.events set sequence_no = null where tenant_id = $1 and sequence_no = 5`,
+      `insert into audit_trail.events
+       select left(e.event_id, 25) || case when right(e.event_id, 1) = 'Z' then 'Y' else 'Z' end, e.tenant_id, null, e.occurred_at,
+              e.ingested_at, e.actor_type, 'usr_mallory', e.actor_name, e.auth_method, e.source_ip, e.user_agent_hash, e.action,
+              e.resource_type, e.resource_id, e.parent_type, e.parent_id, e.changes, 'forged', e.context, e.db_identity,
+              e.encoding_version, e.prev_hash, e.record_hash
+         from audit_trail.events e where e.tenant_id = $1 and e.sequence_no = 5`,
     ],
-    first_bad_sequence_no: '5',
+    first_bad_sequence_no: null,
     problem: 'gap',
-    detail: /missing/,
+    detail: /holds no sequence_no/,
   },
   {
     name: 'the last event deleted',

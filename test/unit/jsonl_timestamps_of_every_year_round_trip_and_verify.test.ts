@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainEncoder, isoFromMicros, microsFromIso, type EventBodyFields } from '../../src/chain/encoding.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
-import { parseJsonlEvent } from '../../src/export/jsonl.ts';
+import { jsonlLine, parseJsonlEvent } from '../../src/export/jsonl.ts';
 import { verifyExport } from '../../src/export/verify_export.ts';
 import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
 import { seededRandom } from '../helpers/random.ts';
@@ -112,7 +112,7 @@ describe('JSONL timestamps of every year', () => {
   });
 
   it('refuses what the encoding cannot hold or ISO-8601 does not allow, as a damaged file (22P02)', () => {
-    const line = JSON.parse(lineOf(rows()[0] as ExportRow)) as Record<string, unknown>;
+    const line = JSON.parse(jsonlLine(rows()[0] as ExportRow)) as Record<string, unknown>;
     for (const bad of ['+294276-12-31T23:59:59.999999Z', '-290309-01-01T00:00:00.000000Z', '-000000-01-01T00:00:00.000000Z', '+200000-02-30T00:00:00.000000Z', '+20000-01-01T00:00:00.000000Z']) {
       expect(microsFromIso(bad)).toBeNull();
       expect(() => parseJsonlEvent(JSON.stringify({ ...line, occurred_at: bad }), 'f.jsonl', 1)).toThrow(expect.objectContaining({ code: '22P02' }));
@@ -149,31 +149,3 @@ describe('JSONL timestamps of every year', () => {
   });
 });
 
-/** The line JsonlFileWriter writes for one row, without writing a file. */
-function lineOf(row: ExportRow): string {
-  return JSON.stringify({
-    sequence_no: Number(row.sequence_no),
-    event_id: row.event_id,
-    tenant_id: row.tenant_id,
-    occurred_at: isoFromMicros(BigInt(row.occurred_at_us)),
-    ingested_at: isoFromMicros(BigInt(row.ingested_at_us)),
-    actor_type: row.actor_type,
-    actor_id: row.actor_id,
-    actor_name: row.actor_name,
-    auth_method: row.auth_method,
-    source_ip: row.source_ip,
-    user_agent_hash: row.user_agent_hash,
-    action: row.action,
-    resource_type: row.resource_type,
-    resource_id: row.resource_id,
-    parent_type: row.parent_type,
-    parent_id: row.parent_id,
-    changes: row.changes,
-    reason: row.reason,
-    context: row.context,
-    db_identity: row.db_identity,
-    encoding_version: row.encoding_version,
-    prev_hash: row.prev_hash,
-    record_hash: row.record_hash,
-  });
-}

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainEncoder, GENESIS_HASH, isoFromMicros, type EventBodyFields } from '../../src/chain/encoding.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
-import { parseJsonlEvent } from '../../src/export/jsonl.ts';
+import { jsonlLine, parseJsonlEvent } from '../../src/export/jsonl.ts';
 import type { ExportManifest } from '../../src/export/manifest.ts';
 import { verifyExport, type VerifyExportOptions } from '../../src/export/verify_export.ts';
 import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
@@ -220,17 +220,7 @@ function rechainRows(rows: ExportRow[]): ExportRow[] {
   let prev: Buffer = GENESIS_HASH;
   for (const r of rows) {
     r.prev_hash = prev.toString('hex');
-    const { occurred_at_us: _o, ingested_at_us: _i, ...columns } = r;
-    const e = parseJsonlEvent(
-      JSON.stringify({
-        ...columns,
-        sequence_no: Number(r.sequence_no),
-        occurred_at: isoFromMicros(BigInt(r.occurred_at_us)),
-        ingested_at: isoFromMicros(BigInt(r.ingested_at_us)),
-      }),
-      'x',
-      1,
-    );
+    const e = parseJsonlEvent(jsonlLine(r), 'x', 1);
     prev = encoder.recordHash(e, e.sequence_no, e.prev_hash);
     r.record_hash = prev.toString('hex');
   }
