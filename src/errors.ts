@@ -146,6 +146,21 @@ export class DatabaseError extends AuditTrailError {
         hint: 'Check the host in the connection string; an @ or # in the password must be percent-encoded (%40, %23), else the rest is read as the host.',
       }, err);
     }
+    if (typeof sysCode === 'string' && (TLS_CERTIFICATE_CODES.has(sysCode) || sysCode.startsWith('ERR_TLS_'))) {
+      return new DatabaseError(`could not connect to the database: the server's TLS certificate was not accepted (${message})`, {
+        code: '08001',
+        hint:
+          "node-postgres verifies the server's certificate for sslmode=require and verify-ca as for verify-full. " +
+          'Give the CA that signed it with sslrootcert=/path/to/ca.pem (and, for verify-full, a host name the certificate names); ' +
+          "or, to encrypt without verifying the server as libpq's sslmode=require does, write uselibpqcompat=true&sslmode=require.",
+      }, err);
+    }
+    if (/does not support SSL/.test(message)) {
+      return new DatabaseError(`could not connect to the database: ${message}`, {
+        code: '08001',
+        hint: 'The server does not accept TLS connections: remove sslmode from the connection string, or ask the DBA to turn ssl on.',
+      }, err);
+    }
     if (typeof sysCode === 'string' && /^E[A-Z]+$/.test(sysCode)) {
       return new DatabaseError(`could not connect to the database: ${message}`, {
         code: '08006',
@@ -190,6 +205,21 @@ const SERVER_HINTS: Record<string, string> = {
   '42501': 'This role lacks a privilege the command needs: see docs/install.md, "Roles", for which role runs which command.',
   '57P01': 'The server ended the connection (a restart, or an administrator terminated it): run the command again.',
 };
+
+/** Node's codes for a TLS certificate it did not accept (besides the ERR_TLS_* ones). */
+const TLS_CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+  'HOSTNAME_MISMATCH',
+]);
 
 /** What to do about a file system error, by its code. */
 const FILE_HINTS: Record<string, string> = {
