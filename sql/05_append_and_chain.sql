@@ -14,8 +14,9 @@
 --    chain head locked, a second statement numbers, encodes and chains them
 --    and inserts them into audit_trail.events, and the head moves. Heads are
 --    locked in tenant order, so two transactions never deadlock on them, and
---    each is held from that second statement to the end of the commit only. Doing the work set-based at commit, rather than in PL/pgSQL
---    per row, is what keeps capture cheap (docs/architecture.md).
+--    each is held from that second statement to the end of the commit only.
+--    Doing the work set-based at commit, rather than in PL/pgSQL per row, is
+--    what keeps capture cheap (docs/architecture.md).
 -- The buffer is never visible to another session, never durable, and gone
 -- with the transaction: if the transaction commits its events are in the
 -- trail, if it rolls back neither the change nor the event exists.
