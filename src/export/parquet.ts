@@ -21,7 +21,7 @@ import type { ChainEvent } from '../chain/verifier.ts';
 import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
 import { decodeLowerHex32, decodeLowerHex32View } from './jsonl.ts';
 import { snappyDecompress } from './snappy.ts';
-import { DecodeBuffers, decodeRowGroup, schemaIsExportLayout, type DecodedRowGroup } from './parquet_decode.ts';
+import { DecodeBuffers, decodeRowGroup, ParquetPageRefused, refuseForeignPageHeaders, schemaIsExportLayout, type DecodedRowGroup } from './parquet_decode.ts';
 
 // hyparquet-writer bundles its own hyparquet version: use the writer's schema type.
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -427,6 +427,13 @@ export async function deliverRowGroup(
   sink: ExportEventSink,
   label: string,
 ): Promise<void> {
+  // Page headers too are read by other readers (refuseWhatOtherReadersWouldReadOtherwise() checks the footer).
+  try {
+    refuseForeignPageHeaders(group, bytes, offset);
+  } catch (err) {
+    if (err instanceof ParquetPageRefused) throw malformed(label, `the row group from row ${rowStart + 1}: ${err.message}`);
+    throw err;
+  }
   let decoded: DecodedRowGroup | null = null;
   if (exportLayout) {
     try {

@@ -26,6 +26,42 @@ export class ParquetLayoutError extends Error {
   override readonly name = 'ParquetLayoutError';
 }
 
+/**
+ * A page header that other readers could read otherwise than this verifier
+ * (statistics they may skip a page by, a second kind of page header): not a
+ * layout to fall back from, a file to refuse.
+ */
+export class ParquetPageRefused extends Error {
+  override readonly name = 'ParquetPageRefused';
+}
+
+/**
+ * Walks the page headers of every column chunk of `group` (src: the file's
+ * bytes from fileOffset on) and throws ParquetPageRefused for one that
+ * carries what the writer never writes (see readPageHeader). Stops at a chunk
+ * whose pages it cannot follow: decoding names that damage.
+ */
+export function refuseForeignPageHeaders(group: RowGroup, src: Uint8Array, fileOffset: number): void {
+  for (const chunk of group.columns) {
+    const meta = chunk.meta_data;
+    if (meta === undefined) continue;
+    const first = Math.min(Number(meta.data_page_offset), Number(meta.dictionary_page_offset ?? meta.data_page_offset));
+    let pos = first - fileOffset;
+    const end = pos + Number(meta.total_compressed_size);
+    if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(end) || pos < 0 || end > src.length) continue;
+    while (pos < end) {
+      let h: PageHeader;
+      try {
+        h = readPageHeader(src, pos, end);
+      } catch (err) {
+        if (err instanceof ParquetLayoutError) break;
+        throw err;
+      }
+      pos = h.end + h.compressedSize;
+    }
+  }
+}
+
 /** One row group, decoded: for column c (EXPORT_COLUMNS order) and row i, the value is bytes[start[c][i], + length[c][i]). */
 export interface DecodedRowGroup {
   /** Row number (0-based) of the group's first row in the file. */
@@ -240,6 +276,11 @@ function readPageHeader(b: Uint8Array, pos: number, limit: number): PageHeader {
       case 3:
         h.compressedSize = r.i32(type);
         return true;
+      case 5:
+      case 6:
+        // The writer writes version 2 data pages only: a version 1 data page header (which may carry
+        // statistics) or an index page header is a part that readers may go by and no hash covers.
+        throw new ParquetPageRefused(`a page header carries ${id === 5 ? 'a version 1 data page header' : 'an index page header'}, which the writer never writes`);
       case 7:
         if (type !== 12) return false;
         h.hasDictionary = true;
@@ -277,6 +318,9 @@ function readPageHeader(b: Uint8Array, pos: number, limit: number): PageHeader {
               if (t !== 1 && t !== 2) throw layout('is_compressed is not a boolean');
               h.compressed = t === 1;
               return true;
+            case 8:
+              // The writer writes none: readers may skip the page by its min/max, and no hash covers them.
+              throw new ParquetPageRefused('a data page header carries statistics: readers may skip the page by its min/max, and no hash covers them');
             default:
               return false;
           }

@@ -1,0 +1,145 @@
+/**
+ * The footer checks (parquet_footers_other_readers_read_otherwise_are_refused)
+ * have a counterpart one level down: a data page header that carries min/max
+ * statistics (readers may skip the page by them, and no hash covers them), or
+ * a second kind of page header beside its own (a version 1 data page header,
+ * which may carry statistics too, or an index page header), is refused,
+ * naming the file; the writer writes none of these.
+ *
+ * The forged files are real exports (ParquetFileWriter, SNAPPY) with one page
+ * header re-serialised with the extra field, everything after it moved, the
+ * footer rewritten with the moved offsets and the manifest's SHA-256
+ * recomputed, as a forger would. The same rewrite without the extra field
+ * verifies: what is refused is the field, not the rewriting.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parquetMetadata, type FileMetaData } from 'hyparquet';
+// The Thrift compact protocol of the Parquet libraries (test-only: to forge page headers and footers).
+import { deserializeTCompactProtocol } from 'hyparquet/src/thrift.js';
+import { ByteWriter } from 'hyparquet-writer';
+import { serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js';
+import { writeMetadata } from 'hyparquet-writer/src/metadata.js';
+import { EXPORT_COLUMNS } from '../../src/export/columns.ts';
+import type { ExportManifest } from '../../src/export/manifest.ts';
+import { verifyExport } from '../../src/export/verify_export.ts';
+import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
+
+const DATA_FILE = 'events-00001.parquet';
+const REASON = EXPORT_COLUMNS.findIndex(([name]) => name === 'reason');
+let work: string;
+let counter = 0;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'parquet-page-headers-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+type Thrift = Record<string, unknown>;
+
+/** The struct with its fields in id order, as the compact protocol writes them. */
+function inFieldOrder(struct: Thrift): Thrift {
+  const id = (key: string): number => Number(key.slice('field_'.length));
+  return Object.fromEntries(Object.entries(struct).sort(([a], [b]) => id(a) - id(b)));
+}
+
+/** A three-row-group export whose first data page of `reason` (row group 2) gets `edit` applied to its header. */
+async function forgedExport(edit: (header: Thrift) => void): Promise<string> {
+  const rows = chainedRows(30, (i) => ({
+    event_id: `01JNK${String(i).padStart(21, '0')}`, tenant_id: 'plant_pages', occurred_at: 1741068900000000n + BigInt(i), ingested_at: 1741068900000000n + BigInt(i),
+    actor_type: 'user', actor_id: 'operator.1', actor_name: null, auth_method: null, source_ip: null, user_agent_hash: null, action: 'update',
+    resource_type: 'batch', resource_id: `B-${i}`, parent_type: null, parent_id: null, changes: '[]',
+    reason: i % 2 ? `Deviation ${i} closed after review` : null, context: '{}', db_identity: '{}',
+  }));
+  const dir = await writeOneFileExport(path.join(work, `export-${++counter}`), 'parquet', rows, 10);
+  const file = path.join(dir, DATA_FILE);
+  const bytes = await readFile(file);
+  const metadata: FileMetaData = parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  const chunk = metadata.row_groups[1]!.columns[REASON]!.meta_data!;
+  // The first data page's header: read it, edit it, write it again.
+  const at = Number(chunk.data_page_offset);
+  const reader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.length), offset: at };
+  const header = deserializeTCompactProtocol(reader) as Thrift;
+  const headerEnd = reader.offset;
+  edit(header);
+  const out = new ByteWriter();
+  serializeTCompactProtocol(out, inFieldOrder(header));
+  const newHeader = new Uint8Array(out.getBuffer());
+  const delta = newHeader.length - (headerEnd - at);
+  // Everything after the header moves by delta: the offsets in the footer with it.
+  const moved = (offset: bigint | undefined): bigint | undefined => (offset !== undefined && offset > BigInt(at) ? offset + BigInt(delta) : offset);
+  for (const group of metadata.row_groups) {
+    for (const c of group.columns) {
+      const m = c.meta_data!;
+      m.data_page_offset = moved(m.data_page_offset)!;
+      m.dictionary_page_offset = moved(m.dictionary_page_offset);
+      c.file_offset = moved(c.file_offset)!;
+    }
+    group.file_offset = moved(group.file_offset);
+  }
+  chunk.total_compressed_size += BigInt(delta);
+  chunk.total_uncompressed_size += BigInt(delta);
+  metadata.row_groups[1]!.total_byte_size += BigInt(delta);
+  const footerLength = bytes.readUInt32LE(bytes.length - 8);
+  const body = Buffer.concat([bytes.subarray(0, at), newHeader, bytes.subarray(headerEnd, bytes.length - 8 - footerLength)]);
+  const footerWriter = new ByteWriter();
+  writeMetadata(footerWriter, metadata as unknown as Parameters<typeof writeMetadata>[1]);
+  const footer = Buffer.from(footerWriter.getBuffer());
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(footer.length);
+  const forged = Buffer.concat([body, footer, length, Buffer.from('PAR1')]);
+  await writeFile(file, forged);
+  const manifestFile = path.join(dir, 'manifest.json');
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as ExportManifest;
+  manifest.files[0]!.sha256 = createHash('sha256').update(forged).digest('hex');
+  manifest.files[0]!.bytes = forged.length;
+  await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+  return dir;
+}
+
+async function verdict(dir: string, jobs: number): Promise<string> {
+  try {
+    const report = await verifyExport({ dir, jobs });
+    return report.ok ? 'OK' : `broken: ${report.problem} at ${report.firstBadSequenceNo}`;
+  } catch (err) {
+    const e = err as Error & { code?: string; file?: string };
+    return `${e.code}: ${e.message}`;
+  }
+}
+
+describe('Parquet page headers', () => {
+  it('a header rewritten with nothing added verifies (the forging itself is sound)', async () => {
+    const dir = await forgedExport((h) => {
+      expect(h['field_8']).toBeTypeOf('object');
+    });
+    for (const jobs of [1, 2]) expect(await verdict(dir, jobs)).toBe('OK');
+  });
+
+  it('are refused when other readers could read them otherwise', async () => {
+    const cases: Array<[string, (h: Thrift) => void, RegExp]> = [
+      ['min/max statistics in the data page header', (h) => {
+        (h['field_8'] as Thrift)['field_8'] = { field_5: new TextEncoder().encode('zzz'), field_6: new TextEncoder().encode('aaa') };
+      }, /a data page header carries statistics/],
+      ['a version 1 data page header beside the version 2 one', (h) => {
+        h['field_5'] = { field_1: 10, field_2: 0, field_3: 3, field_4: 3 };
+      }, /carries a version 1 data page header/],
+      ['an index page header', (h) => {
+        h['field_6'] = {};
+      }, /carries an index page header/],
+    ];
+    for (const [what, edit, message] of cases) {
+      const dir = await forgedExport(edit);
+      for (const jobs of [1, 2]) {
+        const v = await verdict(dir, jobs);
+        expect(v, `${what}, --jobs ${jobs}`).toMatch(/^22P02: /);
+        expect(v, `${what}, --jobs ${jobs}`).toContain(DATA_FILE);
+        expect(v, `${what}, --jobs ${jobs}`).toMatch(message);
+      }
+    }
+  });
+});
