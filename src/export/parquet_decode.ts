@@ -23,15 +23,17 @@ import { SPARE, snappyDecompressInto } from './snappy.ts';
 
 /** The pages are not of the layout this decoder reads (or are damaged): read them with hyparquet instead. */
 export class ParquetLayoutError extends Error {
-  override readonly name = 'ParquetLayoutError';
+  override readonly name: string = 'ParquetLayoutError';
 }
 
 /**
  * A page header that other readers could read otherwise than this verifier
  * (statistics they may skip a page by, a second kind of page header): not a
- * layout to fall back from, a file to refuse.
+ * layout to fall back from, a file to refuse. refuseForeignPageHeaders()
+ * throws it before any page is decoded; to the page decoder itself it is one
+ * more layout it does not read.
  */
-export class ParquetPageRefused extends Error {
+export class ParquetPageRefused extends ParquetLayoutError {
   override readonly name = 'ParquetPageRefused';
 }
 
@@ -54,7 +56,7 @@ export function refuseForeignPageHeaders(group: RowGroup, src: Uint8Array, fileO
       try {
         h = readPageHeader(src, pos, end);
       } catch (err) {
-        if (err instanceof ParquetLayoutError) break;
+        if (err instanceof ParquetLayoutError && !(err instanceof ParquetPageRefused)) break;
         throw err;
       }
       pos = h.end + h.compressedSize;
@@ -278,6 +280,7 @@ function readPageHeader(b: Uint8Array, pos: number, limit: number): PageHeader {
         return true;
       case 5:
       case 6:
+        if (type !== 12) return false; // (not such a header: damage, which decoding names)
         // The writer writes version 2 data pages only: a version 1 data page header (which may carry
         // statistics) or an index page header is a part that readers may go by and no hash covers.
         throw new ParquetPageRefused(`a page header carries ${id === 5 ? 'a version 1 data page header' : 'an index page header'}, which the writer never writes`);
@@ -319,6 +322,7 @@ function readPageHeader(b: Uint8Array, pos: number, limit: number): PageHeader {
               h.compressed = t === 1;
               return true;
             case 8:
+              if (t !== 12) return false; // (not statistics: damage, which decoding names)
               // The writer writes none: readers may skip the page by its min/max, and no hash covers them.
               throw new ParquetPageRefused('a data page header carries statistics: readers may skip the page by its min/max, and no hash covers them');
             default:
