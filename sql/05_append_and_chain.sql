@@ -444,12 +444,13 @@ begin
     -- First, before the tenant's head is taken, one statement builds and
     -- checks the events of the captured row changes and puts them back in the
     -- buffer, built (built_from: the change they came from, which keeps their
-    -- place in the transaction's order). Only numbering, encoding, chaining
-    -- and writing happen under the head's lock: the shorter it is held, the
-    -- more transactions a busy tenant commits per second (every writer of a
-    -- tenant waits for it). (Kept lean on purpose: every node and expression
-    -- of these plans is set up anew in every transaction; docs/architecture.md,
-    -- "What capture costs".)
+    -- place in the transaction's order). Under the head's lock only the actor
+    -- registry is read again (below), then the events are numbered, encoded,
+    -- chained and written: the shorter the lock is held, the more transactions
+    -- a busy tenant commits per second (every writer of a tenant waits for
+    -- it). (Kept lean on purpose: every node and expression of these plans is
+    -- set up anew in every transaction; docs/architecture.md, "What capture
+    -- costs".)
     with captured as (
       -- Captured row changes: the action and the field delta (every column
       -- for a create or a delete, the changed columns for an update).
@@ -508,7 +509,7 @@ begin
              -- (plain columns as arguments: the planner inlines ulid_encode())
              audit_trail.ulid_encode(c.ingested_ms, c.random) as event_id,
              coalesce(c.occurred_at_setting::timestamptz, c.ingested_at) as occurred_at,
-             c.actor_type, c.actor_id, coalesce(c.actor_name, a.display_name) as actor_name, c.auth_method,
+             c.actor_type, c.actor_id, c.actor_name, c.auth_method,
              c.source_ip, c.user_agent_hash, c.action, c.o ->> 'resource_type' as resource_type,
              -- (audit_trail.row_key() spelt out: a function with a subquery is not inlined)
              case when jsonb_array_length(c.o -> 'key_columns') = 1 then c.key_row ->> (c.o -> 'key_columns' ->> 0)
@@ -569,13 +570,29 @@ begin
 
     -- Then, under the head's lock, one statement numbers, encodes, chains and
     -- writes the tenant's built events: those of captured changes and those
-    -- that append_event() built and checked.
+    -- that append_event() built and checked. A captured change's actor is
+    -- looked up again here, after any change to the registry that was chained
+    -- before this transaction's events (a suspension takes the head too): an
+    -- actor suspended, made shared or removed while the transaction waited for
+    -- the head is refused, and the display name is the one of this moment.
     with events as (
       select coalesce(p.built_from, p.ordinal) as ordinal, p.event_id, p.occurred_at, p.ingested_at, p.actor_type,
-             p.actor_id, p.actor_name, p.auth_method, p.source_ip, p.user_agent_hash, p.action, p.resource_type,
+             p.actor_id, case when p.built_from is null then p.actor_name else coalesce(p.actor_name, a.display_name) end
+               as actor_name,
+             p.auth_method, p.source_ip, p.user_agent_hash, p.action, p.resource_type,
              p.resource_id, p.parent_type, p.parent_id, p.changes, p.reason, p.context
         from pg_temp.audit_trail_pending p
+        left join audit_trail.actors a on p.built_from is not null and a.tenant_id = v_tenant and a.actor_id = p.actor_id
        where p.tenant_id = v_tenant and p.operation is null
+         and (p.built_from is null
+              or not coalesce((p.actor_id is not null and a.actor_id is null and v_policy.reject_unknown_actors)
+                              or (a.status = 'suspended' and v_policy.reject_suspended_actors)
+                              or (a.is_shared_account and v_policy.reject_shared_actors), false)
+              or audit_trail.refuse_event(case when a.actor_id is null then 'unknown actor'
+                                               when a.status = 'suspended' and v_policy.reject_suspended_actors then 'suspended actor'
+                                               else 'shared actor' end,
+                                          v_tenant, p.resource_type, p.resource_id, p.actor_id, p.reason,
+                                          v_policy.reason_min_length))
     ), numbered as (
       select e.*, v_seq + row_number() over (order by e.ordinal) as sequence_no from events e
     ), chained as (

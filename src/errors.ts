@@ -146,13 +146,19 @@ export class DatabaseError extends AuditTrailError {
         hint: 'Check the host in the connection string; an @ or # in the password must be percent-encoded (%40, %23), else the rest is read as the host.',
       }, err);
     }
-    if (typeof sysCode === 'string' && (TLS_CERTIFICATE_CODES.has(sysCode) || sysCode.startsWith('ERR_TLS_'))) {
+    if (typeof sysCode === 'string' && TLS_CERTIFICATE_CODES.has(sysCode)) {
       return new DatabaseError(`could not connect to the database: the server's TLS certificate was not accepted (${message})`, {
         code: '08001',
         hint:
-          "node-postgres verifies the server's certificate for sslmode=require and verify-ca as for verify-full. " +
-          'Give the CA that signed it with sslrootcert=/path/to/ca.pem (and, for verify-full, a host name the certificate names); ' +
+          "node-postgres verifies the server's certificate and host name for sslmode=require and verify-ca as for verify-full. " +
+          'Give the CA that signed it with sslrootcert=/path/to/ca.pem and connect by a host name the certificate names; ' +
           "or, to encrypt without verifying the server as libpq's sslmode=require does, write uselibpqcompat=true&sslmode=require.",
+      }, err);
+    }
+    if (typeof sysCode === 'string' && /^(ERR_TLS_|ERR_SSL_)/.test(sysCode)) {
+      return new DatabaseError(`could not connect to the database: the TLS handshake failed (${message})`, {
+        code: '08001',
+        hint: "The client and the server could not agree on TLS: check the sslmode in the connection string and the server's ssl settings (ssl_min_protocol_version, ssl_ciphers).",
       }, err);
     }
     if (/does not support SSL/.test(message)) {
@@ -206,8 +212,19 @@ const SERVER_HINTS: Record<string, string> = {
   '57P01': 'The server ended the connection (a restart, or an administrator terminated it): run the command again.',
 };
 
-/** Node's codes for a TLS certificate it did not accept (besides the ERR_TLS_* ones). */
+/** Node's (OpenSSL's) codes for a TLS certificate it did not accept. */
 const TLS_CERTIFICATE_CODES = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_TLS_CERT_ALTNAME_FORMAT',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_REJECTED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',

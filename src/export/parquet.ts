@@ -427,18 +427,22 @@ export async function deliverRowGroup(
   sink: ExportEventSink,
   label: string,
 ): Promise<void> {
-  // Page headers too are read by other readers (refuseWhatOtherReadersWouldReadOtherwise() checks the footer).
+  // Page headers too are read by other readers (refuseWhatOtherReadersWouldReadOtherwise() checks the footer):
+  // every page of every chunk is followed first, and the file refused where that fails.
   try {
     refuseForeignPageHeaders(group, bytes, offset);
   } catch (err) {
-    if (err instanceof ParquetPageRefused) throw malformed(label, `the row group from row ${rowStart + 1}: ${err.message}`);
-    throw err;
+    if (!(err instanceof ParquetPageRefused)) throw err;
+    const rowsOf = `rows ${rowStart + 1} to ${rowStart + rows}`;
+    throw malformed(label, err.damaged ? `${rowsOf} cannot be read (${err.message})` : `${rowsOf} are refused: ${err.message}`, err);
   }
   let decoded: DecodedRowGroup | null = null;
   if (exportLayout) {
     try {
       decoded = decodeRowGroup(metadata, group, bytes, offset, rowStart, decodeBuffers);
-    } catch {
+    } catch (err) {
+      // (the walk above refuses these first; never deferred to a more lenient reader)
+      if (err instanceof ParquetPageRefused) throw malformed(label, `rows ${rowStart + 1} to ${rowStart + rows} are refused: ${err.message}`, err);
       // Pages of another layout, or damaged: hyparquet decodes them or names the problem.
       decoded = null;
     }

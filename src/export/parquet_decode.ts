@@ -35,33 +35,49 @@ export class ParquetLayoutError extends Error {
  */
 export class ParquetPageRefused extends ParquetLayoutError {
   override readonly name = 'ParquetPageRefused';
+
+  /** damaged: the pages cannot be followed (rather than carrying what the writer never writes). */
+  constructor(
+    message: string,
+    readonly damaged = false,
+  ) {
+    super(message);
+  }
 }
 
 /**
  * Walks the page headers of every column chunk of `group` (src: the file's
- * bytes from fileOffset on) and throws ParquetPageRefused for one that
- * carries what the writer never writes (see readPageHeader). Stops at a chunk
- * whose pages it cannot follow: decoding names that damage.
+ * bytes from fileOffset on; the chunk starts where other readers start it,
+ * at the dictionary page offset when it is not 0, else the data page offset)
+ * and throws ParquetPageRefused for a header that carries what the writer
+ * never writes (see readPageHeader), and for a chunk whose pages cannot be
+ * followed to its end exactly: outside the bytes read, a header that does not
+ * parse, a page that runs past the chunk. A reader more lenient than this one
+ * (hyparquet, pyarrow) could read such a chunk, statistics included, where
+ * this walk could not look.
  */
 export function refuseForeignPageHeaders(group: RowGroup, src: Uint8Array, fileOffset: number): void {
-  for (const chunk of group.columns) {
+  group.columns.forEach((chunk, c) => {
     const meta = chunk.meta_data;
-    if (meta === undefined) continue;
-    const first = Math.min(Number(meta.data_page_offset), Number(meta.dictionary_page_offset ?? meta.data_page_offset));
-    let pos = first - fileOffset;
+    if (meta === undefined) throw new ParquetPageRefused(`column chunk ${c + 1} has no metadata`, true);
+    const column = meta.path_in_schema.join('.');
+    let pos = Number(meta.dictionary_page_offset || meta.data_page_offset) - fileOffset;
     const end = pos + Number(meta.total_compressed_size);
-    if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(end) || pos < 0 || end > src.length) continue;
+    if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(end) || pos < 0 || end < pos || end > src.length) {
+      throw new ParquetPageRefused(`the column chunk of ${column} lies outside the file`, true);
+    }
     while (pos < end) {
       let h: PageHeader;
       try {
         h = readPageHeader(src, pos, end);
       } catch (err) {
-        if (err instanceof ParquetLayoutError && !(err instanceof ParquetPageRefused)) break;
-        throw err;
+        if (err instanceof ParquetPageRefused || !(err instanceof Error)) throw err;
+        throw new ParquetPageRefused(`a page header of ${column} cannot be read (${err.message})`, true);
       }
       pos = h.end + h.compressedSize;
+      if (pos > end) throw new ParquetPageRefused(`a page of ${column} runs past its column chunk`, true);
     }
-  }
+  });
 }
 
 /** One row group, decoded: for column c (EXPORT_COLUMNS order) and row i, the value is bytes[start[c][i], + length[c][i]). */

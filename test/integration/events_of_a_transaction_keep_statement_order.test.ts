@@ -4,7 +4,10 @@
  * audit_trail.record() built wait there from the start. The chain must still
  * hold a transaction's events in the order of the statements that made them,
  * captured changes and record() interleaved, for every tenant of the
- * transaction, and a refused change must leave no event and hold no head.
+ * transaction and when the commit step runs more than once; a refused change
+ * must leave no event; and the actor registry, read before the head is taken,
+ * is read again under its lock: a suspension chained while the transaction
+ * waited for the head refuses the change (it did before the split).
  */
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -59,7 +62,7 @@ describe('events of a transaction keep statement order', () => {
     for (const tenant of ['plant_a', 'plant_b']) expect((await verify(c, tenant)).ok).toBe(true);
   });
 
-  it('a change refused at commit (unknown actor) leaves no event for any tenant and no head held', async () => {
+  it('a change refused at commit (unknown actor) leaves no event for any tenant', async () => {
     const before = { a: (await eventsOf(c, 'plant_a')).length, b: (await eventsOf(c, 'plant_b')).length };
     const err = await refusedTransaction(c, { actor_id: 'usr_stranger' }, async (t) => {
       await t.query(`select audit_trail.record('read', 'batch_record', 'BR-4', tenant => 'plant_a')`);
@@ -68,14 +71,55 @@ describe('events of a transaction keep statement order', () => {
     expect(err.code).toBe('AT002');
     expect((await eventsOf(c, 'plant_a')).length).toBe(before.a);
     expect((await eventsOf(c, 'plant_b')).length).toBe(before.b);
-    // The heads are free: another transaction of both tenants commits at once.
-    await c.query(`set lock_timeout = '2s'`);
-    await inTransaction(c, { actor_id: 'usr_b1' }, async (t) => {
-      await t.query(`update lots set qty = 7 where lot_id = 'B-1'`);
-      await t.query(`update lots set qty = 12 where lot_id = 'A-1'`);
-    });
-    await c.query('reset lock_timeout');
-    expect((await eventsOf(c, 'plant_b')).map((e) => e.sequence_no).slice(-1)).toEqual([String(before.b + 1)]);
     for (const tenant of ['plant_a', 'plant_b']) expect((await verify(c, tenant)).ok).toBe(true);
+  });
+
+  it('the commit step run early (SET CONSTRAINTS ALL IMMEDIATE), then more changes: one chain in statement order', async () => {
+    const before = (await eventsOf(c, 'plant_a')).length;
+    await inTransaction(c, { actor_id: 'usr_a1', reason: 'Lot A-10 opened for rework order RW-7' }, async (t) => {
+      await t.query(`insert into lots values ('A-10', 'plant_a', 'open', 1)`);
+      await t.query(`select audit_trail.record('read', 'batch_record', 'BR-10', tenant => 'plant_a')`);
+      await t.query('set constraints all immediate');
+      await t.query('set constraints all deferred');
+      await t.query(`update lots set qty = 2 where lot_id = 'A-10'`);
+      await t.query(`select audit_trail.record('read', 'batch_record', 'BR-11', tenant => 'plant_a')`);
+      await t.query(`update lots set qty = 3 where lot_id = 'A-10'`);
+    });
+    const events = (await eventsOf(c, 'plant_a')).slice(before);
+    expect(events.map((e) => `${Number(e.sequence_no) - before} ${e.action} ${e.resource_id}`)).toEqual([
+      '1 create A-10', '2 read BR-10', '3 update A-10', '4 read BR-11', '5 update A-10',
+    ]);
+    expect((await verify(c, 'plant_a')).ok).toBe(true);
+  });
+
+  it('an actor suspended while the transaction waits for the head is refused at its commit (AT002)', async () => {
+    // T2 suspends the actor (a configuration event of plant_b) and runs its commit step early, so it holds
+    // plant_b's head; T1's change by that actor, built before T1 gets the head, must not be written after
+    // the suspension: the registry is read again under the head's lock.
+    const t1 = await db.connect();
+    const t2 = await db.connect();
+    await t1.query(`insert into audit_trail.actors (tenant_id, actor_id, display_name) values ('plant_b', 'usr_b2', 'B. Two')`);
+    const before = (await eventsOf(c, 'plant_b')).length;
+    await t2.query('begin');
+    await t2.query(`update audit_trail.actors set status = 'suspended' where tenant_id = 'plant_b' and actor_id = 'usr_b2'`);
+    await t2.query('set constraints all immediate');
+    await t1.query('begin');
+    await t1.query(`select set_config('audit_trail.actor_id', 'usr_b2', true)`);
+    await t1.query(`update lots set qty = 8 where lot_id = 'B-1'`);
+    const pid = (await t1.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
+    const commit = t1.query('commit').then(() => 'committed', (e: { code?: string }) => `refused ${e.code}`);
+    // Until T1's commit step waits for the head that T2 holds.
+    let waiting = false;
+    for (let i = 0; i < 200 && !waiting; i++) {
+      const r = await c.query<{ w: string | null }>('select wait_event_type as w from pg_stat_activity where pid = $1', [pid]);
+      waiting = r.rows[0]?.w === 'Lock';
+      if (!waiting) await new Promise((done) => setTimeout(done, 25));
+    }
+    expect(waiting).toBe(true);
+    await t2.query('commit');
+    expect(await commit).toBe('refused AT002');
+    const after = (await eventsOf(c, 'plant_b')).slice(before);
+    expect(after.map((e) => `${e.action} ${e.resource_type} ${e.resource_id}`)).toEqual(['update actor usr_b2']);
+    expect((await verify(c, 'plant_b')).ok).toBe(true);
   });
 });

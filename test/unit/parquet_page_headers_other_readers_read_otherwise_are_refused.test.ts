@@ -10,7 +10,12 @@
  * header re-serialised with the extra field, everything after it moved, the
  * footer rewritten with the moved offsets and the manifest's SHA-256
  * recomputed, as a forger would. The same rewrite without the extra field
- * verifies: what is refused is the field, not the rewriting.
+ * verifies: what is refused is the field, not the rewriting. And since
+ * hyparquet and pyarrow read on where a stricter walk stops, a chunk whose
+ * pages the verifier cannot follow to its end (a header it cannot parse, a
+ * chunk past the end of the file, a chunk started elsewhere than where
+ * readers start it) is refused too, not handed to the lenient reader (a
+ * review found statistics that got through each of these ways).
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -48,8 +53,15 @@ function inFieldOrder(struct: Thrift): Thrift {
   return Object.fromEntries(Object.entries(struct).sort(([a], [b]) => id(a) - id(b)));
 }
 
-/** A three-row-group export whose first data page of `reason` (row group 2) gets `edit` applied to its header. */
-async function forgedExport(edit: (header: Thrift) => void): Promise<string> {
+interface Target {
+  group: number;
+  column: number;
+  /** Applied to the footer after the offsets moved (a forger's further edits). */
+  footer?: (m: FileMetaData) => void;
+}
+
+/** A three-row-group export whose first data page of one column chunk (default: `reason`, row group 2) gets `edit` applied to its header. */
+async function forgedExport(edit: (header: Thrift) => void, target: Target = { group: 1, column: REASON }): Promise<string> {
   const rows = chainedRows(30, (i) => ({
     event_id: `01JNK${String(i).padStart(21, '0')}`, tenant_id: 'plant_pages', occurred_at: 1741068900000000n + BigInt(i), ingested_at: 1741068900000000n + BigInt(i),
     actor_type: 'user', actor_id: 'operator.1', actor_name: null, auth_method: null, source_ip: null, user_agent_hash: null, action: 'update',
@@ -60,7 +72,7 @@ async function forgedExport(edit: (header: Thrift) => void): Promise<string> {
   const file = path.join(dir, DATA_FILE);
   const bytes = await readFile(file);
   const metadata: FileMetaData = parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-  const chunk = metadata.row_groups[1]!.columns[REASON]!.meta_data!;
+  const chunk = metadata.row_groups[target.group]!.columns[target.column]!.meta_data!;
   // The first data page's header: read it, edit it, write it again.
   const at = Number(chunk.data_page_offset);
   const reader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.length), offset: at };
@@ -84,7 +96,8 @@ async function forgedExport(edit: (header: Thrift) => void): Promise<string> {
   }
   chunk.total_compressed_size += BigInt(delta);
   chunk.total_uncompressed_size += BigInt(delta);
-  metadata.row_groups[1]!.total_byte_size += BigInt(delta);
+  metadata.row_groups[target.group]!.total_byte_size += BigInt(delta);
+  target.footer?.(metadata);
   const footerLength = bytes.readUInt32LE(bytes.length - 8);
   const body = Buffer.concat([bytes.subarray(0, at), newHeader, bytes.subarray(headerEnd, bytes.length - 8 - footerLength)]);
   const footerWriter = new ByteWriter();
@@ -134,12 +147,42 @@ describe('Parquet page headers', () => {
     ];
     for (const [what, edit, message] of cases) {
       const dir = await forgedExport(edit);
-      for (const jobs of [1, 2]) {
-        const v = await verdict(dir, jobs);
-        expect(v, `${what}, --jobs ${jobs}`).toMatch(/^22P02: /);
-        expect(v, `${what}, --jobs ${jobs}`).toContain(DATA_FILE);
-        expect(v, `${what}, --jobs ${jobs}`).toMatch(message);
-      }
+      await expectRefused(dir, what, message);
+    }
+  });
+
+  it('are refused where the pages cannot be followed, since a more lenient reader would read them', async () => {
+    const statistics = (h: Thrift): void => {
+      (h['field_8'] as Thrift)['field_8'] = { field_5: new TextEncoder().encode('zzz'), field_6: new TextEncoder().encode('aaa') };
+    };
+    // A struct 17 levels deep where the CRC (an i32) belongs, before the statistics.
+    let deep: Thrift = { field_1: 1 };
+    for (let i = 0; i < 17; i++) deep = { field_1: deep };
+    const cases: Array<[string, () => Promise<string>, RegExp]> = [
+      ['statistics behind a dictionary page offset of 0 (readers start at the data page)', () =>
+        forgedExport(statistics, { group: 0, column: 0, footer: (m) => (m.row_groups[0]!.columns[0]!.meta_data!.dictionary_page_offset = 0n) }),
+        /are refused: a data page header carries statistics/],
+      ['statistics behind a CRC field nested too deeply to skip', () =>
+        forgedExport((h) => { statistics(h); h['field_4'] = deep; }), /cannot be read \(a page header of reason cannot be read/],
+      ['statistics in a last chunk that the footer says reaches past the file', () =>
+        forgedExport(statistics, { group: 2, column: EXPORT_COLUMNS.length - 1, footer: (m) => {
+          const last = m.row_groups[2]!.columns[EXPORT_COLUMNS.length - 1]!.meta_data!;
+          last.total_compressed_size += 1_000_000n;
+        } }), /cannot be read|outside the file|past/],
+    ];
+    for (const [what, forge, message] of cases) {
+      const dir = await forge();
+      await expectRefused(dir, what, message);
     }
   });
 });
+
+/** Refused with --jobs 1 and 2: 22P02, naming the file and what is wrong. */
+async function expectRefused(dir: string, what: string, message: RegExp): Promise<void> {
+  for (const jobs of [1, 2]) {
+    const v = await verdict(dir, jobs);
+    expect(v, `${what}, --jobs ${jobs}`).toMatch(/^22P02: /);
+    expect(v, `${what}, --jobs ${jobs}`).toContain(DATA_FILE);
+    expect(v, `${what}, --jobs ${jobs}`).toMatch(message);
+  }
+}
