@@ -17,24 +17,11 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main, type Io } from '../../src/cli/main.ts';
+import { main } from '../../src/cli/main.ts';
+import { capturedIo } from '../helpers/cli_io.ts';
 import { useTestDatabase } from '../helpers/database.ts';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/tls');
-
-function capture(): Io & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (t: string) => {
-      io.out += t;
-    },
-    stderr: (t: string) => {
-      io.err += t;
-    },
-  };
-  return io;
-}
 
 /** Answers an SSLRequest (8 bytes) with 'S', then hands the socket to TLS with the self-signed certificate. */
 function selfSignedTlsEndpoint(): Promise<net.Server> {
@@ -71,7 +58,7 @@ describe('TLS connection errors say what to do', () => {
   it('a certificate no CA vouches for: 08001, and the hint names sslrootcert and libpq-compatible require', async () => {
     const { port } = endpoint.address() as net.AddressInfo;
     for (const mode of ['require', 'verify-full']) {
-      const io = capture();
+      const io = capturedIo();
       const code = await main(['verify', '--database-url', `postgres://auditor@127.0.0.1:${port}/plant?sslmode=${mode}`], io);
       expect(code).toBe(2);
       const [error, hint] = io.err.split('\n');
@@ -88,7 +75,7 @@ describe('TLS connection errors say what to do', () => {
       console.log('[tls test] skipped: this server accepts TLS (ssl = on), so it cannot show the refusal of a server without it');
       ctx.skip();
     }
-    const io = capture();
+    const io = capturedIo();
     const url = new URL(db.url);
     url.searchParams.set('sslmode', 'require');
     expect(await main(['verify', '--database-url', url.toString()], io)).toBe(2);

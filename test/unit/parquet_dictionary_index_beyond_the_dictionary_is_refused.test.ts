@@ -22,7 +22,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main, type Io } from '../../src/cli/main.ts';
+import { main } from '../../src/cli/main.ts';
+import { capturedIo } from '../helpers/cli_io.ts';
 import type { EventBodyFields } from '../../src/chain/encoding.ts';
 import { EXPORT_COLUMNS, type ExportRow } from '../../src/export/columns.ts';
 import type { ExportManifest } from '../../src/export/manifest.ts';
@@ -139,20 +140,6 @@ async function outcome(dir: string, jobs: number): Promise<unknown> {
   }
 }
 
-function capture(): Io & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: (t: string) => {
-      io.out += t;
-    },
-    stderr: (t: string) => {
-      io.err += t;
-    },
-  };
-  return io;
-}
-
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'parquet-dictionary-'));
 });
@@ -195,7 +182,7 @@ describe('a dictionary index beyond the dictionary', () => {
   it('the CLI says so in one line with its hint, and exits 2 (not 1: nothing was proven edited)', async () => {
     const dir = await writeExport(rows);
     const file = await rewriteIndexes(dir, [...INDEXES.subarray(0, 10), 5]);
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['verify', '--export', dir, '--jobs', '1'], io)).toBe(2);
     expect(io.err).toBe(`error: ${file}: row 33: action ${NO_VALUE} (SQLSTATE 22P02)\nhint: ${HINT}\n`);
     expect(io.out).toBe('');
