@@ -28,7 +28,7 @@ export class ParquetLayoutError extends Error {
 
 /**
  * A page header that other readers could read otherwise than this verifier
- * (statistics they may skip a page by, a second kind of page header): not a
+ * (statistics they may skip a page by, an index page header): not a
  * layout to fall back from, a file to refuse. refuseForeignPageHeaders()
  * throws it before any page is decoded; to the page decoder itself it is one
  * more layout it does not read.
@@ -264,6 +264,8 @@ class ThriftReader {
   }
 }
 
+const STATISTICS_REFUSED = 'a data page header carries statistics: readers may skip the page by its min/max, and no hash covers them';
+
 function readPageHeader(b: Uint8Array, pos: number, limit: number): PageHeader {
   const r = new ThriftReader(b, pos, limit);
   const h: PageHeader = {
@@ -295,11 +297,18 @@ function readPageHeader(b: Uint8Array, pos: number, limit: number): PageHeader {
         h.compressedSize = r.i32(type);
         return true;
       case 5:
+        // A version 1 data page header (other writers' pages; this decoder defers them to hyparquet):
+        // refused only where it carries statistics, as in a version 2 header below.
+        if (type !== 12) return false; // (not such a header: damage, which decoding names)
+        r.struct((d, t) => {
+          if (d === 5 && t === 12) throw new ParquetPageRefused(STATISTICS_REFUSED);
+          return false;
+        });
+        return true;
       case 6:
         if (type !== 12) return false; // (not such a header: damage, which decoding names)
-        // The writer writes version 2 data pages only: a version 1 data page header (which may carry
-        // statistics) or an index page header is a part that readers may go by and no hash covers.
-        throw new ParquetPageRefused(`a page header carries ${id === 5 ? 'a version 1 data page header' : 'an index page header'}, which the writer never writes`);
+        // No writer writes index pages: a part that readers may go by and no hash covers.
+        throw new ParquetPageRefused('a page header carries an index page header, which the writer never writes');
       case 7:
         if (type !== 12) return false;
         h.hasDictionary = true;
@@ -340,7 +349,7 @@ function readPageHeader(b: Uint8Array, pos: number, limit: number): PageHeader {
             case 8:
               if (t !== 12) return false; // (not statistics: damage, which decoding names)
               // The writer writes none: readers may skip the page by its min/max, and no hash covers them.
-              throw new ParquetPageRefused('a data page header carries statistics: readers may skip the page by its min/max, and no hash covers them');
+              throw new ParquetPageRefused(STATISTICS_REFUSED);
             default:
               return false;
           }
