@@ -413,6 +413,7 @@ declare
   v_extend boolean;
   v_tenant text;
   v_policy audit_trail.tenant_policies;
+  v_policy_now audit_trail.tenant_policies;
   v_seq bigint;
   v_prev bytea;
   v_head_ingested_at timestamptz;
@@ -441,132 +442,145 @@ begin
     select p.* into v_policy from audit_trail.tenant_policies p
      where p.tenant_id in (v_tenant, '*') order by (p.tenant_id = '*') limit 1;
 
-    -- First, before the tenant's head is taken, one statement builds and
-    -- checks the events of the captured row changes and puts them back in the
-    -- buffer, built (built_from: the change they came from, which keeps their
-    -- place in the transaction's order). Under the head's lock only the actor
-    -- registry is read again (below), then the events are numbered, encoded,
-    -- chained and written: the shorter the lock is held, the more transactions
-    -- a busy tenant commits per second (every writer of a tenant waits for
-    -- it). (Kept lean on purpose: every node and expression of these plans is
-    -- set up anew in every transaction; docs/architecture.md, "What capture
-    -- costs".)
-    with captured as (
-      -- Captured row changes: the action and the field delta (every column
-      -- for a create or a delete, the changed columns for an update).
-      select b.ordinal, b.ingested_at, floor(extract(epoch from b.ingested_at) * 1000)::bigint as ingested_ms,
-             -- random bytes of the event id, drawn per row (in a subquery of its own they would be drawn once)
-             uuid_send(gen_random_uuid()) as random,
-             b.table_options as o,
-             -- the raw settings: NULL or '' when unset
-             nullif(b.actor_id, '') as actor_id, coalesce(nullif(b.actor_type, ''), 'user') as actor_type,
-             nullif(b.actor_name, '') as actor_name, nullif(b.auth_method, '') as auth_method,
-             nullif(b.source_ip, '') as source_ip, nullif(b.user_agent_hash, '') as user_agent_hash,
-             nullif(b.reason, '') as reason, nullif(b.occurred_at_setting, '') as occurred_at_setting,
-             nullif(b.context_setting, '') as context_setting, nullif(b.request_id, '') as request_id,
-             nullif(b.session_id, '') as session_id, nullif(b.correlation_id, '') as correlation_id,
-             nullif(b.capture_method, '') as capture_method,
-             coalesce(b.new_row, b.old_row) as key_row,
-             x.action,
-             b.flagged, b.old_row, b.new_row, b.json_nulls_old, b.json_nulls_new, b.digested_old, b.digested_new,
-             b.redacted, d.changes, d.fields
-        from pg_temp.audit_trail_pending b
-        cross join lateral (
-          select case b.operation
-                   when 'INSERT' then 'create'
-                   when 'DELETE' then 'delete'
-                   when 'UPDATE' then
-                     case when b.table_options ? 'soft_delete'
-                            and audit_trail.is_soft_deleted(b.new_row, b.table_options -> 'soft_delete')
-                            and not audit_trail.is_soft_deleted(b.old_row, b.table_options -> 'soft_delete')
-                          then 'delete' else 'update' end
-                 end as action
-        ) x
-        cross join lateral (
-          -- Unflagged (the common case): an array of field_change rows turned
-          -- into JSON at once, which costs half of building an object per field.
-          -- A flagged event's changes are built by marked_changes() in "built":
-          -- its expressions here would be set up in every commit for nothing.
-          select to_jsonb(array_agg(row(f.key, f.before_value, f.after_value)::audit_trail.field_change
-                                    order by f.key) filter (where not b.flagged)) as changes,
-                 array_agg(f.key) as fields
-            -- (jsonb_each, not a look-up per key: a third cheaper for a create)
-            from (select e.key,
-                         case when b.new_row is null then e.value else b.old_row -> e.key end as before_value,
-                         case when b.new_row is not null then e.value end as after_value
-                    from jsonb_each(coalesce(b.new_row, b.old_row)) e) f
-           where x.action <> 'update'
-              or f.after_value is distinct from f.before_value
-              or (jsonb_typeof(f.after_value) in ('number', 'array', 'object') and f.after_value::text <> f.before_value::text)
-              -- JSON null and SQL NULL look alike in to_jsonb(): a move between them is a change
-              or (b.flagged and jsonb_typeof(f.after_value) = 'null'
-                  and (f.key = any (coalesce(b.json_nulls_old, '{}'))) <> (f.key = any (coalesce(b.json_nulls_new, '{}'))))
-        ) d
-       where b.tenant_id = v_tenant and b.operation is not null
-         and d.fields is not null  -- an update of nothing captured writes nothing
-    ), built as (
-      select c.ordinal, c.ingested_at,
-             -- (plain columns as arguments: the planner inlines ulid_encode())
-             audit_trail.ulid_encode(c.ingested_ms, c.random) as event_id,
-             coalesce(c.occurred_at_setting::timestamptz, c.ingested_at) as occurred_at,
-             c.actor_type, c.actor_id, c.actor_name, c.auth_method,
-             c.source_ip, c.user_agent_hash, c.action, c.o ->> 'resource_type' as resource_type,
-             -- (audit_trail.row_key() spelt out: a function with a subquery is not inlined)
-             case when jsonb_array_length(c.o -> 'key_columns') = 1 then c.key_row ->> (c.o -> 'key_columns' ->> 0)
-                  else (select jsonb_agg(c.key_row -> k.col order by k.ord)
-                          from jsonb_array_elements_text(c.o -> 'key_columns') with ordinality k(col, ord))::text
-             end as resource_id,
-             c.o -> 'parent' ->> 'resource_type' as parent_type,
-             c.key_row ->> (c.o -> 'parent' ->> 'column') as parent_id,
-             case when c.flagged
-                  then audit_trail.marked_changes(c.old_row, c.new_row, c.fields, c.json_nulls_old, c.json_nulls_new,
-                                                  c.digested_old, c.digested_new, c.redacted)
-                  else c.changes end as changes,
-             c.reason,
-             coalesce(c.context_setting::jsonb, '{}') || jsonb_build_object('table', c.o ->> 'table')
-               || jsonb_strip_nulls(jsonb_build_object('request_id', c.request_id, 'session_id', c.session_id,
-                    'correlation_id', c.correlation_id, 'capture_method', coalesce(c.capture_method, 'trigger'))) as context,
-             -- The tenant's rules, checked here because they need look-ups.
-             case
-               -- (settings set with SET LOCAL: set_context() checks its own; actor_type, source_ip,
-               -- occurred_at and context are checked at the change)
-               when greatest(octet_length(c.actor_id), octet_length(c.actor_name), octet_length(c.auth_method),
-                             octet_length(c.user_agent_hash), octet_length(c.reason), octet_length(c.request_id),
-                             octet_length(c.session_id), octet_length(c.correlation_id), octet_length(c.capture_method)) > 65536
-                 then 'setting too long'
-               when c.actor_id is null and (c.o ->> 'actor_required')::boolean then 'no actor'
-               when c.actor_id is not null and a.actor_id is null and v_policy.reject_unknown_actors then 'unknown actor'
-               when a.status = 'suspended' and v_policy.reject_suspended_actors then 'suspended actor'
-               when a.is_shared_account and v_policy.reject_shared_actors then 'shared actor'
-               when (c.o -> 'reason_required' = 'true'::jsonb or (c.o -> 'reason_required') ?| c.fields)
-                    and (c.reason is null or audit_trail.trim_blanks(c.reason) = '') then 'no reason'
-               when (c.o -> 'reason_required' = 'true'::jsonb or (c.o -> 'reason_required') ?| c.fields)
-                    and (lower(audit_trail.trim_blanks(c.reason)) = any (v_policy.weak_reasons)
-                         or char_length(audit_trail.trim_blanks(c.reason)) < v_policy.reason_min_length) then 'weak reason'
-             end as problem
-        from captured c
-        left join audit_trail.actors a on a.tenant_id = v_tenant and a.actor_id = c.actor_id
-    )
-    insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, built_from, event_id, action,
-        resource_type, resource_id, parent_type, parent_id, changes, occurred_at, context, actor_type, actor_id,
-        actor_name, auth_method, source_ip, user_agent_hash, reason)
-    select false, v_tenant, b.ingested_at, b.ordinal, b.event_id, b.action, b.resource_type, b.resource_id,
-        b.parent_type, b.parent_id, b.changes, b.occurred_at, b.context, b.actor_type, b.actor_id, b.actor_name,
-        b.auth_method, b.source_ip, b.user_agent_hash, b.reason
-      from built b
-     where b.problem is null
-        or audit_trail.refuse_event(b.problem, v_tenant, b.resource_type, b.resource_id, b.actor_id,
-                                    b.reason, v_policy.reason_min_length);
+    <<build_then_lock>> loop
+      -- First, before the tenant's head is taken, one statement builds and
+      -- checks the events of the captured row changes and puts them back in the
+      -- buffer, built (built_from: the change they came from, which keeps their
+      -- place in the transaction's order). Under the head's lock only the actor
+      -- registry is read again (below), then the events are numbered, encoded,
+      -- chained and written: the shorter the lock is held, the more transactions
+      -- a busy tenant commits per second (every writer of a tenant waits for
+      -- it). (Kept lean on purpose: every node and expression of these plans is
+      -- set up anew in every transaction; docs/architecture.md, "What capture
+      -- costs".)
+      with captured as (
+        -- Captured row changes: the action and the field delta (every column
+        -- for a create or a delete, the changed columns for an update).
+        select b.ordinal, b.ingested_at, floor(extract(epoch from b.ingested_at) * 1000)::bigint as ingested_ms,
+               -- random bytes of the event id, drawn per row (in a subquery of its own they would be drawn once)
+               uuid_send(gen_random_uuid()) as random,
+               b.table_options as o,
+               -- the raw settings: NULL or '' when unset
+               nullif(b.actor_id, '') as actor_id, coalesce(nullif(b.actor_type, ''), 'user') as actor_type,
+               nullif(b.actor_name, '') as actor_name, nullif(b.auth_method, '') as auth_method,
+               nullif(b.source_ip, '') as source_ip, nullif(b.user_agent_hash, '') as user_agent_hash,
+               nullif(b.reason, '') as reason, nullif(b.occurred_at_setting, '') as occurred_at_setting,
+               nullif(b.context_setting, '') as context_setting, nullif(b.request_id, '') as request_id,
+               nullif(b.session_id, '') as session_id, nullif(b.correlation_id, '') as correlation_id,
+               nullif(b.capture_method, '') as capture_method,
+               coalesce(b.new_row, b.old_row) as key_row,
+               x.action,
+               b.flagged, b.old_row, b.new_row, b.json_nulls_old, b.json_nulls_new, b.digested_old, b.digested_new,
+               b.redacted, d.changes, d.fields
+          from pg_temp.audit_trail_pending b
+          cross join lateral (
+            select case b.operation
+                     when 'INSERT' then 'create'
+                     when 'DELETE' then 'delete'
+                     when 'UPDATE' then
+                       case when b.table_options ? 'soft_delete'
+                              and audit_trail.is_soft_deleted(b.new_row, b.table_options -> 'soft_delete')
+                              and not audit_trail.is_soft_deleted(b.old_row, b.table_options -> 'soft_delete')
+                            then 'delete' else 'update' end
+                   end as action
+          ) x
+          cross join lateral (
+            -- Unflagged (the common case): an array of field_change rows turned
+            -- into JSON at once, which costs half of building an object per field.
+            -- A flagged event's changes are built by marked_changes() in "built":
+            -- its expressions here would be set up in every commit for nothing.
+            select to_jsonb(array_agg(row(f.key, f.before_value, f.after_value)::audit_trail.field_change
+                                      order by f.key) filter (where not b.flagged)) as changes,
+                   array_agg(f.key) as fields
+              -- (jsonb_each, not a look-up per key: a third cheaper for a create)
+              from (select e.key,
+                           case when b.new_row is null then e.value else b.old_row -> e.key end as before_value,
+                           case when b.new_row is not null then e.value end as after_value
+                      from jsonb_each(coalesce(b.new_row, b.old_row)) e) f
+             where x.action <> 'update'
+                or f.after_value is distinct from f.before_value
+                or (jsonb_typeof(f.after_value) in ('number', 'array', 'object') and f.after_value::text <> f.before_value::text)
+                -- JSON null and SQL NULL look alike in to_jsonb(): a move between them is a change
+                or (b.flagged and jsonb_typeof(f.after_value) = 'null'
+                    and (f.key = any (coalesce(b.json_nulls_old, '{}'))) <> (f.key = any (coalesce(b.json_nulls_new, '{}'))))
+          ) d
+         where b.tenant_id = v_tenant and b.operation is not null
+           and d.fields is not null  -- an update of nothing captured writes nothing
+      ), built as (
+        select c.ordinal, c.ingested_at,
+               -- (plain columns as arguments: the planner inlines ulid_encode())
+               audit_trail.ulid_encode(c.ingested_ms, c.random) as event_id,
+               coalesce(c.occurred_at_setting::timestamptz, c.ingested_at) as occurred_at,
+               c.actor_type, c.actor_id, c.actor_name, c.auth_method,
+               c.source_ip, c.user_agent_hash, c.action, c.o ->> 'resource_type' as resource_type,
+               -- (audit_trail.row_key() spelt out: a function with a subquery is not inlined)
+               case when jsonb_array_length(c.o -> 'key_columns') = 1 then c.key_row ->> (c.o -> 'key_columns' ->> 0)
+                    else (select jsonb_agg(c.key_row -> k.col order by k.ord)
+                            from jsonb_array_elements_text(c.o -> 'key_columns') with ordinality k(col, ord))::text
+               end as resource_id,
+               c.o -> 'parent' ->> 'resource_type' as parent_type,
+               c.key_row ->> (c.o -> 'parent' ->> 'column') as parent_id,
+               case when c.flagged
+                    then audit_trail.marked_changes(c.old_row, c.new_row, c.fields, c.json_nulls_old, c.json_nulls_new,
+                                                    c.digested_old, c.digested_new, c.redacted)
+                    else c.changes end as changes,
+               c.reason,
+               coalesce(c.context_setting::jsonb, '{}') || jsonb_build_object('table', c.o ->> 'table')
+                 || jsonb_strip_nulls(jsonb_build_object('request_id', c.request_id, 'session_id', c.session_id,
+                      'correlation_id', c.correlation_id, 'capture_method', coalesce(c.capture_method, 'trigger'))) as context,
+               -- The tenant's rules, checked here because they need look-ups.
+               case
+                 -- (settings set with SET LOCAL: set_context() checks its own; actor_type, source_ip,
+                 -- occurred_at and context are checked at the change)
+                 when greatest(octet_length(c.actor_id), octet_length(c.actor_name), octet_length(c.auth_method),
+                               octet_length(c.user_agent_hash), octet_length(c.reason), octet_length(c.request_id),
+                               octet_length(c.session_id), octet_length(c.correlation_id), octet_length(c.capture_method)) > 65536
+                   then 'setting too long'
+                 when c.actor_id is null and (c.o ->> 'actor_required')::boolean then 'no actor'
+                 when c.actor_id is not null and a.actor_id is null and v_policy.reject_unknown_actors then 'unknown actor'
+                 when a.status = 'suspended' and v_policy.reject_suspended_actors then 'suspended actor'
+                 when a.is_shared_account and v_policy.reject_shared_actors then 'shared actor'
+                 when (c.o -> 'reason_required' = 'true'::jsonb or (c.o -> 'reason_required') ?| c.fields)
+                      and (c.reason is null or audit_trail.trim_blanks(c.reason) = '') then 'no reason'
+                 when (c.o -> 'reason_required' = 'true'::jsonb or (c.o -> 'reason_required') ?| c.fields)
+                      and (lower(audit_trail.trim_blanks(c.reason)) = any (v_policy.weak_reasons)
+                           or char_length(audit_trail.trim_blanks(c.reason)) < v_policy.reason_min_length) then 'weak reason'
+               end as problem
+          from captured c
+          left join audit_trail.actors a on a.tenant_id = v_tenant and a.actor_id = c.actor_id
+      )
+      insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, built_from, event_id, action,
+          resource_type, resource_id, parent_type, parent_id, changes, occurred_at, context, actor_type, actor_id,
+          actor_name, auth_method, source_ip, user_agent_hash, reason)
+      select false, v_tenant, b.ingested_at, b.ordinal, b.event_id, b.action, b.resource_type, b.resource_id,
+          b.parent_type, b.parent_id, b.changes, b.occurred_at, b.context, b.actor_type, b.actor_id, b.actor_name,
+          b.auth_method, b.source_ip, b.user_agent_hash, b.reason
+        from built b
+       where b.problem is null
+          or audit_trail.refuse_event(b.problem, v_tenant, b.resource_type, b.resource_id, b.actor_id,
+                                      b.reason, v_policy.reason_min_length);
 
-    -- From here to the end of the commit this transaction holds the tenant's head.
-    select h.sequence_no, h.record_hash into v_seq, v_prev
-      from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
-    if not found then
-      insert into audit_trail.chain_heads (tenant_id, sequence_no, record_hash, updated_at)
-      values (v_tenant, 0, audit_trail.genesis_hash(), now()) on conflict do nothing;
+      -- From here to the end of the commit this transaction holds the tenant's head.
       select h.sequence_no, h.record_hash into v_seq, v_prev
         from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
-    end if;
+      if not found then
+        insert into audit_trail.chain_heads (tenant_id, sequence_no, record_hash, updated_at)
+        values (v_tenant, 0, audit_trail.genesis_hash(), now()) on conflict do nothing;
+        select h.sequence_no, h.record_hash into v_seq, v_prev
+          from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
+      end if;
+
+      -- The tenant's rules again, now that no change to them can be chained before
+      -- this transaction's events (a change to a tenant's own rules takes its head
+      -- too). If they changed while the transaction waited, its events are built
+      -- and checked again, under the lock, with the rules now in force (rare: it
+      -- costs the build twice).
+      select p.* into v_policy_now from audit_trail.tenant_policies p
+       where p.tenant_id in (v_tenant, '*') order by (p.tenant_id = '*') limit 1;
+      exit build_then_lock when v_policy_now is not distinct from v_policy;
+      v_policy := v_policy_now;
+      delete from pg_temp.audit_trail_pending where tenant_id = v_tenant and built_from is not null;
+    end loop;
 
     -- Then, under the head's lock, one statement numbers, encodes, chains and
     -- writes the tenant's built events: those of captured changes and those

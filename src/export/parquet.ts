@@ -21,7 +21,7 @@ import type { ChainEvent } from '../chain/verifier.ts';
 import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
 import { decodeLowerHex32, decodeLowerHex32View } from './jsonl.ts';
 import { snappyDecompress } from './snappy.ts';
-import { DecodeBuffers, decodeRowGroup, ParquetPageRefused, refuseForeignPageHeaders, schemaIsExportLayout, type DecodedRowGroup } from './parquet_decode.ts';
+import { DecodeBuffers, decodeRowGroup, ParquetPageRefused, refuseForeignFooterFields, refuseForeignPageHeaders, schemaIsExportLayout, type DecodedRowGroup } from './parquet_decode.ts';
 
 // hyparquet-writer bundles its own hyparquet version: use the writer's schema type.
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -171,6 +171,15 @@ export async function openParquetExport(path: string, label: string): Promise<{ 
   for (const [name] of EXPORT_COLUMNS) {
     if (!names.includes(name)) throw malformed(label, `column ${name} is missing`);
   }
+  // The footer's bytes as other readers parse them, then what hyparquet parsed of it.
+  const tail = new Uint8Array(await file.slice(file.byteLength - 8, file.byteLength));
+  const footerLength = new DataView(tail.buffer, tail.byteOffset, 4).getUint32(0, true);
+  try {
+    refuseForeignFooterFields(new Uint8Array(await file.slice(file.byteLength - 8 - footerLength, file.byteLength - 8)));
+  } catch (err) {
+    if (err instanceof ParquetPageRefused) throw malformed(label, err.message, err);
+    throw err;
+  }
   refuseWhatOtherReadersWouldReadOtherwise(metadata, label);
   return { file, metadata };
 }
@@ -206,10 +215,11 @@ export function refuseWhatOtherReadersWouldReadOtherwise(metadata: FileMetaData,
       const name = m?.path_in_schema.join('.') ?? '?';
       if (m === undefined) throw malformed(label, `row group ${g}: column ${name} has no metadata`);
       if (BigInt(m.num_values) !== BigInt(group.num_rows)) throw malformed(label, `row group ${g}: column ${name} holds ${m.num_values} values for ${group.num_rows} rows`);
-      // Statistics and page indexes let readers skip row groups and pages (a forged min/max hides an event from a filter); no hash covers them.
-      const stats = m.statistics;
-      if (stats !== undefined && (stats.min_value !== undefined || stats.max_value !== undefined || stats.min !== undefined || stats.max !== undefined)) {
-        throw malformed(label, `row group ${g}: column ${name} carries min/max statistics, which readers filter by and no hash covers`);
+      // Statistics and page indexes let readers skip row groups and pages (a forged min/max hides an event from a
+      // filter, and so does a null_count equal to the number of values); no hash covers them. The writer writes none.
+      const extra = m as { size_statistics?: unknown; geospatial_statistics?: unknown };
+      if (m.statistics !== undefined || extra.size_statistics !== undefined || extra.geospatial_statistics !== undefined) {
+        throw malformed(label, `row group ${g}: column ${name} carries statistics, which readers filter by and no hash covers`);
       }
       if (chunk.column_index_offset !== undefined || chunk.offset_index_offset !== undefined || m.bloom_filter_offset !== undefined) {
         throw malformed(label, `row group ${g}: column ${name} has a page index or bloom filter, which readers skip pages by and no hash covers`);

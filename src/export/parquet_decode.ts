@@ -80,6 +80,24 @@ export function refuseForeignPageHeaders(group: RowGroup, src: Uint8Array, fileO
   });
 }
 
+/**
+ * Walks every field of a Parquet footer (FileMetaData, Thrift compact) and
+ * throws ParquetPageRefused for a field id that is not a 16-bit one: hyparquet,
+ * which parses the footer for refuseWhatOtherReadersWouldReadOtherwise(), keeps
+ * such a field apart, where C++ readers take it for a known one (statistics,
+ * key-value metadata). A footer the walk cannot follow is refused as damaged.
+ */
+export function refuseForeignFooterFields(footer: Uint8Array): void {
+  const r = new ThriftReader(footer, 0, footer.length);
+  try {
+    r.struct(() => false);
+  } catch (err) {
+    if (err instanceof ParquetPageRefused || !(err instanceof Error)) throw err;
+    throw new ParquetPageRefused(`the footer cannot be followed field by field (${err.message.replace('a page header', 'it')})`, true);
+  }
+  if (r.pos !== footer.length) throw new ParquetPageRefused(`the footer has ${footer.length - r.pos} bytes after its end`, true);
+}
+
 /** One row group, decoded: for column c (EXPORT_COLUMNS order) and row i, the value is bytes[start[c][i], + length[c][i]). */
 export interface DecodedRowGroup {
   /** Row number (0-based) of the group's first row in the file. */
@@ -253,6 +271,8 @@ class ThriftReader {
       const type = h & 0x0f;
       const delta = h >>> 4;
       id = delta === 0 ? this.int() : id + delta;
+      // Thrift field ids are 16-bit: C++ readers (Arrow, DuckDB) read 65548 as 12, hyparquet as an unknown field.
+      if (id < 1 || id > 32767) throw new ParquetPageRefused(`a Thrift field id ${id} that is not a 16-bit field id: readers disagree on which field it is`);
       if (!field(id, type)) this.skip(type, depth);
     }
   }

@@ -5,9 +5,11 @@
  * hold a transaction's events in the order of the statements that made them,
  * captured changes and record() interleaved, for every tenant of the
  * transaction and when the commit step runs more than once; a refused change
- * must leave no event; and the actor registry, read before the head is taken,
- * is read again under its lock: a suspension chained while the transaction
- * waited for the head refuses the change (it did before the split).
+ * must leave no event; and the actor registry and the tenant's rules, read
+ * before the head is taken, are read again under its lock: a suspension or a
+ * tightened rule chained while the transaction waited for the head refuses the
+ * change (a suspension did before the split), a changed rule that the change
+ * meets lets it through.
  */
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -92,23 +94,23 @@ describe('events of a transaction keep statement order', () => {
     expect((await verify(c, 'plant_a')).ok).toBe(true);
   });
 
-  it('an actor suspended while the transaction waits for the head is refused at its commit (AT002)', async () => {
-    // T2 suspends the actor (a configuration event of plant_b) and runs its commit step early, so it holds
-    // plant_b's head; T1's change by that actor, built before T1 gets the head, must not be written after
-    // the suspension: the registry is read again under the head's lock.
+  /**
+   * T2 makes `change` (a configuration event of plant_b) and runs its commit step early, so it holds
+   * plant_b's head; T1 (actor `actor`) updates lot B-1 and commits, which waits for that head; then T2
+   * commits. Returns T1's outcome and the events of plant_b written since.
+   */
+  async function whileWaitingForTheHead(change: string, actor: string): Promise<{ outcome: string; events: string[] }> {
     const t1 = await db.connect();
     const t2 = await db.connect();
-    await t1.query(`insert into audit_trail.actors (tenant_id, actor_id, display_name) values ('plant_b', 'usr_b2', 'B. Two')`);
     const before = (await eventsOf(c, 'plant_b')).length;
     await t2.query('begin');
-    await t2.query(`update audit_trail.actors set status = 'suspended' where tenant_id = 'plant_b' and actor_id = 'usr_b2'`);
+    await t2.query(change);
     await t2.query('set constraints all immediate');
     await t1.query('begin');
-    await t1.query(`select set_config('audit_trail.actor_id', 'usr_b2', true)`);
-    await t1.query(`update lots set qty = 8 where lot_id = 'B-1'`);
+    await t1.query(`select set_config('audit_trail.actor_id', $1, true)`, [actor]);
+    await t1.query(`update lots set qty = qty + 1 where lot_id = 'B-1'`);
     const pid = (await t1.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
     const commit = t1.query('commit').then(() => 'committed', (e: { code?: string }) => `refused ${e.code}`);
-    // Until T1's commit step waits for the head that T2 holds.
     let waiting = false;
     for (let i = 0; i < 200 && !waiting; i++) {
       const r = await c.query<{ w: string | null }>('select wait_event_type as w from pg_stat_activity where pid = $1', [pid]);
@@ -117,9 +119,35 @@ describe('events of a transaction keep statement order', () => {
     }
     expect(waiting).toBe(true);
     await t2.query('commit');
-    expect(await commit).toBe('refused AT002');
-    const after = (await eventsOf(c, 'plant_b')).slice(before);
-    expect(after.map((e) => `${e.action} ${e.resource_type} ${e.resource_id}`)).toEqual(['update actor usr_b2']);
+    const outcome = await commit;
+    const events = (await eventsOf(c, 'plant_b')).slice(before).map((e) => `${e.action} ${e.resource_type} ${e.resource_id} ${e.actor_id ?? ''}`.trim());
     expect((await verify(c, 'plant_b')).ok).toBe(true);
+    return { outcome, events };
+  }
+
+  it('an actor suspended while the transaction waits for the head is refused at its commit (AT002)', async () => {
+    // T1's change, built before T1 gets the head, must not be written after the suspension: the registry
+    // is read again under the head's lock.
+    await c.query(`insert into audit_trail.actors (tenant_id, actor_id, display_name) values ('plant_b', 'usr_b2', 'B. Two')`);
+    const { outcome, events } = await whileWaitingForTheHead(
+      `update audit_trail.actors set status = 'suspended' where tenant_id = 'plant_b' and actor_id = 'usr_b2'`, 'usr_b2');
+    expect(outcome).toBe('refused AT002');
+    expect(events).toEqual(['update actor usr_b2 postgres']);
+  });
+
+  it('a rule tightened while the transaction waits for the head applies to it (shared accounts refused: AT002)', async () => {
+    // The tenant's rules are read again under the lock, and the events built again when they changed.
+    await c.query(`insert into audit_trail.actors (tenant_id, actor_id, display_name, is_shared_account) values ('plant_b', 'line_b_terminal', 'Line B terminal', true)`);
+    const { outcome, events } = await whileWaitingForTheHead(
+      `update audit_trail.tenant_policies set reject_shared_actors = true where tenant_id = 'plant_b'`, 'line_b_terminal');
+    expect(outcome).toBe('refused AT002');
+    expect(events).toEqual(['update tenant_policy plant_b postgres']);
+  });
+
+  it('a rule changed while the transaction waits for the head, which its change meets: built again under the lock and committed', async () => {
+    const { outcome, events } = await whileWaitingForTheHead(
+      `update audit_trail.tenant_policies set reason_min_length = 12 where tenant_id = 'plant_b'`, 'usr_b1');
+    expect(outcome).toBe('committed');
+    expect(events).toEqual(['update tenant_policy plant_b postgres', 'update lots B-1 usr_b1']);
   });
 });

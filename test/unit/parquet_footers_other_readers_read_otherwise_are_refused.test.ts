@@ -65,7 +65,9 @@ describe('Parquet footers', () => {
       ['fewer values than rows', (m) => (chunk(m, 1, 16).num_values = chunk(m, 1, 16).num_values - 1n), /holds 9 values for 10 rows/],
       ['pages beyond num_rows', (m) => (m.num_rows = m.num_rows - 1n), /the footer says 29 rows, its row groups hold 30/],
       ['a data page before its chunk', (m) => { const c = chunk(m, 0, 16); c.dictionary_page_offset ??= c.data_page_offset; c.data_page_offset = 4n; }, /first data page \(at 4\) is outside its chunk/],
-      ['min/max statistics', (m) => (chunk(m, 1, 0).statistics = { min_value: 1n, max_value: 10n, null_count: 0n }), /carries min\/max statistics/],
+      ['min/max statistics', (m) => (chunk(m, 1, 0).statistics = { min_value: 1n, max_value: 10n, null_count: 0n }), /carries statistics/],
+      // (DuckDB skips a row group whose null_count equals its number of values: no row can match)
+      ['a null count alone', (m) => (chunk(m, 1, 3).statistics = { null_count: 10n }), /carries statistics/],
       ['a page index', (m) => (m.row_groups[2]!.columns[0]!.offset_index_offset = 100n), /has a page index or bloom filter/],
       ['a bloom filter', (m) => (chunk(m, 0, 3).bloom_filter_offset = 100n), /has a page index or bloom filter/],
       ['overlapping chunks', (m) => { chunk(m, 0, 2).total_compressed_size += 64n; if (chunk(m, 0, 2).dictionary_page_offset === undefined) chunk(m, 0, 2).dictionary_page_offset = chunk(m, 0, 2).data_page_offset; }, /overlap/],
