@@ -16,8 +16,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/database.ts';
 import { eventsOf, inTransaction, refusedTransaction, verify } from './support/trail.ts';
 
-describe('events of a transaction keep statement order', () => {
-  const db = useTestDatabase('events_of_a_transaction_keep_statement_order');
+describe('the commit step keeps statement order and checks the rules under the head', () => {
+  const db = useTestDatabase('commit_step_order_and_rules');
   let c: pg.Client;
 
   beforeAll(async () => {
