@@ -446,11 +446,11 @@ begin
       -- First, before the tenant's head is taken, one statement builds and
       -- checks the events of the captured row changes and puts them back in the
       -- buffer, built (built_from: the change they came from, which keeps their
-      -- place in the transaction's order). Under the head's lock only the actor
-      -- registry is read again (below), then the events are numbered, encoded,
-      -- chained and written: the shorter the lock is held, the more transactions
-      -- a busy tenant commits per second (every writer of a tenant waits for
-      -- it). (Kept lean on purpose: every node and expression of these plans is
+      -- place in the transaction's order). Under the head's lock only the
+      -- tenant's rules and the actor registry are read again (below), then the
+      -- events are numbered, encoded, chained and written: the shorter the lock
+      -- is held, the more transactions a busy tenant commits per second (every
+      -- writer of a tenant waits for it). (Kept lean on purpose: every node and expression of these plans is
       -- set up anew in every transaction; docs/architecture.md, "What capture
       -- costs".)
       with captured as (
