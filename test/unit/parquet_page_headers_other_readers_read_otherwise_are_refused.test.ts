@@ -101,18 +101,22 @@ async function forgedExport(edit: (header: Thrift) => void, target: Target = { g
   const body = Buffer.concat([bytes.subarray(0, at), newHeader, bytes.subarray(headerEnd, bytes.length - 8 - footerLength)]);
   const footerWriter = new ByteWriter();
   writeMetadata(footerWriter, metadata as unknown as Parameters<typeof writeMetadata>[1]);
-  // (writeMetadata() appends the footer's length: written again below with the magic)
-  const footer = Buffer.from(footerWriter.getBuffer()).subarray(0, -4);
+  // (writeMetadata() appends the footer's length: written again with the magic)
+  await replaceDataFile(dir, body, Buffer.from(footerWriter.getBuffer()).subarray(0, -4));
+  return dir;
+}
+
+/** Writes the export's data file as `body`, `footer`, the footer's length and the magic, and recomputes the manifest's digest. */
+async function replaceDataFile(dir: string, body: Uint8Array, footer: Uint8Array): Promise<void> {
   const length = Buffer.alloc(4);
   length.writeUInt32LE(footer.length);
   const forged = Buffer.concat([body, footer, length, Buffer.from('PAR1')]);
-  await writeFile(file, forged);
+  await writeFile(path.join(dir, DATA_FILE), forged);
   const manifestFile = path.join(dir, 'manifest.json');
   const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as ExportManifest;
   manifest.files[0]!.sha256 = createHash('sha256').update(forged).digest('hex');
   manifest.files[0]!.bytes = forged.length;
   await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
-  return dir;
 }
 
 async function verdict(dir: string, jobs: number): Promise<string> {
@@ -216,16 +220,7 @@ async function footerForged(extra: Thrift): Promise<string> {
   Object.assign(chunkMeta, extra);
   const out = new ByteWriter();
   serializeTCompactProtocol(out, footer);
-  const newFooter = Buffer.from(out.getBuffer());
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(newFooter.length);
-  const forged = Buffer.concat([bytes.subarray(0, footerStart), newFooter, length, Buffer.from('PAR1')]);
-  await writeFile(file, forged);
-  const manifestFile = path.join(dir, 'manifest.json');
-  const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as ExportManifest;
-  manifest.files[0]!.sha256 = createHash('sha256').update(forged).digest('hex');
-  manifest.files[0]!.bytes = forged.length;
-  await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+  await replaceDataFile(dir, bytes.subarray(0, footerStart), new Uint8Array(out.getBuffer()));
   return dir;
 }
 
