@@ -615,8 +615,10 @@ begin
     digested_old text[],
     digested_new text[],
     redacted text[],
-    -- ... or an event built and checked by append_event(), or built at commit from
-    -- the captured change whose ordinal built_from holds
+    -- ... or an event built and checked by append_event() (registry_applies: its
+    -- actor is one of the tenant's registry, checked again at commit), or built at
+    -- commit from the captured change whose ordinal built_from holds
+    registry_applies boolean,
     built_from bigint,
     event_id text,
     action text,
@@ -684,7 +686,7 @@ create function audit_trail.buffer_event(
   p_tenant text, p_ingested_at timestamptz, p_event_id text, p_action text, p_resource_type text,
   p_resource_id text, p_parent_type text, p_parent_id text, p_changes jsonb, p_occurred_at timestamptz,
   p_actor_type text, p_actor_id text, p_actor_name text, p_auth_method text, p_source_ip text,
-  p_user_agent_hash text, p_reason text, p_context jsonb)
+  p_user_agent_hash text, p_reason text, p_context jsonb, p_registry_applies boolean)
 returns void
 language plpgsql
 as $$
@@ -696,10 +698,10 @@ begin
   end if;
   insert into pg_temp.audit_trail_pending (requests_flush, tenant_id, ingested_at, event_id, action, resource_type,
       resource_id, parent_type, parent_id, changes, occurred_at, context, actor_type, actor_id, actor_name,
-      auth_method, source_ip, user_agent_hash, reason)
+      auth_method, source_ip, user_agent_hash, reason, registry_applies)
   select not exists (select from pg_temp.audit_trail_pending), p_tenant, p_ingested_at, p_event_id, p_action,
       p_resource_type, p_resource_id, p_parent_type, p_parent_id, p_changes, p_occurred_at, p_context, p_actor_type,
-      p_actor_id, p_actor_name, p_auth_method, p_source_ip, p_user_agent_hash, p_reason
+      p_actor_id, p_actor_name, p_auth_method, p_source_ip, p_user_agent_hash, p_reason, p_registry_applies
    where (select c.relowner from pg_class c where c.oid = 'pg_temp.audit_trail_pending'::regclass)
          = 'audit_trail_owner'::regrole;
   if not found then
@@ -842,7 +844,7 @@ begin
 
   perform audit_trail.buffer_event(p_tenant, v_now, v_event_id, p_action, p_resource_type, p_resource_id,
     p_parent_type, p_parent_id, p_changes, v_occurred_at, v_actor_type, v_actor_id, v_actor_name, v_auth_method,
-    v_source_ip, v_user_agent_hash, v_reason, v_context);
+    v_source_ip, v_user_agent_hash, v_reason, v_context, p_registry_applies);
   return v_event_id;
 end
 $$;
@@ -1115,11 +1117,12 @@ begin
 
     -- Then, under the head's lock, one statement numbers, encodes, chains and
     -- writes the tenant's built events: those of captured changes and those
-    -- that append_event() built and checked. A captured change's actor is
-    -- looked up again here, after any change to the registry that was chained
-    -- before this transaction's events (a suspension takes the head too): an
-    -- actor suspended, made shared or removed while the transaction waited for
-    -- the head is refused, and the display name is the one of this moment.
+    -- that append_event() built and checked. Their actor is looked up again
+    -- here, after any change to the registry that was chained before this
+    -- transaction's events (a suspension takes the head too): an actor
+    -- suspended, made shared or removed since the change or the record() call
+    -- is refused; a captured change's display name is the one of this moment.
+    -- (Not for administrative events: their actor is a database login.)
     with events as (
       select coalesce(p.built_from, p.ordinal) as ordinal, p.event_id, p.occurred_at, p.ingested_at, p.actor_type,
              p.actor_id, case when p.built_from is null then p.actor_name else coalesce(p.actor_name, a.display_name) end
@@ -1127,9 +1130,10 @@ begin
              p.auth_method, p.source_ip, p.user_agent_hash, p.action, p.resource_type,
              p.resource_id, p.parent_type, p.parent_id, p.changes, p.reason, p.context
         from pg_temp.audit_trail_pending p
-        left join audit_trail.actors a on p.built_from is not null and a.tenant_id = v_tenant and a.actor_id = p.actor_id
+        left join audit_trail.actors a on (p.built_from is not null or p.registry_applies)
+                                      and a.tenant_id = v_tenant and a.actor_id = p.actor_id
        where p.tenant_id = v_tenant and p.operation is null
-         and (p.built_from is null
+         and ((p.built_from is null and not p.registry_applies)
               or not coalesce((p.actor_id is not null and a.actor_id is null and v_policy.reject_unknown_actors)
                               or (a.status = 'suspended' and v_policy.reject_suspended_actors)
                               or (a.is_shared_account and v_policy.reject_shared_actors), false)

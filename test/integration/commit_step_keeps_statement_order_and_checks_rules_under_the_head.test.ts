@@ -8,8 +8,8 @@
  * must leave no event; and the actor registry and the tenant's rules, read
  * before the head is taken, are read again under its lock: a suspension or a
  * tightened rule chained while the transaction waited for the head refuses the
- * change (a suspension did before the split), a changed rule that the change
- * meets lets it through.
+ * change (a suspension did before the split), or the record() call, a changed
+ * rule that the change meets lets it through.
  */
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -96,10 +96,15 @@ describe('the commit step keeps statement order and checks the rules under the h
 
   /**
    * T2 makes `change` (a configuration event of plant_b) and runs its commit step early, so it holds
-   * plant_b's head; T1 (actor `actor`) updates lot B-1 and commits, which waits for that head; then T2
+   * plant_b's head; T1 (actor `actor`) makes `write` (by default it updates lot B-1) and commits, which
+   * waits for that head; then T2
    * commits. Returns T1's outcome and the events of plant_b written since.
    */
-  async function whileWaitingForTheHead(change: string, actor: string): Promise<{ outcome: string; events: string[] }> {
+  async function whileWaitingForTheHead(
+    change: string,
+    actor: string,
+    write = `update lots set qty = qty + 1 where lot_id = 'B-1'`,
+  ): Promise<{ outcome: string; events: string[] }> {
     const t1 = await db.connect();
     const t2 = await db.connect();
     const before = (await eventsOf(c, 'plant_b')).length;
@@ -108,7 +113,7 @@ describe('the commit step keeps statement order and checks the rules under the h
     await t2.query('set constraints all immediate');
     await t1.query('begin');
     await t1.query(`select set_config('audit_trail.actor_id', $1, true)`, [actor]);
-    await t1.query(`update lots set qty = qty + 1 where lot_id = 'B-1'`);
+    await t1.query(write);
     const pid = (await t1.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
     const commit = t1.query('commit').then(() => 'committed', (e: { code?: string }) => `refused ${e.code}`);
     let waiting = false;
@@ -133,6 +138,16 @@ describe('the commit step keeps statement order and checks the rules under the h
       `update audit_trail.actors set status = 'suspended' where tenant_id = 'plant_b' and actor_id = 'usr_b2'`, 'usr_b2');
     expect(outcome).toBe('refused AT002');
     expect(events).toEqual(['update actor usr_b2 postgres']);
+  });
+
+  it('an actor suspended after its record() call, while the transaction waits for the head, is refused too (AT002)', async () => {
+    // record() checks the actor when it is called; the registry is read again under the lock for its events too.
+    await c.query(`insert into audit_trail.actors (tenant_id, actor_id, display_name) values ('plant_b', 'usr_b3', 'B. Three')`);
+    const { outcome, events } = await whileWaitingForTheHead(
+      `update audit_trail.actors set status = 'suspended' where tenant_id = 'plant_b' and actor_id = 'usr_b3'`, 'usr_b3',
+      `select audit_trail.record('read', 'batch_record', 'BR-30', tenant => 'plant_b')`);
+    expect(outcome).toBe('refused AT002');
+    expect(events).toEqual(['update actor usr_b3 postgres']);
   });
 
   it('a rule tightened while the transaction waits for the head applies to it (shared accounts refused: AT002)', async () => {
