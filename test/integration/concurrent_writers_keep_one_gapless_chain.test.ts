@@ -1,10 +1,14 @@
 /**
  * SPEC 2: one tenant, many concurrent writers, one chain. 8 connections each
- * run 500 transactions against the same tenant (1-3 audited statements each,
- * about 10% rolled back); afterwards the tenant's sequence numbers are exactly
- * 1..N, N is the number of statements in committed transactions, every
- * committed row has its event and no rolled-back one has, the chain verifies
- * and no writer saw a deadlock or any other error.
+ * run 500 transactions against the same tenant (1-3 audited statements each:
+ * inserts and updates captured by the triggers, and audit_trail.record()
+ * calls; about 10% rolled back); afterwards the tenant's sequence numbers are
+ * exactly 1..N, N is the number of statements in committed transactions,
+ * every committed row has its event and no rolled-back one has, each
+ * committed transaction's events are consecutive and in the order of its
+ * statements (the commit step builds captured events before it takes the
+ * head, and record()'s events are built at the call), the chain verifies and
+ * no writer saw a deadlock or any other error.
  */
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -30,6 +34,8 @@ function prng(seed: number): () => number {
 
 interface WriterResult {
   committedStatements: number;
+  /** Each committed transaction's events as "action resource_id", in statement order. */
+  committedTransactions: string[][];
   committedCreates: string[];
   committedUpdates: number;
   rolledBackCreates: string[];
@@ -39,21 +45,29 @@ interface WriterResult {
 /** One writer: a bounded loop of transactions, each 1-3 statements that each give exactly one event. */
 async function runWriter(client: pg.Client, writer: number, seed: number): Promise<WriterResult> {
   const random = prng(seed + writer);
-  const result: WriterResult = { committedStatements: 0, committedCreates: [], committedUpdates: 0, rolledBackCreates: [], errors: [] };
+  const result: WriterResult = { committedStatements: 0, committedTransactions: [], committedCreates: [], committedUpdates: 0, rolledBackCreates: [], errors: [] };
   const mine: string[] = []; // committed rows of this writer, safe to update without waiting for another writer
   for (let i = 0; i < TRANSACTIONS_PER_WRITER; i++) {
     const statements: string[] = [];
+    const expected: string[] = [];
     const creates: string[] = [];
     let updates = 0;
     const count = 1 + Math.floor(random() * 3);
     for (let k = 0; k < count; k++) {
-      if (mine.length > 0 && random() < 0.4) {
+      const draw = random();
+      if (mine.length > 0 && draw < 0.35) {
         const target = mine[Math.floor(random() * mine.length)]!;
         statements.push(`update mes.work_orders set revision = revision + 1 where id = '${target}'`);
+        expected.push(`update ${target}`);
         updates++;
+      } else if (draw > 0.8) {
+        const id = `w${writer}-t${i}-s${k}`;
+        statements.push(`select audit_trail.record('read', 'work_order', '${id}', tenant => '${TENANT}')`);
+        expected.push(`read ${id}`);
       } else {
         const id = `w${writer}-t${i}-s${k}`;
         statements.push(`insert into mes.work_orders (id, tenant_id, revision) values ('${id}', '${TENANT}', 0)`);
+        expected.push(`create ${id}`);
         creates.push(id);
       }
     }
@@ -70,6 +84,7 @@ async function runWriter(client: pg.Client, writer: number, seed: number): Promi
         result.rolledBackCreates.push(...creates);
       } else {
         result.committedStatements += statements.length;
+        result.committedTransactions.push(expected);
         result.committedCreates.push(...creates);
         result.committedUpdates += updates;
         mine.push(...creates);
@@ -129,6 +144,28 @@ describe('concurrent writers keep one gapless chain', () => {
     expect(updates.rows[0]?.n).toBe(String(results.reduce((n, r) => n + r.committedUpdates, 0)));
     const revisions = await su.query<{ n: string }>(`select coalesce(sum(revision), 0)::text as n from mes.work_orders`);
     expect(revisions.rows[0]?.n).toBe(updates.rows[0]?.n);
+
+    // Each committed transaction's events: consecutive in the chain (one run of its xid) and in statement order.
+    const chain = await su.query<{ xid: string; event: string }>(
+      `select db_identity ->> 'xid' as xid, action || ' ' || resource_id as event
+         from audit_trail.events where tenant_id = $1 order by sequence_no`,
+      [TENANT],
+    );
+    const runs: string[][] = [];
+    const seenXids = new Set<string>();
+    let lastXid: string | null = null;
+    for (const { xid, event } of chain.rows) {
+      if (xid !== lastXid) {
+        expect(seenXids.has(xid), `transaction ${xid} has events in two places of the chain`).toBe(false);
+        seenXids.add(xid);
+        runs.push([]);
+        lastXid = xid;
+      }
+      runs[runs.length - 1]!.push(event);
+    }
+    const key = (events: string[]): string => events.join(' | ');
+    expect(runs.map(key).sort()).toEqual(results.flatMap((r) => r.committedTransactions).map(key).sort());
+    expect(chain.rows.some((r) => r.event.startsWith('read '))).toBe(true); // record() calls were part of the mix
 
     expect(await verify(su, TENANT)).toMatchObject({ ok: true, events_checked: String(expectedEvents), problem: null });
   });
