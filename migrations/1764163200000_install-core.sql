@@ -947,6 +947,7 @@ declare
   v_tenant text;
   v_policy audit_trail.tenant_policies;
   v_policy_now audit_trail.tenant_policies;
+  v_locked boolean;
   v_seq bigint;
   v_prev bytea;
   v_head_ingested_at timestamptz;
@@ -971,21 +972,32 @@ begin
       'xid', pg_current_xact_id()::text);
 
   foreach v_tenant in array v_tenants loop
-    -- The tenant's rules: its own row, else the '*' defaults.
-    select p.* into v_policy from audit_trail.tenant_policies p
-     where p.tenant_id in (v_tenant, '*') order by (p.tenant_id = '*') limit 1;
-
+    v_locked := false;
     <<build_then_lock>> loop
-      -- First, before the tenant's head is taken, one statement builds and
-      -- checks the events of the captured row changes and puts them back in the
-      -- buffer, built (built_from: the change they came from, which keeps their
-      -- place in the transaction's order). Under the head's lock only the
-      -- tenant's rules and the actor registry are read again (below), then the
-      -- events are numbered, encoded, chained and written: the shorter the lock
-      -- is held, the more transactions a busy tenant commits per second (every
-      -- writer of a tenant waits for it). (Kept lean on purpose: every node and expression of these plans is
-      -- set up anew in every transaction; docs/architecture.md, "What capture
-      -- costs".)
+      -- The tenant's rules: its own row, else the '*' defaults. Read before the
+      -- build, and again once the head is held, when no change to them can be
+      -- chained before this transaction's events any more (a change to a
+      -- tenant's own rules takes its head too). If they changed while the
+      -- transaction waited, its events are built and checked again, under the
+      -- lock, with the rules now in force (rare: it costs the build twice).
+      select p.* into v_policy_now from audit_trail.tenant_policies p
+       where p.tenant_id in (v_tenant, '*') order by (p.tenant_id = '*') limit 1;
+      exit build_then_lock when v_locked and v_policy_now is not distinct from v_policy;
+      if v_locked then
+        delete from pg_temp.audit_trail_pending where tenant_id = v_tenant and built_from is not null;
+      end if;
+      v_policy := v_policy_now;
+
+      -- First, before the tenant's head is taken, one statement builds and checks
+      -- the events of the captured row changes and puts them back in the buffer,
+      -- built (built_from: the change they came from, which keeps their place in
+      -- the transaction's order). Under the head's lock only the tenant's rules
+      -- (above) and the actor registry (below) are read again, then the events are
+      -- numbered, encoded, chained and written: the shorter the lock is held, the
+      -- more transactions a busy tenant commits per second (every writer of a
+      -- tenant waits for it). (Kept lean on purpose: every node and expression of
+      -- these plans is set up anew in every transaction; docs/architecture.md,
+      -- "What capture costs".)
       with captured as (
         -- Captured row changes: the action and the field delta (every column
         -- for a create or a delete, the changed columns for an update).
@@ -1102,17 +1114,7 @@ begin
         select h.sequence_no, h.record_hash into v_seq, v_prev
           from audit_trail.chain_heads h where h.tenant_id = v_tenant for no key update;
       end if;
-
-      -- The tenant's rules again, now that no change to them can be chained before
-      -- this transaction's events (a change to a tenant's own rules takes its head
-      -- too). If they changed while the transaction waited, its events are built
-      -- and checked again, under the lock, with the rules now in force (rare: it
-      -- costs the build twice).
-      select p.* into v_policy_now from audit_trail.tenant_policies p
-       where p.tenant_id in (v_tenant, '*') order by (p.tenant_id = '*') limit 1;
-      exit build_then_lock when v_policy_now is not distinct from v_policy;
-      v_policy := v_policy_now;
-      delete from pg_temp.audit_trail_pending where tenant_id = v_tenant and built_from is not null;
+      v_locked := true;
     end loop;
 
     -- Then, under the head's lock, one statement numbers, encodes, chains and
