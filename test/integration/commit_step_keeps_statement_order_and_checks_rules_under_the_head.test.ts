@@ -159,7 +159,7 @@ describe('the commit step keeps statement order and checks the rules under the h
     expect(events).toEqual(['update tenant_policy plant_b postgres']);
   });
 
-  it('a rule changed while the transaction waits for the head, which its change meets: built again under the lock and committed', async () => {
+  it('a rule changed while the transaction waits for the head, which its change meets: committed after the change of rule (the events are built a second time, under the lock; rules only refuse, so the result is the same)', async () => {
     const { outcome, events } = await whileWaitingForTheHead(
       `update audit_trail.tenant_policies set reason_min_length = 12 where tenant_id = 'plant_b'`, 'usr_b1');
     expect(outcome).toBe('committed');

@@ -176,6 +176,10 @@ describe('Parquet page headers', () => {
         /are refused: a data page header carries statistics/],
       ['statistics behind a CRC field nested too deeply to skip', () =>
         forgedExport((h) => { statistics(h); h['field_4'] = deep; }), /cannot be read \(a page header of reason cannot be read/],
+      ['a chunk that the footer says ends one byte before its last page does', () =>
+        forgedExport(() => undefined, { group: 1, column: REASON, footer: (m) => {
+          m.row_groups[1]!.columns[REASON]!.meta_data!.total_compressed_size -= 1n;
+        } }), /cannot be read \(a page (header )?of reason (runs past its column chunk|cannot be read)/],
       ['statistics in a last chunk that the footer says reaches past the file', () =>
         forgedExport(statistics, { group: 2, column: EXPORT_COLUMNS.length - 1, footer: (m) => {
           const last = m.row_groups[2]!.columns[EXPORT_COLUMNS.length - 1]!.meta_data!;
@@ -203,7 +207,7 @@ async function expectRefused(dir: string, what: string, message: RegExp): Promis
  * A footer whose ColumnMetaData holds `extra` fields, re-serialised field by field (the generic Thrift
  * reading of hyparquet and writing of hyparquet-writer), the manifest's digest recomputed.
  */
-async function footerForged(extra: Thrift): Promise<string> {
+async function footerForged(extra: Thrift, trailing = new Uint8Array(0)): Promise<string> {
   const rows = chainedRows(20, (i) => ({
     event_id: `01JNK${String(i).padStart(21, '0')}`, tenant_id: 'plant_pages', occurred_at: 1741068900000000n + BigInt(i), ingested_at: 1741068900000000n + BigInt(i),
     actor_type: 'user', actor_id: `operator.${i % 2}`, actor_name: null, auth_method: null, source_ip: null, user_agent_hash: null, action: 'update',
@@ -220,7 +224,7 @@ async function footerForged(extra: Thrift): Promise<string> {
   Object.assign(chunkMeta, extra);
   const out = new ByteWriter();
   serializeTCompactProtocol(out, footer);
-  await replaceDataFile(dir, bytes.subarray(0, footerStart), new Uint8Array(out.getBuffer()));
+  await replaceDataFile(dir, bytes.subarray(0, footerStart), Buffer.concat([new Uint8Array(out.getBuffer()), trailing]));
   return dir;
 }
 
@@ -231,5 +235,7 @@ describe('Parquet footers, byte by byte', () => {
     // (DuckDB then skipped the rows of operator.1 in a row group); hyparquet keeps it apart.
     const minMax = { field_65548: { field_5: new TextEncoder().encode('zzz'), field_6: new TextEncoder().encode('zzz') } };
     await expectRefused(await footerForged(minMax), 'statistics under ColumnMetaData field 65548', /field id 65548 that is not a 16-bit field id/);
+    // Bytes inside the footer's stated length but after its last field: no reader reads them the same way.
+    await expectRefused(await footerForged({}, new Uint8Array([0x15, 0x02, 0x00])), 'bytes after the footer', /the footer has 3 bytes after its end/);
   });
 });
