@@ -420,7 +420,7 @@ declare
   v_seq bigint;
   v_prev bytea;
   v_head_ingested_at timestamptz;
-  v_db_identity jsonb;
+  v_db_identity json;
 begin
   select array_agg(distinct p.tenant_id order by p.tenant_id),
          max(p.ingested_at) >= (select h.covered_until from audit_trail.partition_horizon h)
@@ -432,13 +432,17 @@ begin
   if v_extend then
     perform audit_trail.create_partitions(now());
   end if;
-  -- What the database itself knows, whatever the application claims.
-  v_db_identity := jsonb_build_object(
-      'session_user', session_user::text,
-      'application_name', current_setting('application_name'),
-      'client_addr', host(inet_client_addr()),
-      'backend_pid', pg_backend_pid(),
-      'xid', pg_current_xact_id()::text);
+  -- What the database itself knows, whatever the application claims: one
+  -- compact JSON text, stored and hashed as written (json, not jsonb: short
+  -- keys in a fixed order and no spaces take 86 bytes an event where the jsonb
+  -- of PostgreSQL's own names took 142, and verify() hashes the stored text
+  -- without converting it; docs/architecture.md).
+  v_db_identity := pg_catalog.format('{"login":%s,"application":%s,"client":%s,"pid":%s,"xid":"%s"}',
+      pg_catalog.to_json(session_user::text),
+      pg_catalog.to_json(pg_catalog.current_setting('application_name')),
+      coalesce(pg_catalog.to_json(pg_catalog.host(pg_catalog.inet_client_addr()))::text, 'null'),
+      pg_catalog.pg_backend_pid(),
+      pg_catalog.pg_current_xact_id())::json;
 
   foreach v_tenant in array v_tenants loop
     v_locked := false;

@@ -12,8 +12,8 @@ grant select on audit_trail.events, audit_trail.chain_heads, audit_trail.my_read
   audit_trail.tenant_readers, audit_trail.actors to audit_trail_reader;
 grant execute on function audit_trail.verify(text, bigint, bigint), audit_trail.scan_chain(text, bigint, bigint),
   audit_trail.encode_text(text), audit_trail.encode_jsonb(jsonb), audit_trail.encode_timestamp(timestamptz),
-  audit_trail.encode_body(text, text, timestamptz, timestamptz, text, text, text, text, text, text, text, text, text, text, text, jsonb, text, jsonb, jsonb),
-  audit_trail.encode_body_in_utf8_session(text, text, timestamptz, timestamptz, text, text, text, text, text, text, text, text, text, text, text, jsonb, text, jsonb, jsonb),
+  audit_trail.encode_body(text, text, timestamptz, timestamptz, text, text, text, text, text, text, text, text, text, text, text, jsonb, text, jsonb, json),
+  audit_trail.encode_body_in_utf8_session(text, text, timestamptz, timestamptz, text, text, text, text, text, text, text, text, text, text, text, jsonb, text, jsonb, json),
   audit_trail.chain_hash(bytea, bigint, bytea), audit_trail.genesis_hash()
   to audit_trail_reader, audit_trail_admin, audit_trail_writer;
 

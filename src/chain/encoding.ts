@@ -48,11 +48,12 @@ export interface EventBodyFields {
   changes: TextValue;
   reason: TextValue;
   context: TextValue;
+  /** A json column: its stored text, exactly. */
   db_identity: TextValue;
 }
 
 /** The body fields in encoding order, with their kind. */
-export const BODY_FIELDS: ReadonlyArray<readonly [keyof EventBodyFields, 'text' | 'timestamp' | 'jsonb']> = [
+export const BODY_FIELDS: ReadonlyArray<readonly [keyof EventBodyFields, 'text' | 'timestamp' | 'jsonb' | 'json']> = [
   ['event_id', 'text'],
   ['tenant_id', 'text'],
   ['occurred_at', 'timestamp'],
@@ -71,7 +72,7 @@ export const BODY_FIELDS: ReadonlyArray<readonly [keyof EventBodyFields, 'text' 
   ['changes', 'jsonb'],
   ['reason', 'text'],
   ['context', 'jsonb'],
-  ['db_identity', 'jsonb'],
+  ['db_identity', 'json'],
 ];
 
 const NULL_LENGTH = 0xffffffff;

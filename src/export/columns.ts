@@ -4,6 +4,7 @@
  *
  *   text        UTF-8 string, null for SQL NULL
  *   jsonb       PostgreSQL's jsonb text output as a string, exactly as hashed
+ *   json        the stored text as a string, exactly as hashed (db_identity)
  *   timestamp   Parquet: INT64 TIMESTAMP(MICROS, UTC); JSONL: ISO-8601 UTC with 6 fractional digits,
  *               years outside 0000-9999 as expanded years +YYYYYY / -YYYYYY (isoFromMicros())
  *   hash        64 lowercase hex characters

@@ -1,7 +1,7 @@
 /**
  * JSON Lines export files: one JSON object per event and line, keys in the
- * order of EXPORT_COLUMNS. jsonb columns are JSON strings holding
- * PostgreSQL's jsonb text, so a verifier hashes the string as it is.
+ * order of EXPORT_COLUMNS. jsonb and json columns are JSON strings holding
+ * PostgreSQL's text of the value, so a verifier hashes the string as it is.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';

@@ -4,7 +4,7 @@
  *
  * Types: sequence_no INT64; occurred_at, ingested_at INT64 TIMESTAMP(MICROS,
  * isAdjustedToUTC) so DuckDB, Spark and pandas read them as timestamps with
- * microseconds; text and jsonb as BYTE_ARRAY UTF8 (jsonb is PostgreSQL's text
+ * microseconds; text, jsonb and json as BYTE_ARRAY UTF8 (PostgreSQL's text
  * output, never the JSON logical type, so readers do not re-serialise it);
  * encoding_version INT32; prev_hash and record_hash as 64 hex characters.
  * One row group per write (the export's fetch batch), so memory stays bounded.

@@ -61,17 +61,17 @@ describe.skipIf(unavailable !== null)('the independent Python verifier (docs/exa
   it('reproduces the worked example of docs/hash-chain.md byte for byte', () => {
     const doc = 'docs/hash-chain.md';
     const event = {
-      event_id: '01M8C684948AJF5YWRYX60CWW0', tenant_id: 'plant_hd',
-      occurred_at: '2025-03-04T06:15:00.123456Z', ingested_at: new Date(1795705540899).toISOString().replace('Z', '722Z'),
+      event_id: '01M8E67F4E48BRFGWGQ7AWH5TF', tenant_id: 'plant_hd',
+      occurred_at: '2025-03-04T06:15:00.123456Z', ingested_at: new Date(1795772628110).toISOString().replace('Z', '984Z'),
       actor_type: 'user', actor_id: 'operator.meier', actor_name: 'Anna Meier', auth_method: null, source_ip: null,
       user_agent_hash: null, action: 'update', resource_type: 'downtime', resource_id: 'DT-1042', parent_type: null,
       parent_id: null, changes: '[{"after": "material shortage", "field": "category", "before": "unplanned"}]',
       reason: 'Reclassified after PLC alarm log 4711 review', context: '{"recorded": {}, "capture_method": "api"}',
-      db_identity: '{"xid": "745", "backend_pid": 27053, "client_addr": "127.0.0.1/32", "session_user": "postgres", "application_name": "mes"}',
+      db_identity: '{"login":"postgres","application":"mes","client":"127.0.0.1","pid":9729,"xid":"2088444"}',
       sequence_no: 1, prev_hash: '0'.repeat(64),
     };
     const hash = execFileSync('python3', ['-c', `import sys, json; sys.path.insert(0, ${JSON.stringify(path.dirname(PYTHON_VERIFIER))}); import verify_jsonl_export as v; print(v.record_hash(json.loads(sys.argv[1])).hex())`, JSON.stringify(event)], { encoding: 'utf8' }).trim();
-    expect(hash).toBe('57949815bb15de30b33999be7a87bab3a7f078bb7acbb2365919765f16bcebf2');
+    expect(hash).toBe('9808ef3f3fdcce79b649fe587e8852b2c90b37db01804eeadcd3287155f7e959');
     expect(execFileSync('grep', ['-c', hash, doc], { encoding: 'utf8' }).trim()).toBe('1');
   });
 

@@ -205,7 +205,7 @@ describe('insiders cannot forge or hide captures', () => {
       t.query(`alter table plant.orders drop column spec`));
     expect(await eventCount(su, '_system')).toBe(before + 1);
     const { rows } = await su.query<{ resource_id: string; changes: unknown; reason: string; session_user: string }>(
-      `select resource_id, changes, reason, db_identity ->> 'session_user' as session_user from audit_trail.events
+      `select resource_id, changes, reason, db_identity ->> 'login' as session_user from audit_trail.events
         where tenant_id = '_system' order by sequence_no desc limit 1`);
     expect(rows[0]).toEqual({
       resource_id: 'plant.orders',

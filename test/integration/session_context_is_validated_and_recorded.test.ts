@@ -27,6 +27,7 @@ interface EventRow {
   occurred_before_ingested: boolean;
   context: Record<string, unknown>;
   db_identity: Record<string, unknown>;
+  db_identity_text: string;
   parent_type: string | null;
   parent_id: string | null;
   changes: unknown;
@@ -40,7 +41,7 @@ describe('session context is validated and recorded', () => {
     const { rows } = await c.query<EventRow>(
       `select event_id, action, actor_id, actor_name, auth_method, source_ip, user_agent_hash, reason,
               to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as occurred_at,
-              occurred_at < ingested_at as occurred_before_ingested, context, db_identity, parent_type, parent_id, changes
+              occurred_at < ingested_at as occurred_before_ingested, context, db_identity, db_identity::text as db_identity_text, parent_type, parent_id, changes
          from audit_trail.events where tenant_id = $1 order by sequence_no desc limit 1`,
       [TENANT],
     );
@@ -74,8 +75,11 @@ describe('session context is validated and recorded', () => {
         }),
       ]);
       await t.query(`update public.downtime set reason_code = 'T-03-TECHNICAL-FAULT' where id = 1`);
+      await t.query(`set local application_name = 'mes-web "line 2"'`);
       return (await t.query<{ xid: string }>('select pg_current_xact_id()::text as xid')).rows[0]!.xid;
     });
+    const { rows: [session] } = await c.query<{ pid: number; client: string | null }>(
+      'select pg_backend_pid() as pid, host(inet_client_addr()) as client');
     const e = await lastEvent();
     expect(e).toMatchObject({
       action: 'update',
@@ -98,8 +102,12 @@ describe('session context is validated and recorded', () => {
       },
       changes: [{ field: 'reason_code', before: 'M-01-MATERIAL-WAIT', after: 'T-03-TECHNICAL-FAULT' }],
     });
-    // What the database itself knew, whatever the application claimed.
-    expect(e.db_identity).toMatchObject({ session_user: 'postgres', xid });
+    // What the database itself knew, whatever the application claimed: one
+    // compact JSON text, stored and hashed as written, with the application
+    // name (the client's to set) escaped as JSON.
+    expect(e.db_identity_text).toBe(
+      `{"login":"postgres","application":"mes-web \\"line 2\\"","client":${JSON.stringify(session!.client)},"pid":${session!.pid},"xid":"${xid}"}`);
+    expect(e.db_identity).toEqual({ login: 'postgres', application: 'mes-web "line 2"', client: session!.client, pid: session!.pid, xid });
     expect(e.event_id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
   });
 
