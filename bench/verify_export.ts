@@ -50,7 +50,7 @@ for (let i = 1; i <= n; i++) {
     changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}, {"after": "running", "field": "status", "before": "planned"}]`,
     reason: i % 10 === 0 ? 'Re-classified after review of PLC alarm log 4711' : null,
     context: '{"request_id": "r-12345", "capture_method": "trigger"}',
-    db_identity: '{"login":"mes_app","application":"mes","client":"10.0.0.7","pid":4242,"xid":"1234567"}',
+    db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
   };
   const message = encoder.encodeMessage(fields, BigInt(i), prev);
   messages.push(message);

@@ -193,7 +193,7 @@ comment on column audit_trail.events.occurred_at is 'When it happened: audit_tra
 comment on column audit_trail.events.ingested_at is 'The capture moment (the trigger or audit_trail.record() call). UTC. Partition key.';
 comment on column audit_trail.events.changes is 'Array of {field, before, after}; see docs/integrate.md for digests, redaction and JSON null.';
 comment on column audit_trail.events.db_identity is
-  'What the database itself knew, one compact JSON object: login (session_user), application (application_name), client (client address; null over a Unix socket), pid (backend process id), xid (transaction id, a string).';
+  'What the database itself knew, one compact JSON object: login (session_user), app (application_name), client (client address; null over a Unix socket), pid (backend process id), xid (transaction id).';
 comment on column audit_trail.events.prev_hash is 'record_hash of the previous event of the tenant; 32 zero bytes for sequence_no 1.';
 comment on column audit_trail.events.record_hash is 'SHA-256 of the canonical encoding (docs/hash-chain.md), prev_hash included.';
 
@@ -972,10 +972,10 @@ begin
   end if;
   -- What the database itself knows, whatever the application claims: one
   -- compact JSON text, stored and hashed as written (json, not jsonb: short
-  -- keys in a fixed order and no spaces take 86 bytes an event where the jsonb
-  -- of PostgreSQL's own names took 142, and verify() hashes the stored text
-  -- without converting it; docs/architecture.md).
-  v_db_identity := pg_catalog.format('{"login":%s,"application":%s,"client":%s,"pid":%s,"xid":"%s"}',
+  -- keys in a fixed order and no spaces take about 80 bytes an event where the
+  -- jsonb of PostgreSQL's own names took about 145, and verify() hashes the
+  -- stored text without converting it; docs/architecture.md).
+  v_db_identity := pg_catalog.format('{"login":%s,"app":%s,"client":%s,"pid":%s,"xid":%s}',
       pg_catalog.to_json(session_user::text),
       pg_catalog.to_json(pg_catalog.current_setting('application_name')),
       coalesce(pg_catalog.to_json(pg_catalog.host(pg_catalog.inet_client_addr()))::text, 'null'),

@@ -49,7 +49,7 @@ comment on column audit_trail.events.occurred_at is 'When it happened: audit_tra
 comment on column audit_trail.events.ingested_at is 'The capture moment (the trigger or audit_trail.record() call). UTC. Partition key.';
 comment on column audit_trail.events.changes is 'Array of {field, before, after}; see docs/integrate.md for digests, redaction and JSON null.';
 comment on column audit_trail.events.db_identity is
-  'What the database itself knew, one compact JSON object: login (session_user), application (application_name), client (client address; null over a Unix socket), pid (backend process id), xid (transaction id, a string).';
+  'What the database itself knew, one compact JSON object: login (session_user), app (application_name), client (client address; null over a Unix socket), pid (backend process id), xid (transaction id).';
 comment on column audit_trail.events.prev_hash is 'record_hash of the previous event of the tenant; 32 zero bytes for sequence_no 1.';
 comment on column audit_trail.events.record_hash is 'SHA-256 of the canonical encoding (docs/hash-chain.md), prev_hash included.';
 

@@ -20,7 +20,7 @@ import { verifyWithAnchors } from '../anchor/verify_database.ts';
 import { openStore, type ImmutabilityReport } from '../anchor/stores.ts';
 import type { ExportManifest } from '../export/manifest.ts';
 import { runDemo } from '../demo/run_demo.ts';
-import { formatHeader, formatStep, formatSummary } from '../demo/terminal_output.ts';
+import { formatDemoError, formatHeader, formatStep, formatSummary } from '../demo/terminal_output.ts';
 
 export interface Io {
   stdout: (text: string) => void;
@@ -804,7 +804,10 @@ ${connectionHelp}`,
       onStep: opts.json ? undefined : (step) => io.stdout(formatStep(step)),
     });
     if (opts.json) printJson(io, report);
-    else io.stdout(formatSummary(report));
+    else {
+      io.stdout(formatSummary(report));
+      io.stderr(formatDemoError(report));
+    }
     if (report.ok) return 0;
     return report.error?.name === 'UnexpectedOutcome' || report.steps.some((s) => !s.ok) ? 1 : 2;
   },

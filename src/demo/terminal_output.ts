@@ -11,6 +11,15 @@ export function formatHeader(): string {
   return 'pg-audit-trail demo: one shift of MES changes, audited, anchored, tampered with by a superuser, and checked\n\n';
 }
 
+/** The error that stopped the demo, for stderr: the same lines as every other command's errors. */
+export function formatDemoError(report: DemoReport): string {
+  const error = report.error;
+  if (error === null) return '';
+  return `error: ${error.message} (SQLSTATE ${error.code})\n`
+    + (error.detail !== undefined ? `detail: ${error.detail}\n` : '')
+    + (error.hint !== undefined ? `hint: ${error.hint}\n` : '');
+}
+
 /** The closing lines: what was found, and what was left running (--keep) or removed. */
 export function formatSummary(report: DemoReport): string {
   const out: string[] = [''];
@@ -18,9 +27,8 @@ export function formatSummary(report: DemoReport): string {
     out.push(`The untouched trail and the export made before tampering verified clean; the tampering was found:`);
     for (const f of report.findings) out.push(`  tampering found at sequence_no ${f.sequence_no} (${f.problem}: ${f.tampering})`);
   } else {
-    out.push(`The demo did not work as intended: ${report.error?.message ?? 'see the steps above'}`);
-    if (report.error?.detail !== undefined) out.push(`  detail: ${report.error.detail}`);
-    if (report.error?.hint !== undefined) out.push(`  hint: ${report.error.hint}`);
+    // The error itself goes to stderr (formatDemoError), like every other command's.
+    out.push(`The demo did not work as intended: ${report.error === null ? 'see the steps above' : 'the error is on stderr'}.`);
   }
   out.push('');
   if (report.database.kept) {
@@ -34,8 +42,10 @@ export function formatSummary(report: DemoReport): string {
     if (report.work_dir !== null) out.push(`Keys, anchor store and exports: ${report.work_dir}`);
   } else if (report.database.source === 'embedded') {
     out.push('Stopped the embedded server and removed the temporary files (run with --keep to explore the database with psql).');
+  } else if (report.database.name === '') {
+    out.push('No database was created; the temporary files are removed.');
   } else {
-    out.push(`Dropped database ${report.database.name || '(not created)'} and removed the temporary files (run with --keep to explore it with psql).`);
+    out.push(`Dropped database ${report.database.name} and removed the temporary files (run with --keep to explore it with psql).`);
   }
   return `${out.join('\n')}\n`;
 }

@@ -108,4 +108,15 @@ describe('audit-trail demo finds the tampering', () => {
     expect(stdout).toMatch(/^ *tampering found at sequence_no \d+ \(gap/m);
     expect(stdout).not.toMatch(/UNEXPECTED/);
   });
+
+  it('when it cannot run, says so on stdout and prints the error with its SQLSTATE and hint on stderr', async () => {
+    // Port 1 on the loopback: nothing listens there.
+    const { code, stdout, stderr } = await runCli(['demo', '--database-url', 'postgres://postgres@127.0.0.1:1/postgres']);
+    expect(code).toBe(2);
+    expect(stdout).toMatch(/The demo did not work as intended: the error is on stderr\./);
+    expect(stdout).not.toMatch(/ECONNREFUSED|SQLSTATE/);
+    expect(stdout).toMatch(/^No database was created; the temporary files are removed\.$/m);
+    expect(stderr).toMatch(/^error: .*\(SQLSTATE 08\w{3}\)$/m);
+    expect(stderr).toMatch(/^hint: /m);
+  });
 });

@@ -61,17 +61,17 @@ describe.skipIf(unavailable !== null)('the independent Python verifier (docs/exa
   it('reproduces the worked example of docs/hash-chain.md byte for byte', () => {
     const doc = 'docs/hash-chain.md';
     const event = {
-      event_id: '01M8E67F4E48BRFGWGQ7AWH5TF', tenant_id: 'plant_hd',
-      occurred_at: '2025-03-04T06:15:00.123456Z', ingested_at: new Date(1795772628110).toISOString().replace('Z', '984Z'),
+      event_id: '01M8E7B2YD2RTDGHJWDAG6GB8D', tenant_id: 'plant_hd',
+      occurred_at: '2025-03-04T06:15:00.123456Z', ingested_at: new Date(1795773795277).toISOString().replace('Z', '311Z'),
       actor_type: 'user', actor_id: 'operator.meier', actor_name: 'Anna Meier', auth_method: null, source_ip: null,
       user_agent_hash: null, action: 'update', resource_type: 'downtime', resource_id: 'DT-1042', parent_type: null,
       parent_id: null, changes: '[{"after": "material shortage", "field": "category", "before": "unplanned"}]',
       reason: 'Reclassified after PLC alarm log 4711 review', context: '{"recorded": {}, "capture_method": "api"}',
-      db_identity: '{"login":"postgres","application":"mes","client":"127.0.0.1","pid":9729,"xid":"2088444"}',
+      db_identity: '{"login":"postgres","app":"mes","client":"127.0.0.1","pid":17258,"xid":2088455}',
       sequence_no: 1, prev_hash: '0'.repeat(64),
     };
     const hash = execFileSync('python3', ['-c', `import sys, json; sys.path.insert(0, ${JSON.stringify(path.dirname(PYTHON_VERIFIER))}); import verify_jsonl_export as v; print(v.record_hash(json.loads(sys.argv[1])).hex())`, JSON.stringify(event)], { encoding: 'utf8' }).trim();
-    expect(hash).toBe('9808ef3f3fdcce79b649fe587e8852b2c90b37db01804eeadcd3287155f7e959');
+    expect(hash).toBe('806afcde486f44f0b27d5a2eeb8bb703c3ce9c1eafa5429669233ccb1f16ef36');
     expect(execFileSync('grep', ['-c', hash, doc], { encoding: 'utf8' }).trim()).toBe('1');
   });
 

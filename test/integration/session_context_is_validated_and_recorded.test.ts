@@ -106,8 +106,8 @@ describe('session context is validated and recorded', () => {
     // compact JSON text, stored and hashed as written, with the application
     // name (the client's to set) escaped as JSON.
     expect(e.db_identity_text).toBe(
-      `{"login":"postgres","application":"mes-web \\"line 2\\"","client":${JSON.stringify(session!.client)},"pid":${session!.pid},"xid":"${xid}"}`);
-    expect(e.db_identity).toEqual({ login: 'postgres', application: 'mes-web "line 2"', client: session!.client, pid: session!.pid, xid });
+      `{"login":"postgres","app":"mes-web \\"line 2\\"","client":${JSON.stringify(session!.client)},"pid":${session!.pid},"xid":${xid}}`);
+    expect(e.db_identity).toEqual({ login: 'postgres', app: 'mes-web "line 2"', client: session!.client, pid: session!.pid, xid: Number(xid) });
     expect(e.event_id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
   });
 
