@@ -225,8 +225,10 @@ describe('hashes do not depend on session settings', () => {
     }
   });
 
-  it("verify()'s UTF8 shortcut (textsend, jsonb_send) gives encode_body()'s bytes, in parallel workers too, and is not taken for another client_encoding", async () => {
-    // Non-ASCII in text and jsonb fields, a character outside the Basic Multilingual Plane, a backslash, a NULL field.
+  it("verify()'s UTF8 shortcut (textsend, jsonb_send, json_send) gives encode_body()'s bytes, in parallel workers too, and is not taken for another client_encoding", async () => {
+    // Non-ASCII in text, jsonb and json fields, a character outside the Basic Multilingual Plane, a backslash, a NULL field.
+    // db_identity's login is session_user: a role with such a name commits the event (SET SESSION AUTHORIZATION).
+    await c.query(`do $$ begin create role "hashes_settings Pr\u00fcfer \u{1F680}" nologin; exception when duplicate_object then null; end $$`);
     await c.query('begin');
     await c.query(`select pg_catalog.set_config('audit_trail.actor_id', 'usr_anna', true),
                           pg_catalog.set_config('audit_trail.actor_name', U&'Anna M\\00FCller \\+01F680', true)`);
@@ -239,13 +241,16 @@ describe('hashes do not depend on session settings', () => {
         TENANT,
       ],
     );
+    await c.query(`set local session authorization "hashes_settings Pr\u00fcfer \u{1F680}"`);
     await c.query('commit');
+    await c.query('reset session authorization');
     const body = (fn: string): string =>
       `${fn}(e.event_id, e.tenant_id, e.occurred_at, e.ingested_at, e.actor_type, e.actor_id, e.actor_name, e.auth_method,
          e.source_ip, e.user_agent_hash, e.action, e.resource_type, e.resource_id, e.parent_type, e.parent_id, e.changes,
          e.reason, e.context, e.db_identity)`;
     const differing = `select count(*) filter (where ${body('audit_trail.encode_body')} is distinct from ${body('audit_trail.encode_body_in_utf8_session')})::int as n,
-                              count(*) filter (where e.reason like U&'%\\00FC%')::int as non_ascii
+                              count(*) filter (where e.reason like U&'%\\00FC%'
+                                                 and e.db_identity ->> 'login' = U&'hashes_settings Pr\\00FCfer \\+01F680')::int as non_ascii
                          from audit_trail.events e where e.tenant_id = '${TENANT}'`;
     const { rows: utf8 } = await c.query<{ n: number; non_ascii: number }>(differing);
     expect(utf8[0]).toEqual({ n: 0, non_ascii: 1 });
