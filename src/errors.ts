@@ -53,6 +53,13 @@ export class AuditTrailError extends Error {
   }
 }
 
+/** An error as the CLI prints it on stderr: "error: message (SQLSTATE code)", then detail and hint lines. */
+export function errorLines(error: Pick<SerializedError, 'message' | 'code' | 'detail' | 'hint'>): string {
+  return `error: ${error.message} (SQLSTATE ${error.code})\n`
+    + (error.detail !== undefined ? `detail: ${error.detail}\n` : '')
+    + (error.hint !== undefined ? `hint: ${error.hint}\n` : '');
+}
+
 /** Bad input from a person: a wrong option, a missing argument, malformed JSON. SQLSTATE 22023. */
 export class UsageError extends AuditTrailError {
   constructor(message: string, options: AuditTrailErrorOptions = {}) {

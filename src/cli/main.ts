@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
-import { AuditTrailError, DatabaseError, UsageError, toAuditTrailError } from '../errors.ts';
+import { AuditTrailError, DatabaseError, UsageError, errorLines, toAuditTrailError } from '../errors.ts';
 import { migrate, pendingMigrations, printSql } from '../db/migrate.ts';
 import { enable, disable } from '../db/capture.ts';
 import { verify, type ChainVerification } from '../db/verify.ts';
@@ -20,7 +20,7 @@ import { verifyWithAnchors } from '../anchor/verify_database.ts';
 import { openStore, type ImmutabilityReport } from '../anchor/stores.ts';
 import type { ExportManifest } from '../export/manifest.ts';
 import { runDemo } from '../demo/run_demo.ts';
-import { formatDemoError, formatHeader, formatStep, formatSummary } from '../demo/terminal_output.ts';
+import { formatHeader, formatStep, formatSummary } from '../demo/terminal_output.ts';
 
 export interface Io {
   stdout: (text: string) => void;
@@ -806,7 +806,8 @@ ${connectionHelp}`,
     if (opts.json) printJson(io, report);
     else {
       io.stdout(formatSummary(report));
-      io.stderr(formatDemoError(report));
+      // The error that stopped it, on stderr like every command's.
+      if (report.error !== null) io.stderr(errorLines(report.error));
     }
     if (report.ok) return 0;
     return report.error?.name === 'UnexpectedOutcome' || report.steps.some((s) => !s.ok) ? 1 : 2;
@@ -913,9 +914,7 @@ export function reportError(err: unknown, json: boolean, io: Io): void {
     printJson(io, { ok: false, error: error.toJSON() });
     return;
   }
-  io.stderr(`error: ${error.message} (SQLSTATE ${error.code})\n`);
-  if (error.detail !== undefined) io.stderr(`detail: ${error.detail}\n`);
-  if (error.hint !== undefined) io.stderr(`hint: ${error.hint}\n`);
+  io.stderr(errorLines(error));
 }
 
 /** Runs the CLI and returns the exit code; never throws. */

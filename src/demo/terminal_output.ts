@@ -11,15 +11,6 @@ export function formatHeader(): string {
   return 'pg-audit-trail demo: one shift of MES changes, audited, anchored, tampered with by a superuser, and checked\n\n';
 }
 
-/** The error that stopped the demo, for stderr: the same lines as every other command's errors. */
-export function formatDemoError(report: DemoReport): string {
-  const error = report.error;
-  if (error === null) return '';
-  return `error: ${error.message} (SQLSTATE ${error.code})\n`
-    + (error.detail !== undefined ? `detail: ${error.detail}\n` : '')
-    + (error.hint !== undefined ? `hint: ${error.hint}\n` : '');
-}
-
 /** The closing lines: what was found, and what was left running (--keep) or removed. */
 export function formatSummary(report: DemoReport): string {
   const out: string[] = [''];
@@ -27,7 +18,7 @@ export function formatSummary(report: DemoReport): string {
     out.push(`The untouched trail and the export made before tampering verified clean; the tampering was found:`);
     for (const f of report.findings) out.push(`  tampering found at sequence_no ${f.sequence_no} (${f.problem}: ${f.tampering})`);
   } else {
-    // The error itself goes to stderr (formatDemoError), like every other command's.
+    // The error itself goes to stderr (audit-trail demo prints it there).
     out.push(`The demo did not work as intended: ${report.error === null ? 'see the steps above' : 'the error is on stderr'}.`);
   }
   out.push('');
