@@ -917,6 +917,26 @@ export function reportError(err: unknown, json: boolean, io: Io): void {
   io.stderr(errorLines(error));
 }
 
+/**
+ * Node.js decodes the command line as UTF-8 and puts U+FFFD where bytes are
+ * not UTF-8: such a value would be looked up, written or signed as something
+ * the user never typed (a tenant id, a file name), so it is refused. (A value
+ * that really holds U+FFFD is refused too; none of this tool's inputs needs one.)
+ */
+function refuseReplacementCharacters(values: Record<string, unknown>, positionals: string[]): void {
+  const given: [string, unknown][] = [...Object.entries(values).map(([k, v]): [string, unknown] => [`--${k}`, v]),
+    ...positionals.map((p, i): [string, unknown] => [`argument ${i + 1}`, p])];
+  for (const [name, value] of given) {
+    for (const text of Array.isArray(value) ? value : [value]) {
+      if (typeof text === 'string' && text.includes('\uFFFD')) {
+        throw new AuditTrailError(`${name} is not valid UTF-8 text: it holds U+FFFD, which stands for bytes that are not UTF-8`, '22021', {
+          hint: 'Give the value in UTF-8 (check the encoding of the terminal or script that passes it, e.g. LANG=C.UTF-8).',
+        });
+      }
+    }
+  }
+}
+
 /** Runs the CLI and returns the exit code; never throws. */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const json = argv.includes('--json');
@@ -942,6 +962,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       io.stdout(`${command.usage}\n`);
       return 0;
     }
+    refuseReplacementCharacters(parsed.values, parsed.positionals);
     return await command.run(parsed.values, parsed.positionals, io);
   } catch (err) {
     reportError(err, json, io);

@@ -18,6 +18,16 @@ describe('the CLI turns errors into one line, a hint and a non-zero exit', () =>
     expect(io.err.split('\n')[0]).toBe('error: --from-seq: must be a positive integer (SQLSTATE 22023)');
   });
 
+  it('refuses an argument that was not UTF-8 (Node.js reads such bytes as U+FFFD) with SQLSTATE 22021, before any connection', async () => {
+    // What process.argv holds after a shell passed the bytes 70 6c ff 61 6e 74.
+    const notUtf8 = Buffer.from([0x70, 0x6c, 0xff, 0x61, 0x6e, 0x74]).toString('utf8');
+    for (const args of [['verify', '--tenant', notUtf8], ['export', '--tenant', 'plant_hd', '--out', `/tmp/${notUtf8}`], ['enable', notUtf8]]) {
+      const io = capturedIo();
+      expect(await main([...args, '--database-url', 'postgres://nobody@127.0.0.1:1/none'], io)).toBe(2);
+      expect(io.err).toMatch(/^error: (--tenant|--out|argument 1) is not valid UTF-8 text: .* \(SQLSTATE 22021\)\nhint: Give the value in UTF-8/);
+    }
+  });
+
   it('prints {"ok":false,"error":{...}} with --json', async () => {
     const io = capturedIo();
     expect(await main(['enable', 'orders', '--options', 'not json', '--json'], io)).toBe(2);
