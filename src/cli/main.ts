@@ -954,8 +954,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     try {
       parsed = parseArgs({ args: rest, options: command.options, allowPositionals: command.allowPositionals, strict: true });
     } catch (err) {
-      throw new UsageError(err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err), {
-        hint: `Run audit-trail ${name} --help to see its options.`,
+      // Node's message: the problem on its first line, sometimes advice after it (for
+      // "--tenant --json": use --tenant=-XYZ for a value that starts with a dash).
+      const [problem = '', ...advice] = (err instanceof Error ? err.message : String(err)).split('\n');
+      throw new UsageError(problem, {
+        hint: [...advice.map((l) => l.trim()).filter((l) => l !== ''), `Run audit-trail ${name} --help to see its options.`].join(' '),
       });
     }
     if (parsed.values['help'] === true) {

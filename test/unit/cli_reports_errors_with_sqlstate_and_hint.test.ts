@@ -12,6 +12,14 @@ describe('the CLI turns errors into one line, a hint and a non-zero exit', () =>
     expect(io.err).toMatch(/^error: .*frobnicate.* \(SQLSTATE 22023\)\nhint: /);
   });
 
+  it("keeps Node's advice for an option whose value looks like another option, in the hint", async () => {
+    const io = capturedIo();
+    expect(await main(['export', '--tenant', '--json'], io)).toBe(2);
+    const { error } = JSON.parse(io.out) as { error: { code: string; message: string; hint: string } };
+    expect(error).toMatchObject({ code: '22023', message: "Option '--tenant' argument is ambiguous." });
+    expect(error.hint).toMatch(/--tenant=-XYZ.*Run audit-trail export --help to see its options\.$/);
+  });
+
   it('validates option values with a message naming the option', async () => {
     const io = capturedIo();
     expect(await main(['verify', '--from-seq', '0'], io)).toBe(2);
