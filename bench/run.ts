@@ -551,7 +551,7 @@ class Bench {
                        select * from audit_trail.events where tenant_id = 'plant_bulk' order by sequence_no limit ${n}`);
       await c.query(`create table bench_floor_events (like audit_trail.events) partition by range (ingested_at)`);
       await c.query(`create table bench_floor_events_all partition of bench_floor_events for values from (minvalue) to (maxvalue)`);
-      await c.query(`create index on bench_floor_events (tenant_id, sequence_no)`);
+      await c.query(`create index on bench_floor_events (tenant_id, sequence_no) with (fillfactor = 100)`);
       for (let rep = 1; rep <= this.cfg.reps; rep += 1) {
         await c.query('truncate bench_floor_events');
         await c.query('checkpoint');

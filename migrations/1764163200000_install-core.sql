@@ -170,7 +170,7 @@ create table audit_trail.events (
   changes jsonb not null,                  -- an array of {field, before, after}
   reason text,
   context jsonb not null,                  -- an object
-  db_identity json not null,               -- an object, stored and hashed as written (below)
+  db_identity json not null,               -- an object, stored and hashed as written (db_identity_text())
   encoding_version smallint not null,      -- 1 (docs/hash-chain.md)
   prev_hash bytea not null,                -- 32 bytes
   record_hash bytea not null               -- 32 bytes
@@ -534,6 +534,23 @@ create function audit_trail.trim_blanks(p_text text) returns text
 language sql immutable parallel safe
 return pg_catalog.btrim(p_text, E' \t\n\r\f\u000b\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff');
 comment on function audit_trail.trim_blanks(text) is 'A text without the spaces, tabs, line breaks and Unicode blanks around it (reason checks).';
+
+-- What the database itself knows about the session, as the text every event of
+-- the transaction stores in db_identity and hashes byte for byte: one compact
+-- JSON object with its keys in this order. json, not jsonb: about 80 bytes an
+-- event where a jsonb object keyed by PostgreSQL's own names took about 145, and
+-- verify() hashes the stored text without converting it (docs/architecture.md).
+-- The login and the application name are escaped by to_json(); the client is
+-- null over a Unix socket. (An SQL function of one expression: inlined where used.)
+create function audit_trail.db_identity_text(p_login text, p_app text, p_client inet, p_pid integer, p_xid xid8)
+returns json
+language sql stable parallel safe
+return pg_catalog.format('{"login":%s,"app":%s,"client":%s,"pid":%s,"xid":%s}',
+         pg_catalog.to_json(p_login), pg_catalog.to_json(p_app),
+         coalesce(pg_catalog.to_json(pg_catalog.host(p_client))::text, 'null'),
+         coalesce(p_pid::text, 'null'), coalesce(p_xid::text, 'null'))::json;
+comment on function audit_trail.db_identity_text(text, text, inet, integer, xid8) is
+  'db_identity''s text: {"login","app","client","pid","xid"}, compact, in this order (docs/integrate.md).';
 
 -- file: sql/05_append_and_chain.sql
 -- The write path shared by the capture triggers and audit_trail.record().
@@ -970,17 +987,9 @@ begin
   if v_extend then
     perform audit_trail.create_partitions(now());
   end if;
-  -- What the database itself knows, whatever the application claims: one
-  -- compact JSON text, stored and hashed as written (json, not jsonb: short
-  -- keys in a fixed order and no spaces take about 80 bytes an event where the
-  -- jsonb of PostgreSQL's own names took about 145, and verify() hashes the
-  -- stored text without converting it; docs/architecture.md).
-  v_db_identity := pg_catalog.format('{"login":%s,"app":%s,"client":%s,"pid":%s,"xid":%s}',
-      pg_catalog.to_json(session_user::text),
-      pg_catalog.to_json(pg_catalog.current_setting('application_name')),
-      coalesce(pg_catalog.to_json(pg_catalog.host(pg_catalog.inet_client_addr()))::text, 'null'),
-      pg_catalog.pg_backend_pid(),
-      pg_catalog.pg_current_xact_id())::json;
+  -- What the database itself knows, whatever the application claims.
+  v_db_identity := audit_trail.db_identity_text(session_user::text, pg_catalog.current_setting('application_name'),
+      pg_catalog.inet_client_addr(), pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id());
 
   foreach v_tenant in array v_tenants loop
     v_locked := false;

@@ -26,7 +26,7 @@ create table audit_trail.events (
   changes jsonb not null,                  -- an array of {field, before, after}
   reason text,
   context jsonb not null,                  -- an object
-  db_identity json not null,               -- an object, stored and hashed as written (below)
+  db_identity json not null,               -- an object, stored and hashed as written (db_identity_text())
   encoding_version smallint not null,      -- 1 (docs/hash-chain.md)
   prev_hash bytea not null,                -- 32 bytes
   record_hash bytea not null               -- 32 bytes

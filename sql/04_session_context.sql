@@ -106,3 +106,20 @@ create function audit_trail.trim_blanks(p_text text) returns text
 language sql immutable parallel safe
 return pg_catalog.btrim(p_text, E' \t\n\r\f\u000b\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff');
 comment on function audit_trail.trim_blanks(text) is 'A text without the spaces, tabs, line breaks and Unicode blanks around it (reason checks).';
+
+-- What the database itself knows about the session, as the text every event of
+-- the transaction stores in db_identity and hashes byte for byte: one compact
+-- JSON object with its keys in this order. json, not jsonb: about 80 bytes an
+-- event where a jsonb object keyed by PostgreSQL's own names took about 145, and
+-- verify() hashes the stored text without converting it (docs/architecture.md).
+-- The login and the application name are escaped by to_json(); the client is
+-- null over a Unix socket. (An SQL function of one expression: inlined where used.)
+create function audit_trail.db_identity_text(p_login text, p_app text, p_client inet, p_pid integer, p_xid xid8)
+returns json
+language sql stable parallel safe
+return pg_catalog.format('{"login":%s,"app":%s,"client":%s,"pid":%s,"xid":%s}',
+         pg_catalog.to_json(p_login), pg_catalog.to_json(p_app),
+         coalesce(pg_catalog.to_json(pg_catalog.host(p_client))::text, 'null'),
+         coalesce(p_pid::text, 'null'), coalesce(p_xid::text, 'null'))::json;
+comment on function audit_trail.db_identity_text(text, text, inet, integer, xid8) is
+  'db_identity''s text: {"login","app","client","pid","xid"}, compact, in this order (docs/integrate.md).';

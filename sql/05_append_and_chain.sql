@@ -432,17 +432,9 @@ begin
   if v_extend then
     perform audit_trail.create_partitions(now());
   end if;
-  -- What the database itself knows, whatever the application claims: one
-  -- compact JSON text, stored and hashed as written (json, not jsonb: short
-  -- keys in a fixed order and no spaces take about 80 bytes an event where the
-  -- jsonb of PostgreSQL's own names took about 145, and verify() hashes the
-  -- stored text without converting it; docs/architecture.md).
-  v_db_identity := pg_catalog.format('{"login":%s,"app":%s,"client":%s,"pid":%s,"xid":%s}',
-      pg_catalog.to_json(session_user::text),
-      pg_catalog.to_json(pg_catalog.current_setting('application_name')),
-      coalesce(pg_catalog.to_json(pg_catalog.host(pg_catalog.inet_client_addr()))::text, 'null'),
-      pg_catalog.pg_backend_pid(),
-      pg_catalog.pg_current_xact_id())::json;
+  -- What the database itself knows, whatever the application claims.
+  v_db_identity := audit_trail.db_identity_text(session_user::text, pg_catalog.current_setting('application_name'),
+      pg_catalog.inet_client_addr(), pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id());
 
   foreach v_tenant in array v_tenants loop
     v_locked := false;

@@ -116,7 +116,7 @@ def field(value, timestamp=False):
         return NULL_FIELD
     if timestamp:
         return struct.pack(">Iq", 8, micros_from_iso(value))
-    data = value.encode("utf-8")  # text and jsonb text exactly as exported: never re-serialised
+    data = value.encode("utf-8")  # text, jsonb and json text exactly as exported: never re-serialised
     return struct.pack(">I", len(data)) + data
 
 

@@ -111,6 +111,29 @@ describe('session context is validated and recorded', () => {
     expect(e.event_id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
   });
 
+  it('db_identity is one compact JSON text: login and application escaped, client null over a Unix socket', async () => {
+    // The text builder the commit step uses, with what the suite's TCP connections cannot give: no client address.
+    const login = 'we\\ird "q"\nx \u00fc \u{1F680}';
+    const app = 'app\t"1"\\';
+    const { rows: [built] } = await c.query<{ text: string }>(
+      `select audit_trail.db_identity_text($1, $2, null, 4242, '123'::xid8)::text as text`, [login, app]);
+    expect(built!.text).toBe(`{"login":${JSON.stringify(login)},"app":${JSON.stringify(app)},"client":null,"pid":4242,"xid":123}`);
+    expect(JSON.parse(built!.text)).toEqual({ login, app, client: null, pid: 4242, xid: 123 });
+
+    // A real commit by a login whose name needs escaping (SET SESSION AUTHORIZATION changes session_user).
+    const role = 'session_context "q" \\ x';
+    await c.query(`do $$ begin create role ${'"' + role.replace(/"/g, '""') + '"'} nologin; exception when duplicate_object then null; end $$`);
+    await inTransaction(c, { actor_id: 'usr_1', reason: REASON }, async (t) => {
+      await t.query(`insert into public.downtime values (99, '${TENANT}', 'E-07-ESCAPED-LOGIN')`);
+      await t.query(`set local session authorization ${'"' + role.replace(/"/g, '""') + '"'}`);
+    });
+    const { rows: [stored] } = await c.query<{ text: string }>(
+      `select db_identity::text as text from audit_trail.events where tenant_id = $1 order by sequence_no desc limit 1`, [TENANT]);
+    expect(JSON.parse(stored!.text)).toMatchObject({ login: role });
+    expect(stored!.text.startsWith(`{"login":${JSON.stringify(role)},"app":`)).toBe(true);
+    expect(await verify(c, TENANT)).toMatchObject({ ok: true });
+  });
+
   it.each([
     ['an unknown key', { actor: 'usr_1' }, '22023', /Allowed keys/],
     ['a value that is not a string', { actor_id: 42 }, '22023', /Quote the value/],

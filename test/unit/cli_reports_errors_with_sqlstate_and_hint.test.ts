@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { capturedIo } from '../helpers/cli_io.ts';
@@ -33,6 +36,27 @@ describe('the CLI turns errors into one line, a hint and a non-zero exit', () =>
       const io = capturedIo();
       expect(await main([...args, '--database-url', 'postgres://nobody@127.0.0.1:1/none'], io)).toBe(2);
       expect(io.err).toMatch(/^error: (--tenant|--out|argument 1) is not valid UTF-8 text: .* \(SQLSTATE 22021\)\nhint: Give the value in UTF-8/);
+    }
+  });
+
+  it('refuses a DATABASE_URL that was not UTF-8 the same way, and only where a connection is made', async () => {
+    const saved = process.env['DATABASE_URL'];
+    process.env['DATABASE_URL'] = `postgres://nobody:${Buffer.from([0xff]).toString('utf8')}@127.0.0.1:1/none`;
+    try {
+      const io = capturedIo();
+      expect(await main(['verify', '--tenant', 'plant_hd'], io)).toBe(2);
+      expect(io.err).toMatch(/^error: DATABASE_URL is not valid UTF-8 text: .* \(SQLSTATE 22021\)\nhint: .*percent-encode/);
+      // A command that makes no connection does not read it.
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'cli-errors-'));
+      try {
+        const keys = capturedIo();
+        expect(await main(['keys', 'generate', '--out', dir], keys)).toBe(0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    } finally {
+      if (saved === undefined) delete process.env['DATABASE_URL'];
+      else process.env['DATABASE_URL'] = saved;
     }
   });
 
