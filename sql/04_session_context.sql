@@ -113,12 +113,13 @@ comment on function audit_trail.trim_blanks(text) is 'A text without the spaces,
 -- event where a jsonb object keyed by PostgreSQL's own names took about 145, and
 -- verify() hashes the stored text without converting it (docs/architecture.md).
 -- The login and the application name are escaped by to_json(); the client is
--- null over a Unix socket. (An SQL function of one expression: inlined where used.)
+-- null over a Unix socket (any value PostgreSQL cannot give is null, never a
+-- malformed text). (An SQL function of one expression: inlined where used.)
 create function audit_trail.db_identity_text(p_login text, p_app text, p_client inet, p_pid integer, p_xid xid8)
 returns json
 language sql stable parallel safe
 return pg_catalog.format('{"login":%s,"app":%s,"client":%s,"pid":%s,"xid":%s}',
-         pg_catalog.to_json(p_login), pg_catalog.to_json(p_app),
+         coalesce(pg_catalog.to_json(p_login)::text, 'null'), coalesce(pg_catalog.to_json(p_app)::text, 'null'),
          coalesce(pg_catalog.to_json(pg_catalog.host(p_client))::text, 'null'),
          coalesce(p_pid::text, 'null'), coalesce(p_xid::text, 'null'))::json;
 comment on function audit_trail.db_identity_text(text, text, inet, integer, xid8) is

@@ -119,6 +119,8 @@ describe('session context is validated and recorded', () => {
       `select audit_trail.db_identity_text($1, $2, null, 4242, '123'::xid8)::text as text`, [login, app]);
     expect(built!.text).toBe(`{"login":${JSON.stringify(login)},"app":${JSON.stringify(app)},"client":null,"pid":4242,"xid":123}`);
     expect(JSON.parse(built!.text)).toEqual({ login, app, client: null, pid: 4242, xid: 123 });
+    const { rows: [empty] } = await c.query<{ text: string }>(`select audit_trail.db_identity_text(null, null, null, null, null)::text as text`);
+    expect(empty!.text).toBe('{"login":null,"app":null,"client":null,"pid":null,"xid":null}');
 
     // A real commit by a login whose name needs escaping (SET SESSION AUTHORIZATION changes session_user).
     const role = 'session_context "q" \\ x';
