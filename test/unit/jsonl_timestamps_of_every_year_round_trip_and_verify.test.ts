@@ -74,7 +74,7 @@ function rows(): ExportRow[] {
     changes: '[]',
     reason: null,
     context: '{}',
-    db_identity: '{"session_user": "mes_app"}',
+    db_identity: '{"login":"mes_app","app":"mes","client":null,"pid":4242,"xid":1234567}',
   }));
 }
 

@@ -50,7 +50,7 @@ function rowsOf(n: number, big: ReadonlySet<number> = new Set()): ExportRow[] {
     changes: big.has(i) ? `[{"field": "notes", "after": "${i} ${'x\u{1F600}'.repeat(60_000)}"}]` : `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
     reason: i % 5 === 0 ? '' : i % 5 === 1 ? 'line 1\nline 2 "quoted" \\ tab\t \u{1F4A5}' : null,
     context: '{"capture_method": "trigger"}',
-    db_identity: `{"xid": "${1000 + (i % 3)}", "session_user": "mes_app"}`,
+    db_identity: `{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":${1000 + (i % 3)}}`,
   };
   });
 }

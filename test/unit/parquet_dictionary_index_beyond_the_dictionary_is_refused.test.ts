@@ -65,7 +65,7 @@ function rowsOf(n: number): ExportRow[] {
     changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
     reason: null,
     context: '{"capture_method": "trigger"}',
-    db_identity: '{"xid": "1234567", "session_user": "mes_app"}',
+    db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
   };
   });
 }

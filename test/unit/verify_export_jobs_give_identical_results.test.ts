@@ -46,7 +46,7 @@ function rowsOf(n: number, tenant = TENANT): ExportRow[] {
     changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
     reason: i % 5 === 0 ? 'line 1\nline 2 "quoted" \\ tab\t' : null,
     context: '{"capture_method": "trigger"}',
-    db_identity: '{"xid": "1234567", "session_user": "mes_app"}',
+    db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
   };
   });
 }
