@@ -13,16 +13,16 @@
  */
 import { createHash, hash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ChainEncoder, GENESIS_HASH, type EventBodyFields } from '../src/chain/encoding.ts';
 import { isoFromMicros } from '../src/chain/encoding.ts';
 import type { ExportRow } from '../src/export/columns.ts';
 import { JsonlFileWriter } from '../src/export/jsonl.ts';
-import { fileSha256, ParquetFileWriter, type DataFileWriter } from '../src/export/parquet.ts';
+import { ParquetFileWriter, type DataFileWriter } from '../src/export/parquet.ts';
 import type { ExportManifest } from '../src/export/manifest.ts';
 import { verifyExport } from '../src/export/verify_export.ts';
+import { fileBoundSeconds, sha256BoundSeconds } from './lib.ts';
 
 const n = Number(process.argv[2] ?? 200_000);
 const encoder = new ChainEncoder();
@@ -104,55 +104,19 @@ for (const format of ['jsonl', 'parquet'] as const) {
   await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
   dirs.push([format, dir, written.bytes]);
 }
-// The bound's SHA-256 runs in a worker thread of its own, on a fresh heap,
-// over the messages in one shared buffer: it pays for no garbage that the
-// generator left (hashing in this process ran at 0.53 to 0.67 of the speed a
-// clean heap gives, at a million events). Best of three passes: the bound is
-// how fast hashing can go here. The verifications run with the generated data
+// The bound's SHA-256 (sha256BoundSeconds(): a worker of its own, on a fresh
+// heap, best of three passes). The verifications run with the generated data
 // released, so the verifier's own garbage is what the collector sees.
 rows.length = 0;
 const bytes = messages.reduce((s, m) => s + m.length, 0);
-const shared = new Uint8Array(new SharedArrayBuffer(bytes));
-const messageEnds = new Float64Array(new SharedArrayBuffer(8 * n));
-for (let i = 0, end = 0; i < n; i++) {
-  const m = messages[i] as Buffer;
-  shared.set(m, end);
-  messageEnds[i] = end += m.length;
-}
+const shaSeconds = await sha256BoundSeconds(messages);
 messages.length = 0;
-const shaSeconds = await new Promise<number>((resolve, reject) => {
-  const worker = new Worker(
-    `const { workerData, parentPort } = require('node:worker_threads');
-     const { hash } = require('node:crypto');
-     const { messages, ends } = workerData;
-     const bytes = Buffer.from(messages.buffer, messages.byteOffset, messages.byteLength);
-     let best = Infinity;
-     for (let pass = 0; pass < 3; pass++) {
-       const start = process.hrtime.bigint();
-       for (let i = 0, from = 0; i < ends.length; i++) {
-         const end = ends[i];
-         hash('sha256', bytes.subarray(from, end), 'buffer');
-         from = end;
-       }
-       best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
-     }
-     parentPort.postMessage(best);`,
-    { eval: true, workerData: { messages: shared, ends: messageEnds } },
-  );
-  worker.once('message', (seconds: number) => resolve(seconds));
-  worker.once('error', reject);
-});
 let start: bigint;
 console.log(`baseline: SHA-256 alone over ${n} messages (${(bytes / n).toFixed(0)} bytes each): ${(n / shaSeconds).toFixed(0)} events/s`);
 for (const [format, dir, fileBytes] of dirs) {
   const written = { bytes: fileBytes };
   // The verifier also reads the file and hashes it whole (the manifest's digest): part of the bound.
-  let fileSeconds = Infinity;
-  for (let pass = 0; pass < 3; pass++) {
-    start = process.hrtime.bigint();
-    await fileSha256(path.join(dir, `events-00001.${format}`));
-    fileSeconds = Math.min(fileSeconds, Number(process.hrtime.bigint() - start) / 1e9);
-  }
+  const fileSeconds = await fileBoundSeconds([path.join(dir, `events-00001.${format}`)]);
   const boundRate = n / (shaSeconds + fileSeconds);
   // --jobs 1 (one thread), then the default (os.availableParallelism() threads decode and hash).
   for (const jobs of [1, availableParallelism()]) {
