@@ -60,6 +60,26 @@ export function errorLines(error: Pick<SerializedError, 'message' | 'code' | 'de
     + (error.hint !== undefined ? `hint: ${error.hint}\n` : '');
 }
 
+/**
+ * A value that reached us as text but was not UTF-8: Node.js decodes the command
+ * line and the environment as UTF-8 and puts U+FFFD where bytes are not, so such
+ * a value would be looked up, written or signed as something nobody typed.
+ * SQLSTATE 22021. (A value that really holds U+FFFD is refused too; none of this
+ * tool's inputs needs one.)
+ */
+export class NotUtf8Error extends AuditTrailError {
+  /** Throws when `value` holds U+FFFD; `name` says where it came from (--tenant, DATABASE_URL). */
+  static refuseIn(name: string, value: string, hint = 'Give the value in UTF-8 (check the encoding of the terminal or script that passes it, e.g. LANG=C.UTF-8).'): void {
+    if (value.includes('\uFFFD')) {
+      throw new NotUtf8Error(`${name} is not valid UTF-8 text: it holds U+FFFD, which stands for bytes that are not UTF-8`, hint);
+    }
+  }
+
+  private constructor(message: string, hint: string) {
+    super(message, '22021', { hint });
+  }
+}
+
 /** Bad input from a person: a wrong option, a missing argument, malformed JSON. SQLSTATE 22023. */
 export class UsageError extends AuditTrailError {
   constructor(message: string, options: AuditTrailErrorOptions = {}) {

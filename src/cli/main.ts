@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
-import { AuditTrailError, DatabaseError, UsageError, errorLines, toAuditTrailError } from '../errors.ts';
+import { AuditTrailError, DatabaseError, NotUtf8Error, UsageError, errorLines, toAuditTrailError } from '../errors.ts';
 import { migrate, pendingMigrations, printSql } from '../db/migrate.ts';
 import { enable, disable } from '../db/capture.ts';
 import { verify, type ChainVerification } from '../db/verify.ts';
@@ -917,24 +917,14 @@ export function reportError(err: unknown, json: boolean, io: Io): void {
   io.stderr(errorLines(error));
 }
 
-/**
- * Node.js decodes the command line as UTF-8 and puts U+FFFD where bytes are
- * not UTF-8: such a value would be looked up, written or signed as something
- * the user never typed (a tenant id, a file name), so it is refused. (A value
- * that really holds U+FFFD is refused too; none of this tool's inputs needs one.)
- */
+/** Refuses a command-line value that was not UTF-8 (NotUtf8Error). */
 function refuseReplacementCharacters(values: Record<string, unknown>, positionals: string[]): void {
-  const given: [string, unknown][] = [...Object.entries(values).map(([k, v]): [string, unknown] => [`--${k}`, v]),
-    ...positionals.map((p, i): [string, unknown] => [`argument ${i + 1}`, p])];
-  for (const [name, value] of given) {
+  for (const [name, value] of Object.entries(values)) {
     for (const text of Array.isArray(value) ? value : [value]) {
-      if (typeof text === 'string' && text.includes('\uFFFD')) {
-        throw new AuditTrailError(`${name} is not valid UTF-8 text: it holds U+FFFD, which stands for bytes that are not UTF-8`, '22021', {
-          hint: 'Give the value in UTF-8 (check the encoding of the terminal or script that passes it, e.g. LANG=C.UTF-8).',
-        });
-      }
+      if (typeof text === 'string') NotUtf8Error.refuseIn(`--${name}`, text);
     }
   }
+  positionals.forEach((p, i) => NotUtf8Error.refuseIn(`argument ${i + 1}`, p));
 }
 
 /** Runs the CLI and returns the exit code; never throws. */

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { AuditTrailError, ConnectionConfigError, DatabaseError } from '../errors.ts';
+import { ConnectionConfigError, DatabaseError, NotUtf8Error } from '../errors.ts';
 
 /** Where to connect. `databaseUrl` wins over the DATABASE_URL environment variable. */
 export interface ConnectionOptions {
@@ -15,13 +15,8 @@ export function resolveDatabaseUrl(options: ConnectionOptions = {}, env: NodeJS.
       hint: 'Pass --database-url postgres://user@host:5432/dbname or export DATABASE_URL.',
     });
   }
-  // Node.js decodes the environment as UTF-8 too: U+FFFD stands for bytes that were not (the CLI
-  // refuses such command-line values the same way).
-  if (url.includes('\uFFFD')) {
-    throw new AuditTrailError(`${options.databaseUrl === undefined ? 'DATABASE_URL' : 'the connection string'} is not valid UTF-8 text: it holds U+FFFD, which stands for bytes that are not UTF-8`, '22021', {
-      hint: 'Give the connection string in UTF-8, and percent-encode any byte outside ASCII in the password (%C3%BC for ü).',
-    });
-  }
+  NotUtf8Error.refuseIn(options.databaseUrl === undefined ? 'DATABASE_URL' : 'the connection string', url,
+    'Give the connection string in UTF-8, and percent-encode any byte outside ASCII in the password (%C3%BC for ü).');
   // libpq's key=value form (host=... dbname=...) would be read as a URL path and connect somewhere else.
   if (!/^postgres(ql)?:\/\//i.test(url.trim())) {
     throw new ConnectionConfigError('the connection string is not a postgres:// URL', {
