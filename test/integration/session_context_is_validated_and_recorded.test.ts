@@ -133,6 +133,15 @@ describe('session context is validated and recorded', () => {
       `select db_identity::text as text from audit_trail.events where tenant_id = $1 order by sequence_no desc limit 1`, [TENANT]);
     expect(JSON.parse(stored!.text)).toMatchObject({ login: role });
     expect(stored!.text.startsWith(`{"login":${JSON.stringify(role)},"app":`)).toBe(true);
+
+    // SET ROLE changes current_user, not the login: the recorded login stays the session's.
+    await inTransaction(c, { actor_id: 'usr_1', reason: REASON }, async (t) => {
+      await t.query(`insert into public.downtime values (98, '${TENANT}', 'E-08-SET-ROLE')`);
+      await t.query(`set local role ${'"' + role.replace(/"/g, '""') + '"'}`);
+    });
+    const { rows: [afterSetRole] } = await c.query<{ login: string }>(
+      `select db_identity ->> 'login' as login from audit_trail.events where tenant_id = $1 order by sequence_no desc limit 1`, [TENANT]);
+    expect(afterSetRole!.login).toBe('postgres');
     expect(await verify(c, TENANT)).toMatchObject({ ok: true });
   });
 
