@@ -69,6 +69,36 @@ async function writeFile(rows: ExportRow[], groups: number[]): Promise<string> {
   return file;
 }
 
+/**
+ * Writes rows with hyparquet-writer directly, in the export's schema (without
+ * statistics or a page index, which the verifier refuses from any writer),
+ * with per-column options (an encoding, a codec) as another writer, or an
+ * older version of ours, might have used.
+ */
+async function writeWithHyparquet(rows: ExportRow[], options: (column: string) => { encoding?: 'DELTA_BINARY_PACKED'; codec?: 'SNAPPY' | 'UNCOMPRESSED' }): Promise<string> {
+  const file = path.join(work, `other-${++counter}.parquet`);
+  const fd = openSync(file, 'wx');
+  const out = new ByteWriter() as ByteWriter & { flush: () => void };
+  out.flush = () => {
+    writeSync(fd, new Uint8Array(out.buffer, 0, out.index));
+    out.index = 0;
+  };
+  out.finish = () => out.flush();
+  const writer = new ParquetWriter({ writer: out, schema: PARQUET_SCHEMA, statistics: false });
+  const columnData = EXPORT_COLUMNS.map(([name]) => {
+    const data =
+      name === 'sequence_no' ? rows.map((r) => BigInt(r.sequence_no))
+      : name === 'occurred_at' ? rows.map((r) => BigInt(r.occurred_at_us))
+      : name === 'ingested_at' ? rows.map((r) => BigInt(r.ingested_at_us))
+      : rows.map((r) => r[name]);
+    return { name, data, offsetIndex: false, ...options(name) };
+  });
+  await writer.write({ columnData, rowGroupSize: rows.length });
+  await writer.finish();
+  closeSync(fd);
+  return file;
+}
+
 interface Group {
   metadata: FileMetaData;
   group: RowGroup;
@@ -263,25 +293,7 @@ describe('the export Parquet decoder', () => {
     const rows = rowsOf(150);
     const ours = await writeFile(rows, [150]);
     // The same columns written with another encoding for sequence_no, as another writer might.
-    const other = path.join(work, `other-${++counter}.parquet`);
-    const fd = openSync(other, 'wx');
-    const out = new ByteWriter() as ByteWriter & { flush: () => void };
-    out.flush = () => {
-      writeSync(fd, new Uint8Array(out.buffer, 0, out.index));
-      out.index = 0;
-    };
-    out.finish = () => out.flush();
-    // (without statistics or a page index, which the verifier refuses from any writer)
-    const writer = new ParquetWriter({ writer: out, schema: PARQUET_SCHEMA, statistics: false });
-    const columnData = EXPORT_COLUMNS.map(([name]) => {
-      if (name === 'sequence_no') return { name, data: rows.map((r) => BigInt(r.sequence_no)), encoding: 'DELTA_BINARY_PACKED' as const, offsetIndex: false };
-      if (name === 'occurred_at') return { name, data: rows.map((r) => BigInt(r.occurred_at_us)), offsetIndex: false };
-      if (name === 'ingested_at') return { name, data: rows.map((r) => BigInt(r.ingested_at_us)), offsetIndex: false };
-      return { name, data: rows.map((r) => r[name]), offsetIndex: false };
-    });
-    await writer.write({ columnData, rowGroupSize: rows.length });
-    await writer.finish();
-    closeSync(fd);
+    const other = await writeWithHyparquet(rows, (name) => (name === 'sequence_no' ? { encoding: 'DELTA_BINARY_PACKED' as const } : {}));
     const { bytes, groups } = await groupsOf(other);
     const g = groups[0] as Group;
     expect(() => decodeRowGroup(g.metadata, g.group, bytes.subarray(g.offset, g.rangeEnd), g.offset, 0)).toThrow(ParquetLayoutError);
@@ -290,6 +302,36 @@ describe('the export Parquet decoder', () => {
     const b = recorder();
     for await (const _ of readParquetInto(other, 'same', b));
     expect(b.events.length).toBe(150);
+    expect(b.events).toEqual(a.events);
+  });
+
+  it('writes the hash columns uncompressed and the others SNAPPY; files with SNAPPY hash columns (older exports) read the same', async () => {
+    const rows = rowsOf(400, new Set([77]));
+    const ours = await writeFile(rows, [150, 250]);
+    const older = await writeWithHyparquet(rows, () => ({ codec: 'SNAPPY' }));
+    const codecs = async (file: string): Promise<Map<string, string>> => {
+      const { groups } = await groupsOf(file);
+      const seen = new Map<string, string>();
+      for (const g of groups) g.group.columns.forEach((c) => seen.set(c.meta_data?.path_in_schema.join('.') ?? '?', c.meta_data?.codec ?? '?'));
+      return seen;
+    };
+    const written = await codecs(ours);
+    expect(written.size).toBe(EXPORT_COLUMNS.length);
+    for (const [name, codec] of written) expect([name, codec]).toEqual([name, name === 'prev_hash' || name === 'record_hash' ? 'UNCOMPRESSED' : 'SNAPPY']);
+    expect(new Set((await codecs(older)).values())).toEqual(new Set(['SNAPPY']));
+    // Both on the verifier's own decoder (no fallback to hyparquet), with the same events as hyparquet's path.
+    for (const file of [ours, older]) {
+      const { bytes, groups } = await groupsOf(file);
+      for (const g of groups) {
+        const decoded = decodeRowGroup(g.metadata, g.group, bytes.subarray(g.offset, g.rangeEnd), g.offset, g.rowStart);
+        expect(text(valuesOf(decoded))).toBe(text(await hyparquetValues(memoryFile(bytes), g)));
+      }
+    }
+    const a = recorder();
+    for await (const _ of readParquetInto(ours, 'same', a));
+    const b = recorder();
+    for await (const _ of readParquetInto(older, 'same', b));
+    expect(a.events.length).toBe(400);
     expect(b.events).toEqual(a.events);
   });
 });
