@@ -419,6 +419,9 @@ function exportVerificationJson(r: ExportVerification): Record<string, unknown> 
     checkpoint_beyond_export: r.checkpointBeyond,
     compared_export: r.comparedExport,
     stores: r.immutability,
+    // native: native/verify_native.c decoded and hashed the events; typescript: the TypeScript path alone (why_not_native says why)
+    decoded_by: r.core.core,
+    ...(r.core.core === 'typescript' ? { why_not_native: r.core.why } : {}),
   };
 }
 

@@ -91,6 +91,28 @@ export interface ExportEventSink {
    * one (null: read it from the body's bytes).
    */
   event(sequenceNo: bigint, encodingVersion: number, prevHash: Buffer, recordHash: Buffer, tenantText: string | null): void;
+  /**
+   * The sink's per-event result arrays, when it keeps them as the native
+   * core writes them (decode_batch.ts's BatchCollector): then a reader may
+   * hand whole runs of events to the native core (src/export/native.ts)
+   * instead of calling event() for each.
+   */
+  readonly results?: BatchResults;
+}
+
+/** Per-event results of a batch (HASHES_PER_EVENT = 96 bytes of hashes an event: stored prev_hash, record_hash, recomputed). */
+export interface BatchResults {
+  /** Events stored so far (the next one goes at this index). */
+  count: number;
+  seq: BigInt64Array;
+  version: Float64Array;
+  hashes: Uint8Array;
+  same: Uint8Array;
+  /** The export's tenant as UTF-8 (tenantOk false: no bytes stand for it, every event goes through event()). */
+  readonly tenantBytes: Uint8Array;
+  readonly tenantOk: boolean;
+  /** Doubles the arrays' capacity. */
+  grow(): void;
 }
 
 /** Delivers a decoded event object to a sink (the slow path of the readers). */

@@ -11,15 +11,17 @@
 import { ChainEncoder } from '../chain/encoding.ts';
 import { otherTenantOf, tenantBytesOf } from '../chain/verifier.ts';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
-import { REQUIRED_COLUMNS, type ExportEventSink } from './columns.ts';
+import { REQUIRED_COLUMNS, type BatchResults, type ExportEventSink } from './columns.ts';
 import { deliverJsonlLines, JsonlLineDecoder } from './jsonl.ts';
+import { loadNativeCore } from './native.ts';
 import { deliverRowGroup } from './parquet.ts';
 import { schemaIsExportLayout } from './parquet_decode.ts';
 import type { RowGroup } from 'hyparquet';
+import { isUtf8 } from 'node:buffer';
 import { HASHES_PER_EVENT, type DecodeResult, type DecodeTask, type WorkerFailure } from './decode_protocol.ts';
 
-/** Collects the events of one batch into growable typed arrays. */
-class BatchCollector implements ExportEventSink {
+/** Collects the events of one batch into growable typed arrays (which the native core writes too). */
+class BatchCollector implements ExportEventSink, BatchResults {
   readonly encoder: ChainEncoder;
   count = 0;
   seq: BigInt64Array;
@@ -27,7 +29,10 @@ class BatchCollector implements ExportEventSink {
   hashes: Uint8Array;
   same: Uint8Array;
   readonly others: Array<[number, string]> = [];
-  private readonly tenantBytes: Buffer | null;
+  private readonly tenantUtf8: Buffer | null;
+  readonly tenantBytes: Uint8Array;
+  readonly tenantOk: boolean;
+  readonly results: BatchResults = this;
 
   constructor(
     encoder: ChainEncoder,
@@ -35,14 +40,16 @@ class BatchCollector implements ExportEventSink {
     capacity: number,
   ) {
     this.encoder = encoder;
-    this.tenantBytes = tenantBytesOf(tenantId);
+    this.tenantUtf8 = tenantBytesOf(tenantId);
+    this.tenantBytes = this.tenantUtf8 ?? new Uint8Array(0);
+    this.tenantOk = this.tenantUtf8 !== null;
     this.seq = new BigInt64Array(capacity);
     this.version = new Float64Array(capacity);
     this.hashes = new Uint8Array(capacity * HASHES_PER_EVENT);
     this.same = new Uint8Array(capacity);
   }
 
-  private grow(): void {
+  grow(): void {
     const capacity = this.seq.length * 2;
     const seq = new BigInt64Array(capacity);
     seq.set(this.seq);
@@ -62,7 +69,7 @@ class BatchCollector implements ExportEventSink {
     if (this.count === this.seq.length) this.grow();
     const i = this.count;
     // Exactly what StreamingChainVerifier.check() computes: the tenant as it tells it, the hash of this body at sequenceNo after prevHash.
-    const other = tenantText === null ? otherTenantOf(this.encoder.buffer, this.tenantId, this.tenantBytes) : tenantText === this.tenantId ? null : tenantText;
+    const other = tenantText === null ? otherTenantOf(this.encoder.buffer, this.tenantId, this.tenantUtf8) : tenantText === this.tenantId ? null : tenantText;
     const computed = this.encoder.hashMessage(sequenceNo, prevHash);
     this.seq[i] = sequenceNo;
     this.version[i] = encodingVersion;
@@ -102,6 +109,37 @@ export function failure(err: unknown): WorkerFailure {
 const encoder = new ChainEncoder();
 const decoder = new JsonlLineDecoder();
 
+/** Scratch for the native core's state (next position or row, events done). */
+const nativeState = new Float64Array(2);
+
+/**
+ * Delivers the whole lines of data[0..length) to `collector`: runs of lines
+ * through the native core when it is loaded (and the batch is UTF-8), each
+ * line it does not take through deliverJsonlLines(), which decodes it or
+ * throws the error of that line.
+ */
+function deliverJsonl(data: Buffer, length: number, collector: BatchCollector, label: string): void {
+  const core = loadNativeCore();
+  if (core === null || !isUtf8(data.subarray(0, length))) {
+    deliverJsonlLines(data, 0, length - 1, decoder, collector, label, 1);
+    return;
+  }
+  let pos = 0;
+  while (pos < length) {
+    if (collector.count === collector.seq.length) collector.grow();
+    const r = collector.results;
+    core.jsonlDecode(data, pos, length, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState);
+    collector.count += nativeState[1] as number;
+    pos = nativeState[0] as number;
+    if (pos >= length || collector.count === collector.seq.length) continue;
+    // A line the native core does not take: the TypeScript path decodes it (or throws its error, naming
+    // its line in the batch: one event per line before it).
+    const nl = data.indexOf(10, pos);
+    deliverJsonlLines(data, pos, nl, decoder, collector, label, collector.count + 1);
+    pos = nl + 1;
+  }
+}
+
 /** Decodes and hashes one batch; an error in it is returned (after the events before it), not thrown. */
 export async function decodeBatch(task: DecodeTask): Promise<DecodeResult> {
   const data = Buffer.from(task.data, 0, task.length);
@@ -110,7 +148,7 @@ export async function decodeBatch(task: DecodeTask): Promise<DecodeResult> {
   let lineBytes: Uint8Array | undefined;
   try {
     if (task.kind === 'jsonl') {
-      deliverJsonlLines(data, 0, task.length - 1, decoder, collector, task.label, 1);
+      deliverJsonl(data, task.length, collector, task.label);
     } else {
       const { metadata } = task;
       const group = { metadata, group: metadata.row_groups[0] as RowGroup, rowStart: task.rowStart, rows: task.rows, bytes: data, offset: task.offset, rangeEnd: task.rangeEnd };

@@ -4,10 +4,13 @@
  * and returns the results in transferable ArrayBuffers. Started through
  * decode_worker.mjs (tsx's loader) or bundled (see WorkerLoader).
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { decodeBatch, failure } from './decode_batch.ts';
 import type { DecodeResult, DecodeTask } from './decode_protocol.ts';
+import { loadNativeCore } from './native.ts';
 
+// The native core from the main thread's path (null: this thread runs the TypeScript path alone).
+loadNativeCore((workerData as { nativePath?: string | null } | null)?.nativePath ?? null);
 const port = parentPort;
 if (port === null) throw new Error('decode_worker.ts runs as a worker thread (see src/export/parallel.ts)');
 // One task at a time, in the order they arrive.

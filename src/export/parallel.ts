@@ -24,6 +24,7 @@ import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import { bad, parseJsonlLine } from './jsonl.ts';
 import { fileSha256, openParquetExport, rowGroupRange } from './parquet.ts';
 import { decodeBatch } from './decode_batch.ts';
+import { loadedNativePath } from './native.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
 
 export { HASHES_PER_EVENT } from './decode_protocol.ts';
@@ -102,7 +103,7 @@ export class DecodePool {
 
   /** Starts `size` worker threads (see WorkerLoader). */
   static async start(size: number, loader: WorkerLoader = 'bundle'): Promise<DecodePool> {
-    const code = loader === 'bundle' ? await bundleWorker() : null;
+    const code = loader === 'bundle' && size > 0 ? await bundleWorker() : null;
     return new DecodePool(size, code);
   }
 
@@ -111,7 +112,9 @@ export class DecodePool {
     code: string | null,
   ) {
     for (let w = 0; w < size; w++) {
-      const worker = code === null ? new Worker(WORKER_ENTRY) : new Worker(code, { eval: true });
+      // The workers load the native core from where this thread found it (none: the TypeScript path there too).
+      const workerData = { nativePath: loadedNativePath() };
+      const worker = code === null ? new Worker(WORKER_ENTRY, { workerData }) : new Worker(code, { eval: true, workerData });
       worker.on('message', (r: DecodeResult) => {
         const p = this.pending.get(r.id);
         this.pending.delete(r.id);

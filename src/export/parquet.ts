@@ -22,6 +22,7 @@ import type { ChainEvent } from '../chain/verifier.ts';
 import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
 import { decodeLowerHex32, decodeLowerHex32View } from './jsonl.ts';
 import { snappyDecompress } from './snappy.ts';
+import { loadNativeCore } from './native.ts';
 import { DecodeBuffers, decodeRowGroup, ParquetPageRefused, refuseForeignFooterFields, refuseForeignPageHeaders, schemaIsExportLayout, type DecodedRowGroup } from './parquet_decode.ts';
 
 // hyparquet-writer bundles its own hyparquet version: use the writer's schema type.
@@ -558,7 +559,34 @@ let outView: DataView = new DataView(new ArrayBuffer(0));
  * the decoded pages, a timestamp its eight little-endian bytes reversed (the
  * encoding's int64 big-endian), copied four bytes at a time.
  */
-export function deliverDecodedGroup({ rowStart, rows, view, start, length }: DecodedRowGroup, sink: ExportEventSink, label: string): void {
+export function deliverDecodedGroup(decoded: DecodedRowGroup, sink: ExportEventSink, label: string): void {
+  const results = sink.results;
+  const core = results === undefined ? null : loadNativeCore();
+  if (results === undefined || core === null) {
+    deliverDecodedRows(decoded, 0, decoded.rows, sink, label);
+    return;
+  }
+  // Runs of rows through the native core (src/export/native.ts); a row it does not take goes through deliverDecodedRows().
+  let row = 0;
+  while (row < decoded.rows) {
+    if (results.count === results.seq.length) results.grow();
+    const r = results;
+    core.parquetRows(decoded.bytes, decoded.start, decoded.length, row, decoded.rows, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState);
+    const next = nativeState[0] as number;
+    results.count += next - row;
+    row = next;
+    if (row < decoded.rows && results.count < results.seq.length) {
+      deliverDecodedRows(decoded, row, row + 1, sink, label);
+      row++;
+    }
+  }
+}
+
+/** Scratch for the native core's state (the next row). */
+const nativeState = new Float64Array(2);
+
+/** deliverDecodedGroup() in TypeScript, for the rows from..to of the group. */
+function deliverDecodedRows({ rowStart, view, start, length }: DecodedRowGroup, from: number, to: number, sink: ExportEventSink, label: string): void {
   const encoder = sink.encoder;
   const prevHash = scratchPrevHash;
   const recordHash = scratchRecordHash;
@@ -584,10 +612,10 @@ export function deliverDecodedGroup({ rowStart, rows, view, start, length }: Dec
   for (let f = 0; f < fields; f++) {
     const lengths = columnLength[f] as Int32Array;
     let longest = 0;
-    for (let i = 0; i < rows; i++) longest = Math.max(longest, lengths[i] as number);
+    for (let i = from; i < to; i++) longest = Math.max(longest, lengths[i] as number);
     bodyRoom += 4 + longest;
   }
-  for (let i = 0; i < rows; i++) {
+  for (let i = from; i < to; i++) {
     const row = rowStart + i + 1;
     if (seqLength[i] !== 8 || occurredLength[i] !== 8 || ingestedLength[i] !== 8) {
       throw malformed(label, `row ${row}: sequence_no, occurred_at and ingested_at must be INT64`);

@@ -20,6 +20,7 @@
 import type { FileMetaData, RowGroup, SchemaElement } from 'hyparquet';
 import { EXPORT_COLUMNS } from './columns.ts';
 import { SPARE, snappyDecompressInto } from './snappy.ts';
+import { loadNativeCore } from './native.ts';
 
 /** The pages are not of the layout this decoder reads (or are damaged): read them with hyparquet instead. */
 export class ParquetLayoutError extends Error {
@@ -515,7 +516,9 @@ function pageValues(src: Uint8Array, from: number, compressedSize: number, uncom
   // A page without value bytes (all NULL) may hold a Snappy stream of nothing; hyparquet skips it too.
   if (uncompressedSize === 0) return at;
   if (snappy) {
-    if (!snappyDecompressInto(src.subarray(from, from + compressedSize), target.bytes, at, uncompressedSize)) throw layout('a Snappy stream is damaged');
+    // The native core (when loaded) takes a stream only where snappyDecompressInto() would, with the same bytes; else that decides.
+    const native = from + compressedSize <= src.length && loadNativeCore()?.snappyDecompress(src, from, from + compressedSize, target.bytes, at, uncompressedSize) === true;
+    if (!native && !snappyDecompressInto(src.subarray(from, from + compressedSize), target.bytes, at, uncompressedSize)) throw layout('a Snappy stream is damaged');
   } else {
     if (compressedSize !== uncompressedSize) throw layout('an uncompressed page of two different sizes');
     target.bytes.set(src.subarray(from, from + compressedSize), at);

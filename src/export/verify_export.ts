@@ -19,6 +19,7 @@ import type { ExportEventSink } from './columns.ts';
 import { readJsonlInto } from './jsonl.ts';
 import { fileSha256, readParquetInto } from './parquet.ts';
 import { DecodePool, prepareWorkers, readFileParallel, type DecodedBatch, type WorkerLoader } from './parallel.ts';
+import { loadNativeCore, verifierCore } from './native.ts';
 
 export interface VerifyExportOptions {
   /** The export directory (manifest.json and data files). */
@@ -67,6 +68,8 @@ export interface ExportVerification {
   /** When the problem reported is a compared export's own (--compare): that export's directory; else null. */
   comparedExport: string | null;
   immutability: ImmutabilityReport[];
+  /** Which code decoded and hashed the events: the native core (src/export/native.ts) or TypeScript alone, and why not native. */
+  core: { core: 'native' | 'typescript'; why: string };
 }
 
 interface RecordHashes {
@@ -190,8 +193,9 @@ export async function verifyExport(options: VerifyExportOptions): Promise<Export
     checkpoints.sort((a, b) => a.sequence_no - b.sequence_no);
   }
 
-  // The main thread decodes too (see readFileParallel()): jobs - 1 worker threads.
-  const pool = jobs > 1 ? await DecodePool.start(jobs - 1, options.workerLoader) : null;
+  // The main thread decodes too (see readFileParallel()): jobs - 1 worker threads. With the native core
+  // (src/export/native.ts) one thread too reads in batches, which the core decodes and hashes whole.
+  const pool = jobs > 1 || loadNativeCore() !== null ? await DecodePool.start(jobs - 1, options.workerLoader) : null;
   try {
     return await verifyWithPool(options, manifest, checkpoints, storeProblems, immutability, pool);
   } finally {
@@ -309,6 +313,7 @@ async function verifyWithPool(
     checkpointBeyond: manifest.to_sequence_no === null ? null : checkpoints.filter((c) => c.sequence_no > (manifest.to_sequence_no ?? 0)).at(-1)?.sequence_no ?? null,
     comparedExport: ownProblem === null && comparedProblem !== null ? (compared?.dir ?? null) : null,
     immutability,
+    core: verifierCore(),
   };
 }
 

@@ -6,7 +6,8 @@
  */
 import { snappyUncompress } from 'hyparquet';
 import { describe, expect, it } from 'vitest';
-import { snappyDecompress } from '../../src/export/snappy.ts';
+import { loadNativeCore } from '../../src/export/native.ts';
+import { SPARE, snappyDecompress, snappyDecompressInto } from '../../src/export/snappy.ts';
 import { seededRandom as random } from '../helpers/random.ts';
 
 
@@ -106,5 +107,34 @@ describe('snappyDecompress', () => {
         expect(Buffer.from(actual as Uint8Array).equals(Buffer.from(expected))).toBe(true);
       }
     }
+  });
+
+  it('the native core (native/verify_native.c) takes a stream only where snappyDecompressInto() does, with the same bytes', () => {
+    const core = loadNativeCore();
+    expect(core, 'the native core is not built: run npm run build:native').not.toBeNull();
+    const rnd = random(13);
+    let taken = 0;
+    let declined = 0;
+    for (let n = 0; n < 6000; n++) {
+      const { bytes, length } = stream(rnd);
+      const input = Uint8Array.from(bytes);
+      if (n % 2 === 1) input[Math.floor(rnd() * input.length)] = Math.floor(rnd() * 256);
+      const claimed = n % 5 === 4 ? Math.max(0, length + Math.floor(rnd() * 9) - 4) : length;
+      // Both write at an offset inside a larger output, as the page decoder does.
+      const js = new Uint8Array(claimed + SPARE + 16);
+      const native = new Uint8Array(claimed + SPARE + 16);
+      const jsOk = snappyDecompressInto(input, js, 16, claimed);
+      const nativeOk = core?.snappyDecompress(input, 0, input.length, native, 16, claimed) === true;
+      if (nativeOk) {
+        expect(jsOk).toBe(true);
+        expect(Buffer.from(native.subarray(16, 16 + claimed)).equals(Buffer.from(js.subarray(16, 16 + claimed)))).toBe(true);
+        taken++;
+      } else {
+        declined++;
+      }
+      if (n % 2 === 0 && claimed === length) expect(nativeOk).toBe(true); // every valid stream
+    }
+    expect(taken).toBeGreaterThan(2000);
+    expect(declined).toBeGreaterThan(500);
   });
 });

@@ -1,0 +1,696 @@
+/*
+ * The export verifier's native core (optional): decodes the events of an
+ * export in the layout audit-trail export writes, builds each hashed message
+ * of docs/hash-chain.md and computes its SHA-256 (OpenSSL, the one inside
+ * Node), a whole batch per call. It replaces, when it is built, the loops
+ * the TypeScript verifier would otherwise run per event:
+ *
+ *   jsonlDecode()       JsonlLineDecoder.decode() + ChainEncoder.hashMessage()
+ *                       (src/export/jsonl.ts, src/chain/encoding.ts)
+ *   parquetRows()       deliverDecodedGroup()'s loop + hashMessage()
+ *                       (src/export/parquet.ts)
+ *   snappyDecompress()  snappyDecompressInto() (src/export/snappy.ts)
+ *
+ * It decides nothing the TypeScript does not: an event it does not take
+ * (any line or row not exactly in the writer's layout, another tenant, a
+ * malformed hash, anything it does not expect) stops the batch there and is
+ * handed back to the TypeScript path, which decodes that one event, or
+ * refuses it with the file and line, exactly as without this module; then
+ * the batch goes on here. What it takes it decodes to the same bytes as the
+ * TypeScript (test/unit/native_core_matches_typescript.test.ts compares the
+ * two on real, awkward and damaged input). Checks of order, links and
+ * anchors stay in TypeScript.
+ *
+ * Built by scripts/build-native.mjs (a C compiler and Node's headers; no
+ * dependency, no node-gyp); without it the verifier is the same, slower.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <node_api.h>
+/* SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP, whose per-call provider lookup costs more than hashing one event. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, NULL, "verify_native: bad arguments");    \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+
+/* A typed array argument: its bytes and its element count. */
+typedef struct {
+  uint8_t *data;
+  size_t length; /* elements */
+  size_t bytes;
+} Typed;
+
+static int typed_arg(napi_env env, napi_value v, napi_typedarray_type want, Typed *out) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok) return 0;
+  if (type != want) return 0;
+  out->data = (uint8_t *)data;
+  out->length = length;
+  switch (type) {
+    case napi_int32_array: out->bytes = length * 4; break;
+    case napi_float64_array:
+    case napi_bigint64_array: out->bytes = length * 8; break;
+    default: out->bytes = length; break;
+  }
+  return 1;
+}
+
+static int int_arg(napi_env env, napi_value v, int64_t *out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+static void put32be(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static void put64be(uint8_t *p, uint64_t v) {
+  put32be(p, (uint32_t)(v >> 32));
+  put32be(p + 4, (uint32_t)v);
+}
+
+static const uint8_t BODY_PREFIX[6] = {0x50, 0x47, 0x41, 0x54, 0x00, 0x01};
+
+/* Lowercase hex digit values, -1 for anything else (the export's hashes are lowercase). */
+static int8_t LOWER_HEX[256];
+/* Either case, for \uXXXX escapes (JSON allows both). */
+static int8_t ANY_HEX[256];
+
+static void init_tables(void) {
+  memset(LOWER_HEX, -1, sizeof LOWER_HEX);
+  memset(ANY_HEX, -1, sizeof ANY_HEX);
+  for (int i = 0; i < 10; i++) LOWER_HEX['0' + i] = ANY_HEX['0' + i] = (int8_t)i;
+  for (int i = 0; i < 6; i++) {
+    LOWER_HEX['a' + i] = ANY_HEX['a' + i] = (int8_t)(10 + i);
+    ANY_HEX['A' + i] = (int8_t)(10 + i);
+  }
+}
+
+/* 64 lowercase hex digits at p into 32 bytes; 0 if any is not one. */
+static int hex32(const uint8_t *p, uint8_t *into) {
+  int bad = 0;
+  for (int i = 0; i < 32; i++) {
+    int hi = LOWER_HEX[p[2 * i]], lo = LOWER_HEX[p[2 * i + 1]];
+    bad |= hi | lo;
+    into[i] = (uint8_t)((hi << 4) | lo);
+  }
+  return bad >= 0;
+}
+
+/*
+ * The message's chain position after the body at m[0..n): sequence_no as
+ * int64 and prev_hash as 32 bytes, each with its length (docs/hash-chain.md);
+ * returns the message length.
+ */
+static size_t chain_position(uint8_t *m, size_t n, int64_t seq, const uint8_t *prev) {
+  put32be(m + n, 8);
+  put64be(m + n + 4, (uint64_t)seq);
+  put32be(m + n + 12, 32);
+  memcpy(m + n + 16, prev, 32);
+  return n + 48;
+}
+
+/* Where one event's results go: the arrays of a BatchCollector (src/export/decode_batch.ts). */
+typedef struct {
+  int64_t *seq;
+  double *version;
+  uint8_t *hashes; /* per event: prev_hash, record_hash, recomputed (96 bytes) */
+  uint8_t *same;
+  size_t capacity;
+} Results;
+
+static int results_args(napi_env env, napi_value *argv, Results *r) {
+  Typed seq, version, hashes, same;
+  if (!typed_arg(env, argv[0], napi_bigint64_array, &seq) || !typed_arg(env, argv[1], napi_float64_array, &version) ||
+      !typed_arg(env, argv[2], napi_uint8_array, &hashes) || !typed_arg(env, argv[3], napi_uint8_array, &same)) {
+    return 0;
+  }
+  r->seq = (int64_t *)seq.data;
+  r->version = (double *)version.data;
+  r->hashes = hashes.data;
+  r->same = same.data;
+  r->capacity = seq.length;
+  if (version.length < r->capacity) r->capacity = version.length;
+  if (same.length < r->capacity) r->capacity = same.length;
+  if (hashes.length / 96 < r->capacity) r->capacity = hashes.length / 96;
+  return 1;
+}
+
+/* Hashes message m[0..n) and stores event i's results; prev and record are its stored hashes. */
+static void store(Results *r, size_t i, int64_t seq, double version, const uint8_t *m, size_t n, const uint8_t *prev, const uint8_t *record) {
+  uint8_t *h = r->hashes + i * 96;
+  /* The low-level calls: OpenSSL 3's one-shot SHA256() looks the algorithm up in its providers on every call. */
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, m, n);
+  SHA256_Final(h + 64, &ctx);
+  memcpy(h, prev, 32);
+  memcpy(h + 32, record, 32);
+  r->seq[i] = seq;
+  r->version[i] = version;
+  r->same[i] = memcmp(h + 32, h + 64, 32) == 0;
+}
+
+/* A growable message buffer, freed at the end of each call. */
+typedef struct {
+  uint8_t *data;
+  size_t size;
+} Scratch;
+
+static int reserve(Scratch *s, size_t size) {
+  if (size <= s->size) return 1;
+  size_t next = s->size == 0 ? 64 * 1024 : s->size;
+  while (next < size) next *= 2;
+  uint8_t *d = realloc(s->data, next);
+  if (d == NULL) return 0;
+  s->data = d;
+  s->size = next;
+  return 1;
+}
+
+/* ------------------------------------------------------------------ JSONL */
+
+/* The text between values in a line of JsonlFileWriter, in order (src/export/jsonl.ts). */
+static const char *const KEYS[] = {
+    ",\"event_id\":", ",\"tenant_id\":", ",\"occurred_at\":", ",\"ingested_at\":", ",\"actor_type\":",
+    ",\"actor_id\":", ",\"actor_name\":", ",\"auth_method\":", ",\"source_ip\":", ",\"user_agent_hash\":",
+    ",\"action\":", ",\"resource_type\":", ",\"resource_id\":", ",\"parent_type\":", ",\"parent_id\":",
+    ",\"changes\":", ",\"reason\":", ",\"context\":", ",\"db_identity\":",
+};
+/* Per body field: 0 text or jsonb, 1 timestamp; whether it may be null; whether escapes are refused (tenant_id). */
+static const uint8_t FIELD_TIMESTAMP[19] = {0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const uint8_t FIELD_NULLABLE[19] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 0};
+static size_t KEY_LENGTH[19];
+
+/* The position after `t` if the bytes at p are `t`, else NULL. */
+static const uint8_t *token(const uint8_t *p, const uint8_t *end, const char *t, size_t n) {
+  if ((size_t)(end - p) < n || memcmp(p, t, n) != 0) return NULL;
+  return p + n;
+}
+
+/* The end of 1 to `max` ASCII digits at p followed by more of the line, or NULL. */
+static const uint8_t *integer_end(const uint8_t *p, const uint8_t *end, int max) {
+  const uint8_t *q = p;
+  while (q < end && *q >= '0' && *q <= '9') q++;
+  return q == p || q - p > max || q >= end ? NULL : q;
+}
+
+static int64_t digits_value(const uint8_t *p, const uint8_t *end) {
+  int64_t v = 0;
+  for (; p < end; p++) v = v * 10 + (*p - '0');
+  return v;
+}
+
+/*
+ * The high bit of each byte of the little-endian word w that is '"', '\\'
+ * or below 0x20 (0 when none is). The classic tests ("has a zero byte",
+ * "has a byte less than n"): a borrow may flag a byte after a flagged one,
+ * never one before it, so the lowest flagged byte is exactly the first.
+ */
+static uint64_t special_bytes(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t quote = w ^ (ones * 0x22), backslash = w ^ (ones * 0x5c);
+  return (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w)) & highs;
+}
+
+static int hex4(const uint8_t *p, const uint8_t *end) {
+  if (end - p < 4) return -1;
+  int a = ANY_HEX[p[0]], b = ANY_HEX[p[1]], c = ANY_HEX[p[2]], d = ANY_HEX[p[3]];
+  if ((a | b | c | d) < 0) return -1;
+  return (a << 12) | (b << 8) | (c << 4) | d;
+}
+
+/*
+ * A JSON string (or null when allowed) at p as a field at *o: its length,
+ * then its UTF-8 bytes. Returns the position after it, NULL when not the
+ * writer's layout (as JsonlLineDecoder.string()).
+ */
+static const uint8_t *string_field(const uint8_t *p, const uint8_t *end, int nullable, int no_escapes, uint8_t **o) {
+  uint8_t *out = *o;
+  if (p >= end) return NULL;
+  if (*p != '"') {
+    if (!nullable || end - p < 4 || memcmp(p, "null", 4) != 0) return NULL;
+    put32be(out, 0xffffffffu);
+    *o = out + 4;
+    return p + 4;
+  }
+  p++;
+  uint8_t *length_at = out;
+  out += 4;
+  for (;;) {
+    /* Eight bytes at a time up to the first '"', '\\' or control character (most of a line is plain text). */
+    while (end - p >= 8) {
+      uint64_t w;
+      memcpy(&w, p, 8);
+      memcpy(out, &w, 8); /* (the body has room: see reserve() in jsonl_decode()) */
+      uint64_t special = special_bytes(w);
+      if (special != 0) {
+        int plain = __builtin_ctzll(special) >> 3;
+        p += plain;
+        out += plain;
+        break;
+      }
+      p += 8;
+      out += 8;
+    }
+    /* The line's newline (at end) is a control character: every scan stops there. */
+    uint8_t c = *p;
+    while (c >= 0x20 && c != '"' && c != '\\') {
+      *out++ = c;
+      c = *++p;
+    }
+    if (c == '"') break;
+    if (c != '\\' || no_escapes || p + 1 >= end) return NULL;
+    uint8_t e = p[1];
+    p += 2;
+    switch (e) {
+      case '"': case '\\': case '/': *out++ = e; continue;
+      case 'b': *out++ = 0x08; continue;
+      case 'f': *out++ = 0x0c; continue;
+      case 'n': *out++ = 0x0a; continue;
+      case 'r': *out++ = 0x0d; continue;
+      case 't': *out++ = 0x09; continue;
+      case 'u': {
+        int u = hex4(p, end);
+        if (u < 0) return NULL;
+        p += 4;
+        uint32_t cp = (uint32_t)u;
+        if (u >= 0xd800 && u <= 0xdbff) {
+          int low = end - p >= 2 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2, end) : -1;
+          if (low < 0xdc00 || low > 0xdfff) return NULL; /* a lone surrogate: not text */
+          cp = 0x10000 + (((uint32_t)u - 0xd800) << 10) + ((uint32_t)low - 0xdc00);
+          p += 6;
+        } else if (u >= 0xdc00 && u <= 0xdfff) {
+          return NULL;
+        }
+        if (cp < 0x80) {
+          *out++ = (uint8_t)cp;
+        } else if (cp < 0x800) {
+          *out++ = (uint8_t)(0xc0 | (cp >> 6));
+          *out++ = (uint8_t)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+          *out++ = (uint8_t)(0xe0 | (cp >> 12));
+          *out++ = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+          *out++ = (uint8_t)(0x80 | (cp & 0x3f));
+        } else {
+          *out++ = (uint8_t)(0xf0 | (cp >> 18));
+          *out++ = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+          *out++ = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+          *out++ = (uint8_t)(0x80 | (cp & 0x3f));
+        }
+        continue;
+      }
+      default:
+        return NULL;
+    }
+  }
+  put32be(length_at, (uint32_t)(out - length_at - 4));
+  *o = out;
+  return p + 1;
+}
+
+static int is_leap(int64_t y) { return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0); }
+
+static int days_in_month(int64_t y, int m) {
+  if (m == 2) return is_leap(y) ? 29 : 28;
+  return m == 4 || m == 6 || m == 9 || m == 11 ? 30 : 31;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil), for years 0 to 9999. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/*
+ * A timestamp "YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z" (years 0000 to 9999, a date
+ * that exists) at p as a field: length 8 and int64 microseconds big-endian.
+ * Expanded years are not this layout (the TypeScript path reads them).
+ */
+static const uint8_t *timestamp_field(const uint8_t *p, const uint8_t *end, uint8_t **o) {
+  const uint8_t *s = p + 1;
+  if (end - s < 21 || *p != '"') return NULL;
+  for (int i = 0; i < 19; i++) {
+    uint8_t c = s[i];
+    int ok = i == 4 || i == 7 ? c == '-' : i == 10 ? c == 'T' : i == 13 || i == 16 ? c == ':' : c >= '0' && c <= '9';
+    if (!ok) return NULL;
+  }
+#define N2(i) ((s[i] - '0') * 10 + (s[(i) + 1] - '0'))
+  int64_t year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + N2(2);
+  int month = N2(5), day = N2(8), hour = N2(11), minute = N2(14), second = N2(17);
+#undef N2
+  if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 59) return NULL;
+  const uint8_t *q = s + 19;
+  int64_t fraction = 0;
+  int digits = 0;
+  if (*q == '.') {
+    q++;
+    while (digits < 6 && q < end && *q >= '0' && *q <= '9') {
+      fraction = fraction * 10 + (*q - '0');
+      digits++;
+      q++;
+    }
+    if (digits == 0) return NULL;
+  }
+  if (end - q < 2 || q[0] != 'Z' || q[1] != '"') return NULL;
+  static const int64_t SCALE[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
+  int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+  int64_t micros = seconds * 1000000 + fraction * SCALE[digits];
+  put32be(*o, 8);
+  put64be(*o + 4, (uint64_t)micros);
+  *o += 12;
+  return q + 2;
+}
+
+/*
+ * One line data[start..nl) (nl: its newline) decoded into the message buffer
+ * m; returns the body's length, or 0 when it is not the writer's layout.
+ * seq, version, prev and record receive the line's chain fields.
+ */
+static size_t jsonl_line(const uint8_t *p, const uint8_t *end, const uint8_t *tenant, size_t tenant_length, int tenant_ok, uint8_t *m,
+                         int64_t *seq, double *version, uint8_t *prev, uint8_t *record) {
+  p = token(p, end, "{\"sequence_no\":", 15);
+  if (p == NULL) return 0;
+  const uint8_t *q = integer_end(p, end, 15);
+  if (q == NULL || *p == '0') return 0; /* sequence_no >= 1, no leading zeros */
+  *seq = digits_value(p, q);
+  p = q;
+  memcpy(m, BODY_PREFIX, 6);
+  uint8_t *o = m + 6;
+  for (int f = 0; f < 19; f++) {
+    p = token(p, end, KEYS[f], KEY_LENGTH[f]);
+    if (p == NULL) return 0;
+    uint8_t *field = o;
+    p = FIELD_TIMESTAMP[f] ? timestamp_field(p, end, &o) : string_field(p, end, FIELD_NULLABLE[f], f == 1, &o);
+    if (p == NULL) return 0;
+    /* Another tenant's event (or a tenant id these bytes cannot stand for): the TypeScript path names it. */
+    if (f == 1 && (!tenant_ok || (size_t)(o - field - 4) != tenant_length || memcmp(field + 4, tenant, tenant_length) != 0)) return 0;
+  }
+  p = token(p, end, ",\"encoding_version\":", 20);
+  if (p == NULL) return 0;
+  q = integer_end(p, end, 9);
+  if (q == NULL || (*p == '0' && q > p + 1)) return 0;
+  *version = (double)digits_value(p, q);
+  p = token(q, end, ",\"prev_hash\":", 13);
+  if (p == NULL || end - p < 66 || p[0] != '"' || p[65] != '"' || !hex32(p + 1, prev)) return 0;
+  p = token(p + 66, end, ",\"record_hash\":", 15);
+  if (p == NULL || end - p < 66 || p[0] != '"' || p[65] != '"' || !hex32(p + 1, record)) return 0;
+  p += 66;
+  if (p + 1 != end || *p != '}') return 0;
+  return (size_t)(o - m);
+}
+
+/*
+ * jsonlDecode(data, start, end, tenant, tenantOk, seq, version, hashes, same, at, state)
+ *
+ * Decodes the lines of data[start..end) (whole lines, each ending with its
+ * newline; valid UTF-8, which the caller checked) into the results from
+ * index `at` on, until a line is not one it takes, the results are full or
+ * the lines end. state[0] receives the position of the first line not
+ * decoded (end when all were), state[1] how many were.
+ */
+static napi_value jsonl_decode(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed data, tenant, state;
+  int64_t start, end, at;
+  bool tenant_ok;
+  Results r;
+  if (argc != 11 || !typed_arg(env, argv[0], napi_uint8_array, &data) || !int_arg(env, argv[1], &start) || !int_arg(env, argv[2], &end) ||
+      !typed_arg(env, argv[3], napi_uint8_array, &tenant) || napi_get_value_bool(env, argv[4], &tenant_ok) != napi_ok ||
+      !results_args(env, argv + 5, &r) || !int_arg(env, argv[9], &at) || !typed_arg(env, argv[10], napi_float64_array, &state) ||
+      state.length < 2 || start < 0 || end < start || (size_t)end > data.length || at < 0) {
+    napi_throw_error(env, NULL, "verify_native.jsonlDecode: bad arguments");
+    return NULL;
+  }
+  Scratch s = {NULL, 0};
+  const uint8_t *p = data.data + start;
+  const uint8_t *stop = data.data + end;
+  size_t i = (size_t)at;
+  int64_t done = 0;
+  uint8_t prev[32], record[32];
+  while (p < stop && i < r.capacity) {
+    const uint8_t *nl = memchr(p, '\n', (size_t)(stop - p));
+    if (nl == NULL) break;
+    /* A body is never longer than its line (each key is longer than the length that replaces it, escapes
+       only shrink, a timestamp of 22 or more characters becomes 12 bytes); the chain position adds 48, the
+       eight-byte copies of string_field() may write 7 bytes past a field's end. */
+    if (!reserve(&s, (size_t)(nl - p) + 64 + 48 + 8)) break;
+    int64_t seq;
+    double version;
+    size_t n = jsonl_line(p, nl, tenant.data, tenant.length, tenant_ok, s.data, &seq, &version, prev, record);
+    if (n == 0) break;
+    n = chain_position(s.data, n, seq, prev);
+    store(&r, i, seq, version, s.data, n, prev, record);
+    i++;
+    done++;
+    p = nl + 1;
+  }
+  free(s.data);
+  double *st = (double *)state.data;
+  st[0] = (double)(p - data.data);
+  st[1] = (double)done;
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- Parquet */
+
+/* The export's 23 columns (src/export/columns.ts): sequence_no, the 19 body fields, encoding_version, prev_hash, record_hash. */
+#define COLUMNS 23
+#define C_SEQ 0
+#define C_FIRST_BODY 1
+#define C_LAST_BODY 19
+#define C_OCCURRED 3
+#define C_INGESTED 4
+#define C_VERSION 20
+#define C_PREV 21
+#define C_RECORD 22
+
+static uint64_t get64le(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int k = 7; k >= 0; k--) v = (v << 8) | p[k];
+  return v;
+}
+
+/*
+ * parquetRows(bytes, starts, lengths, from, to, rowStart, tenant, tenantOk, seq, version, hashes, same, at, state)
+ *
+ * The rows from..to of a row group decoded by parquet_decode.ts (bytes, and
+ * per column its values' offsets and lengths) into the results from index
+ * `at` on, until a row is not one it takes (a malformed INT64 or hash,
+ * another tenant: deliverDecodedGroup() decides those), or the rows end.
+ * state[0] receives the first row not decoded.
+ */
+static napi_value parquet_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed bytes, tenant, state;
+  int64_t from, to, at;
+  bool tenant_ok;
+  Results r;
+  uint32_t nstarts = 0, nlengths = 0;
+  if (argc != 13 || !typed_arg(env, argv[0], napi_uint8_array, &bytes) || napi_get_array_length(env, argv[1], &nstarts) != napi_ok ||
+      napi_get_array_length(env, argv[2], &nlengths) != napi_ok || nstarts != COLUMNS || nlengths != COLUMNS || !int_arg(env, argv[3], &from) ||
+      !int_arg(env, argv[4], &to) || !typed_arg(env, argv[5], napi_uint8_array, &tenant) || napi_get_value_bool(env, argv[6], &tenant_ok) != napi_ok ||
+      !results_args(env, argv + 7, &r) || !int_arg(env, argv[11], &at) || !typed_arg(env, argv[12], napi_float64_array, &state) || state.length < 1 ||
+      from < 0 || to < from || at < 0) {
+    napi_throw_error(env, NULL, "verify_native.parquetRows: bad arguments");
+    return NULL;
+  }
+  const int32_t *start[COLUMNS];
+  const int32_t *length[COLUMNS];
+  for (uint32_t c = 0; c < COLUMNS; c++) {
+    napi_value sv, lv;
+    Typed st, ln;
+    if (napi_get_element(env, argv[1], c, &sv) != napi_ok || napi_get_element(env, argv[2], c, &lv) != napi_ok ||
+        !typed_arg(env, sv, napi_int32_array, &st) || !typed_arg(env, lv, napi_int32_array, &ln) || st.length < (size_t)to || ln.length < (size_t)to) {
+      napi_throw_error(env, NULL, "verify_native.parquetRows: bad column arrays");
+      return NULL;
+    }
+    start[c] = (const int32_t *)st.data;
+    length[c] = (const int32_t *)ln.data;
+  }
+  /* Every value must lie inside the decoded bytes: checked per row (a value that does not is declined, never read). */
+  const uint8_t *b = bytes.data;
+  const int64_t size = (int64_t)bytes.length;
+  Scratch s = {NULL, 0};
+  size_t i = (size_t)at;
+  int64_t row = from;
+  uint8_t prev[32], record[32];
+  for (; row < to && i < r.capacity; row++, i++) {
+    if (length[C_SEQ][row] != 8 || length[C_OCCURRED][row] != 8 || length[C_INGESTED][row] != 8 || length[C_VERSION][row] != 4 ||
+        length[C_PREV][row] != 64 || length[C_RECORD][row] != 64) {
+      break;
+    }
+    size_t room = 6 + 48;
+    int inside = 1;
+    for (int c = 0; c < COLUMNS; c++) {
+      int32_t n = length[c][row], at_ = start[c][row];
+      if (n < 0) continue;
+      if (at_ < 0 || (int64_t)at_ + n > size) inside = 0;
+      room += 4 + (size_t)n;
+    }
+    if (!inside || !reserve(&s, room)) break;
+    if (!hex32(b + start[C_PREV][row], prev) || !hex32(b + start[C_RECORD][row], record)) break;
+    uint8_t *m = s.data;
+    memcpy(m, BODY_PREFIX, 6);
+    uint8_t *o = m + 6;
+    for (int c = C_FIRST_BODY; c <= C_LAST_BODY; c++) {
+      int32_t n = length[c][row];
+      if (n < 0) {
+        put32be(o, 0xffffffffu);
+        o += 4;
+        continue;
+      }
+      put32be(o, (uint32_t)n);
+      o += 4;
+      const uint8_t *v = b + start[c][row];
+      if (c == C_OCCURRED || c == C_INGESTED) {
+        put64be(o, get64le(v));
+      } else {
+        memcpy(o, v, (size_t)n);
+      }
+      o += n;
+    }
+    /* The tenant: another's (or one these bytes cannot stand for) goes to deliverDecodedGroup(). */
+    int32_t tn = length[2][row];
+    if (!tenant_ok || tn < 0 || (size_t)tn != tenant.length || memcmp(b + start[2][row], tenant.data, tenant.length) != 0) break;
+    int64_t seq = (int64_t)get64le(b + start[C_SEQ][row]);
+    const uint8_t *vb = b + start[C_VERSION][row];
+    int32_t version = (int32_t)((uint32_t)vb[0] | (uint32_t)vb[1] << 8 | (uint32_t)vb[2] << 16 | (uint32_t)vb[3] << 24);
+    size_t n = chain_position(m, (size_t)(o - m), seq, prev);
+    store(&r, i, seq, (double)version, m, n, prev, record);
+  }
+  free(s.data);
+  ((double *)state.data)[0] = (double)row;
+  return NULL;
+}
+
+/* ----------------------------------------------------------------- Snappy */
+
+/*
+ * snappyDecompress(input, inputStart, inputEnd, output, outputStart, outputLength): 1 when
+ * input[inputStart..inputEnd) is a Snappy block of exactly outputLength bytes, now
+ * in output[outputStart..], else 0 (the TypeScript decides what a damaged stream is).
+ */
+static napi_value snappy_decompress(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed in, out;
+  int64_t in_start, in_end, out_start, out_length;
+  if (argc != 6 || !typed_arg(env, argv[0], napi_uint8_array, &in) || !int_arg(env, argv[1], &in_start) || !int_arg(env, argv[2], &in_end) ||
+      !typed_arg(env, argv[3], napi_uint8_array, &out) || !int_arg(env, argv[4], &out_start) || !int_arg(env, argv[5], &out_length) || in_start < 0 ||
+      in_end < in_start || (size_t)in_end > in.length || out_start < 0 || out_length < 0 || (size_t)(out_start + out_length) > out.length) {
+    napi_throw_error(env, NULL, "verify_native.snappyDecompress: bad arguments");
+    return NULL;
+  }
+  const uint8_t *p = in.data + in_start, *pe = in.data + in_end;
+  uint8_t *o0 = out.data + out_start, *o = o0, *oe = o0 + out_length;
+  int ok = 0;
+  /* The preamble: the uncompressed length, a varint (stricter than snappyDecompressInto(): it must be outputLength). */
+  uint64_t declared = 0;
+  int shift = 0;
+  for (;;) {
+    if (p >= pe || shift > 28) goto done;
+    uint8_t c = *p++;
+    declared |= (uint64_t)(c & 0x7f) << shift;
+    if (c < 0x80) break;
+    shift += 7;
+  }
+  if (declared != (uint64_t)out_length) goto done;
+  while (p < pe) {
+    uint8_t tag = *p++;
+    size_t len, offset;
+    switch (tag & 3) {
+      case 0: { /* literal */
+        len = tag >> 2;
+        if (len >= 60) {
+          size_t extra = len - 59;
+          /* (four bytes after the tag, whatever the length's size, as snappyDecompressInto() asks: never accept more than it does) */
+          if (pe - p < 4) goto done;
+          len = 0;
+          for (size_t k = 0; k < extra; k++) len |= (size_t)p[k] << (8 * k);
+          p += extra;
+        }
+        len += 1;
+        if ((size_t)(pe - p) < len || (size_t)(oe - o) < len) goto done;
+        memcpy(o, p, len);
+        o += len;
+        p += len;
+        continue;
+      }
+      case 1:
+        if (pe - p < 1) goto done;
+        len = ((tag >> 2) & 7) + 4;
+        offset = ((size_t)(tag >> 5) << 8) | p[0];
+        p += 1;
+        break;
+      case 2:
+        if (pe - p < 2) goto done;
+        len = (tag >> 2) + 1;
+        offset = (size_t)p[0] | ((size_t)p[1] << 8);
+        p += 2;
+        break;
+      default:
+        if (pe - p < 4) goto done;
+        len = (tag >> 2) + 1;
+        offset = (size_t)p[0] | ((size_t)p[1] << 8) | ((size_t)p[2] << 16) | ((size_t)p[3] << 24);
+        p += 4;
+        break;
+    }
+    if (offset == 0 || offset > (size_t)(o - o0) || (size_t)(oe - o) < len) goto done;
+    const uint8_t *from = o - offset;
+    if (offset >= len) {
+      memcpy(o, from, len);
+      o += len;
+    } else {
+      for (size_t k = 0; k < len; k++) *o++ = from[k]; /* overlapping: a repeating pattern */
+    }
+  }
+  ok = o == oe;
+done:;
+  napi_value result;
+  CHECK(napi_get_boolean(env, ok, &result));
+  return result;
+}
+
+/* ----------------------------------------------------------------- module */
+
+static napi_value init(napi_env env, napi_value exports) {
+  init_tables();
+  for (int f = 0; f < 19; f++) KEY_LENGTH[f] = strlen(KEYS[f]);
+  napi_property_descriptor props[] = {
+      {"jsonlDecode", NULL, jsonl_decode, NULL, NULL, NULL, napi_default, NULL},
+      {"parquetRows", NULL, parquet_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"snappyDecompress", NULL, snappy_decompress, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  napi_value version;
+  CHECK(napi_create_uint32(env, 1, &version));
+  CHECK(napi_set_named_property(env, exports, "version", version));
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

@@ -1,0 +1,112 @@
+/**
+ * The export verifier's optional native core (native/verify_native.c, built
+ * by scripts/build-native.mjs on `npm install`): decodes a batch of events,
+ * builds their hashed messages and computes their SHA-256 in one call,
+ * where the TypeScript path spends most of its time in per-event JavaScript.
+ * It takes only events exactly in the writer's layout and hands every other
+ * one back (see the C file); the checks stay in TypeScript.
+ *
+ * Loaded once per thread. Not there (no compiler when installing, another
+ * platform) or switched off with AUDIT_TRAIL_NATIVE=0: the verifier runs
+ * the TypeScript path alone, same results.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeCore {
+  readonly version: number;
+  /** See jsonl_decode() in native/verify_native.c. */
+  jsonlDecode(
+    data: Uint8Array,
+    start: number,
+    end: number,
+    tenant: Uint8Array,
+    tenantOk: boolean,
+    seq: BigInt64Array,
+    version: Float64Array,
+    hashes: Uint8Array,
+    same: Uint8Array,
+    at: number,
+    state: Float64Array,
+  ): void;
+  /** See parquet_rows(). */
+  parquetRows(
+    bytes: Uint8Array,
+    starts: Int32Array[],
+    lengths: Int32Array[],
+    from: number,
+    to: number,
+    tenant: Uint8Array,
+    tenantOk: boolean,
+    seq: BigInt64Array,
+    version: Float64Array,
+    hashes: Uint8Array,
+    same: Uint8Array,
+    at: number,
+    state: Float64Array,
+  ): void;
+  /** See snappy_decompress(): true when it decompressed the block, false to let snappyDecompressInto() decide. */
+  snappyDecompress(input: Uint8Array, inputStart: number, inputEnd: number, output: Uint8Array, outputStart: number, outputLength: number): boolean;
+}
+
+/** The version of the C file this TypeScript calls (the module's `version`). */
+const CORE_VERSION = 1;
+
+/** Where scripts/build-native.mjs puts the module. */
+export function defaultNativePath(): string | null {
+  // (import.meta.url is undefined in the bundled worker script: its path comes from the main thread)
+  if (typeof import.meta.url !== 'string') return null;
+  return fileURLToPath(new URL('../../native/build/verify_native.node', import.meta.url));
+}
+
+let core: NativeCore | null | undefined;
+let why = '';
+let enabled = true;
+
+/** Switches the native core off (false) or back on for this thread (tests compare the two paths; workers started meanwhile follow). */
+export function setNativeCoreEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/**
+ * Loads the native core from `path` (the default place when not given) once
+ * for this thread; null when it is not built, fails to load, is of another
+ * version, or AUDIT_TRAIL_NATIVE=0.
+ */
+export function loadNativeCore(path: string | null = defaultNativePath()): NativeCore | null {
+  if (!enabled) return null;
+  if (core !== undefined) return core;
+  core = null;
+  if (process.env.AUDIT_TRAIL_NATIVE === '0') {
+    why = 'switched off (AUDIT_TRAIL_NATIVE=0)';
+  } else if (path === null || !existsSync(path)) {
+    why = 'not built (npm run build:native needs a C compiler and Node\'s headers)';
+  } else {
+    try {
+      const loaded = createRequire(path)(path) as NativeCore;
+      if (loaded.version === CORE_VERSION) {
+        core = loaded;
+        nativePath = path;
+      } else {
+        why = `${path} is of version ${String(loaded.version)}, this code needs ${CORE_VERSION}: run npm run build:native`;
+      }
+    } catch (err) {
+      why = `${path} did not load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+    }
+  }
+  return core;
+}
+
+let nativePath: string | null = null;
+
+/** The loaded module's path (for worker threads), null when none is loaded. */
+export function loadedNativePath(): string | null {
+  return loadNativeCore() === null ? null : nativePath;
+}
+
+/** 'native' or 'typescript': which code decodes and hashes the events of an export here, and why not native. */
+export function verifierCore(): { core: 'native' | 'typescript'; why: string } {
+  if (loadNativeCore() !== null) return { core: 'native', why: '' };
+  return { core: 'typescript', why: enabled ? why : 'switched off' };
+}

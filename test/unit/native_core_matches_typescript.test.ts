@@ -1,0 +1,269 @@
+/**
+ * The export verifier's native core (native/verify_native.c) gives exactly
+ * what the TypeScript path gives: for every batch, the same events, bodies'
+ * hashes, stored hashes, versions, other tenants and the same error at the
+ * same place, on lines and rows the writer writes, on awkward values, on
+ * edited lines and on damaged bytes. It may decline more than the
+ * TypeScript fast path (the event then goes through TypeScript), never take
+ * an event the TypeScript would decide otherwise. Whole exports verify to
+ * the same report both ways, with one thread and with worker threads.
+ *
+ * CI builds the core (scripts/build-native.mjs --required); without it
+ * these tests fail with how to build it, rather than pass without testing.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { EventBodyFields } from '../../src/chain/encoding.ts';
+import type { ExportRow } from '../../src/export/columns.ts';
+import { decodeBatch } from '../../src/export/decode_batch.ts';
+import type { DecodeResult, DecodeTask, ParquetTask } from '../../src/export/decode_protocol.ts';
+import { JsonlFileWriter } from '../../src/export/jsonl.ts';
+import { loadNativeCore, setNativeCoreEnabled, verifierCore, type NativeCore } from '../../src/export/native.ts';
+import { decodeRowGroup } from '../../src/export/parquet_decode.ts';
+import type { RowGroup } from 'hyparquet';
+import { openParquetExport, ParquetFileWriter, rowGroupRange } from '../../src/export/parquet.ts';
+import { verifyExport } from '../../src/export/verify_export.ts';
+import { LINE_EDITS, row } from '../helpers/jsonl_lines.ts';
+import { capturedIo } from '../helpers/cli_io.ts';
+import { main } from '../../src/cli/main.ts';
+import { seededRandom as random } from '../helpers/random.ts';
+import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
+
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'native-core-'));
+  expect(loadNativeCore(), `the native core is not built (${verifierCore().why}): run npm run build:native`).not.toBeNull();
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+afterEach(() => setNativeCoreEnabled(true));
+
+/** A DecodeResult as comparable values (its ArrayBuffers cut to its events). */
+function comparable(r: DecodeResult): unknown {
+  return {
+    count: r.count,
+    seq: Array.from(new BigInt64Array(r.seq, 0, r.count), String),
+    version: Array.from(new Float64Array(r.version, 0, r.count)),
+    hashes: Buffer.from(r.hashes, 0, r.count * 96).toString('hex'),
+    same: Array.from(new Uint8Array(r.same, 0, r.count)),
+    others: r.others,
+    error: r.error === null ? null : { ...r.error, lineBytes: r.error.lineBytes === undefined ? undefined : Buffer.from(r.error.lineBytes).toString('hex') },
+  };
+}
+
+/** The batch decoded by the TypeScript path and by the native core. */
+async function bothWays(task: () => DecodeTask): Promise<{ typescript: unknown; native: unknown }> {
+  setNativeCoreEnabled(false);
+  const typescript = comparable(await decodeBatch(task()));
+  setNativeCoreEnabled(true);
+  const native = comparable(await decodeBatch(task()));
+  return { typescript, native };
+}
+
+function core(): NativeCore {
+  return loadNativeCore() as NativeCore;
+}
+
+/** How many lines of a JSONL task the core takes itself, from the first on. */
+function taken(task: DecodeTask): number {
+  const n = 100_000;
+  const state = new Float64Array(2);
+  core().jsonlDecode(new Uint8Array(task.data), 0, task.length, Buffer.from('plant_hd'), true, new BigInt64Array(n), new Float64Array(n), new Uint8Array(n * 96), new Uint8Array(n), 0, state);
+  return state[1] as number;
+}
+
+function jsonlTask(lines: Array<string | Buffer>, tenantId = 'plant_hd'): () => DecodeTask {
+  const bytes = Buffer.concat(lines.map((l) => Buffer.concat([typeof l === 'string' ? Buffer.from(l, 'utf8') : l, Buffer.from('\n')])));
+  return () => {
+    const data = new ArrayBuffer(bytes.length);
+    new Uint8Array(data).set(bytes);
+    return { kind: 'jsonl', id: 1, label: 'f.jsonl', tenantId, data, length: bytes.length };
+  };
+}
+
+async function linesOf(rows: ExportRow[]): Promise<string[]> {
+  const file = path.join(work, `rows-${Math.random().toString(36).slice(2)}.jsonl`);
+  const writer = new JsonlFileWriter(file);
+  await writer.writeRows(rows);
+  await writer.close();
+  return (await readFile(file, 'utf8')).split('\n').slice(0, -1);
+}
+
+/** A valid chain of awkward events (text outside the BMP, combining marks, right-to-left, escapes, NULLs, large values, old and far dates). */
+function awkwardChain(n: number): ExportRow[] {
+  return chainedRows(n, (i): EventBodyFields => {
+    const occurred = i % 17 === 3 ? -62_135_596_800_000_000n + BigInt(i) : i % 17 === 4 ? 253_402_300_799_999_000n : 1_741_068_900_000_000n + BigInt(i) * 1001n;
+    return {
+      event_id: `01JNK${String(i).padStart(21, '0')}`,
+      tenant_id: 'plant_hd',
+      occurred_at: occurred,
+      ingested_at: occurred + 17n,
+      actor_type: 'user',
+      actor_id: i % 9 === 0 ? '' : `operator.${i % 40}`,
+      actor_name: i % 3 === 0 ? 'Zoë Çelik e\u0301 \u05d0\u05d1\u05d2 \u{1F600} \u{1D11E}' : null,
+      auth_method: 'badge',
+      source_ip: i % 2 === 0 ? null : '10.1.2.3',
+      user_agent_hash: null,
+      action: 'update',
+      resource_type: 'production_order',
+      resource_id: i % 7 === 0 ? null : `PO-${i}`,
+      parent_type: null,
+      parent_id: null,
+      changes: i % 50 === 7 ? `[{"field": "notes", "after": "${'x\u{1F600}\\"'.repeat(20_000)}"}]` : `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
+      reason: i % 5 === 0 ? '' : i % 5 === 1 ? 'line 1\nline 2 "quoted" \\ tab\t \u0001 \u{1F4A5}' : null,
+      context: '{"capture_method": "trigger"}',
+      db_identity: `{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":${1000 + (i % 3)}}`,
+    };
+  });
+}
+
+describe('the native core of verify --export', () => {
+  it('decodes JSONL lines the writer writes (valid chains and random rows) exactly as the TypeScript path', async () => {
+    const chain = await linesOf(awkwardChain(300));
+    const { typescript, native } = await bothWays(jsonlTask(chain));
+    expect(native).toEqual(typescript);
+    expect((native as { count: number }).count).toBe(300);
+    expect((native as { same: number[] }).same.every((s) => s === 1)).toBe(true);
+    // (and the core took every line itself: none went the TypeScript way)
+    expect(taken(jsonlTask(chain)())).toBe(300);
+    // Random rows: random hashes (never the same), other tenants among them, escapes everywhere.
+    const rnd = random(21);
+    const rows = await linesOf(Array.from({ length: 2000 }, (_, i) => row(rnd, i + 1)));
+    for (let i = 0; i < rows.length; i += 250) {
+      const both = await bothWays(jsonlTask(rows.slice(i, i + 250)));
+      expect(both.native).toEqual(both.typescript);
+    }
+  });
+
+  it('gives the same events and the same error at the same line for edited and damaged lines', async () => {
+    const rnd = random(22);
+    const good = await linesOf(awkwardChain(40));
+    let errors = 0;
+    let taken = 0;
+    for (const [i, line] of good.entries()) {
+      for (const edit of LINE_EDITS) {
+        const edited = edit(line);
+        const damaged = Buffer.from(edited, 'utf8');
+        if (damaged.length > 0) damaged[Math.floor(rnd() * damaged.length)] = Math.floor(rnd() * 256);
+        for (const bad of [edited, damaged]) {
+          // The edited line among good ones: events before it, it, events after it.
+          const batch = [...good.slice(Math.max(0, i - 2), i), bad, ...good.slice(i + 1, i + 3)];
+          const { typescript, native } = await bothWays(jsonlTask(batch));
+          expect(native, `${String(bad).slice(0, 200)}`).toEqual(typescript);
+          if ((native as { error: unknown }).error !== null) errors++;
+          else taken++;
+        }
+      }
+    }
+    expect(errors).toBeGreaterThan(100);
+    expect(taken).toBeGreaterThan(100);
+  });
+
+  it('names events of another tenant as the TypeScript path does', async () => {
+    const lines = await linesOf(awkwardChain(30));
+    const { typescript, native } = await bothWays(jsonlTask(lines, 'plant_other'));
+    expect(native).toEqual(typescript);
+    expect((native as { others: unknown[] }).others.length).toBe(30);
+    // A tenant id that no bytes stand for (a lone surrogate): every event goes through TypeScript.
+    const lone = await bothWays(jsonlTask(lines, 'plant_\ud800'));
+    expect(lone.native).toEqual(lone.typescript);
+  });
+
+  it('decodes Parquet row groups (real and damaged) exactly as the TypeScript path', async () => {
+    const rows = awkwardChain(900);
+    (rows[600] as ExportRow).record_hash = 'Z'.repeat(64); // a malformed hash: refused at that row both ways
+    (rows[300] as ExportRow).tenant_id = 'plant_other';
+    const file = path.join(work, 'rows.parquet');
+    const writer = new ParquetFileWriter(file);
+    for (const size of [1, 250, 300, 349]) await writer.writeRows(rows.splice(0, size));
+    await writer.close();
+    const { metadata } = await openParquetExport(file, file);
+    const bytes = await readFile(file);
+    const tasks: Array<(damage?: (b: Uint8Array) => void) => DecodeTask> = [];
+    let rowStart = 0;
+    for (const group of metadata.row_groups) {
+      const { offset, rangeEnd } = rowGroupRange(group, bytes.length);
+      const groupRows = Number(group.num_rows);
+      const start = rowStart;
+      tasks.push((damage) => {
+        const data = new ArrayBuffer(rangeEnd - offset);
+        const view = new Uint8Array(data);
+        view.set(bytes.subarray(offset, rangeEnd));
+        damage?.(view);
+        return {
+          kind: 'parquet', id: 1, label: file, tenantId: 'plant_hd', data, length: data.byteLength, path: file, fileSize: bytes.length,
+          offset, rangeEnd, metadata: { ...metadata, row_groups: [group], num_rows: BigInt(groupRows) }, rowStart: start, rows: groupRows,
+        };
+      });
+      rowStart += groupRows;
+    }
+    // The core takes every row of a clean group itself.
+    const first = tasks[1]?.() as ParquetTask;
+    const group = first.metadata.row_groups[0] as RowGroup;
+    const decoded = decodeRowGroup(first.metadata, group, new Uint8Array(first.data), first.offset, first.rowStart);
+    const r = { seq: new BigInt64Array(250), version: new Float64Array(250), hashes: new Uint8Array(250 * 96), same: new Uint8Array(250) };
+    const state = new Float64Array(2);
+    core().parquetRows(decoded.bytes, decoded.start, decoded.length, 0, 250, Buffer.from('plant_hd'), true, r.seq, r.version, r.hashes, r.same, 0, state);
+    expect(state[0]).toBe(250);
+    expect(Array.from(r.same).every((s) => s === 1)).toBe(true);
+    const results: unknown[] = [];
+    for (const task of tasks) {
+      const { typescript, native } = await bothWays(() => task());
+      expect(native).toEqual(typescript);
+      results.push(native);
+    }
+    const errors = results.map((r) => (r as { error: { message: string } | null }).error?.message ?? null);
+    expect(errors.filter((e) => e !== null)).toEqual([`${file}: row 601: record_hash is not 64 hex characters`]);
+    expect(results.flatMap((r) => (r as { others: unknown[] }).others)).toEqual([[49, 'plant_other']]);
+    // Damaged bytes (Snappy streams, levels, values): the same events or the same refusal.
+    const rnd = random(23);
+    for (let trial = 0; trial < 300; trial++) {
+      const task = tasks[1 + (trial % 3)] as (damage?: (b: Uint8Array) => void) => DecodeTask;
+      const flips = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => [rnd(), Math.floor(rnd() * 256)] as const);
+      const damage = (b: Uint8Array): void => {
+        for (const [at, value] of flips) b[Math.floor(at * b.length)] = value;
+      };
+      const { typescript, native } = await bothWays(() => task(damage));
+      expect(native).toEqual(typescript);
+    }
+  });
+
+  it('verifies whole exports to the same report with and without it, with one thread and with workers', async () => {
+    for (const format of ['jsonl', 'parquet'] as const) {
+      const rows = awkwardChain(1200);
+      (rows[800] as ExportRow).reason = 'tampered';
+      const dir = await writeOneFileExport(path.join(work, `whole-${format}`), format, rows, 250);
+      const reports: unknown[] = [];
+      for (const native of [false, true]) {
+        for (const jobs of [1, 2]) {
+          setNativeCoreEnabled(native);
+          const { core: used, ...r } = await verifyExport({ dir, jobs, batchBytes: 64 << 10 });
+          expect(used.core).toBe(native ? 'native' : 'typescript');
+          reports.push(r);
+        }
+      }
+      expect(reports[1]).toEqual(reports[0]);
+      expect(reports[2]).toEqual(reports[0]);
+      expect(reports[3]).toEqual(reports[0]);
+      expect(reports[0]).toMatchObject({ ok: false });
+      expect(JSON.stringify(reports[0])).toContain('801');
+    }
+  });
+
+  it('audit-trail verify --export --json says which code decoded and hashed the events', async () => {
+    const dir = await writeOneFileExport(path.join(work, 'cli-json'), 'jsonl', awkwardChain(20));
+    const run = async (): Promise<Record<string, unknown>> => {
+      const io = capturedIo();
+      expect(await main(['verify', '--export', dir, '--json'], io)).toBe(0);
+      return (JSON.parse(io.out) as { export: Record<string, unknown> }).export;
+    };
+    expect(await run()).toMatchObject({ ok: true, events_checked: 20, decoded_by: 'native' });
+    expect(await run()).not.toHaveProperty('why_not_native');
+    setNativeCoreEnabled(false);
+    expect(await run()).toMatchObject({ ok: true, events_checked: 20, decoded_by: 'typescript', why_not_native: 'switched off' });
+  });
+});
+
