@@ -24,6 +24,7 @@
  * Built by scripts/build-native.mjs (a C compiler and Node's headers; no
  * dependency, no node-gyp); without it the verifier is the same, slower.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,25 @@ static int reserve(Scratch *s, size_t size) {
   s->data = d;
   s->size = next;
   return 1;
+}
+
+/* At most this many threads per call (the caller's --jobs). */
+#define MAX_THREADS 64
+
+/*
+ * Runs work(parts[k]) for k = 0..n-1, parts 1.. on threads of their own and
+ * part 0 on the calling thread; a part whose thread cannot be started runs
+ * on the calling thread too. Returns when all are done.
+ */
+static void run_parts(void *(*work)(void *), void *parts, size_t part_size, int n) {
+  pthread_t threads[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  for (int k = 1; k < n; k++) started[k] = pthread_create(&threads[k], NULL, work, (char *)parts + (size_t)k * part_size) == 0;
+  work(parts);
+  for (int k = 1; k < n; k++) {
+    if (started[k]) pthread_join(threads[k], NULL);
+    else work((char *)parts + (size_t)k * part_size);
+  }
 }
 
 /* ------------------------------------------------------------------ JSONL */
@@ -419,56 +439,127 @@ static size_t jsonl_line(const uint8_t *p, const uint8_t *end, const uint8_t *te
   return (size_t)(o - m);
 }
 
+/* A run of whole lines one thread decodes: [p, stop), the first of them at result index `first`. */
+typedef struct {
+  const uint8_t *p, *stop;
+  size_t first, lines;
+  const uint8_t *tenant;
+  size_t tenant_length;
+  int tenant_ok;
+  Results *r;
+  /* Out: lines decoded from the first on (lines when all were), 0 with `failed` when memory ran out. */
+  size_t taken;
+} JsonlPart;
+
+static void *jsonl_part(void *arg) {
+  JsonlPart *part = arg;
+  Scratch s = {NULL, 0};
+  const uint8_t *p = part->p;
+  size_t i = part->first;
+  uint8_t prev[32], record[32];
+  part->taken = 0;
+  while (part->taken < part->lines) {
+    const uint8_t *nl = memchr(p, '\n', (size_t)(part->stop - p));
+    /* A body is never longer than its line (each key is longer than the length that replaces it, escapes
+       only shrink, a timestamp of 22 or more characters becomes 12 bytes); the chain position adds 48, the
+       eight-byte copies of string_field() may write 7 bytes past a field's end. */
+    if (nl == NULL || !reserve(&s, (size_t)(nl - p) + 64 + 48 + 8)) break;
+    int64_t seq;
+    double version;
+    size_t n = jsonl_line(p, nl, part->tenant, part->tenant_length, part->tenant_ok, s.data, &seq, &version, prev, record);
+    if (n == 0) break;
+    n = chain_position(s.data, n, seq, prev);
+    store(part->r, i, seq, version, s.data, n, prev, record);
+    i++;
+    part->taken++;
+    p = nl + 1;
+  }
+  free(s.data);
+  return NULL;
+}
+
+/* The start of the first line at or after q (a line starts after a newline), within [from, stop]. */
+static const uint8_t *line_start_at(const uint8_t *from, const uint8_t *q, const uint8_t *stop) {
+  if (q <= from) return from;
+  const uint8_t *nl = memchr(q - 1, '\n', (size_t)(stop - (q - 1)));
+  return nl == NULL ? stop : nl + 1;
+}
+
+static size_t count_lines(const uint8_t *p, const uint8_t *stop) {
+  size_t n = 0;
+  while (p < stop) {
+    const uint8_t *nl = memchr(p, '\n', (size_t)(stop - p));
+    if (nl == NULL) break;
+    n++;
+    p = nl + 1;
+  }
+  return n;
+}
+
 /*
- * jsonlDecode(data, start, end, tenant, tenantOk, seq, version, hashes, same, at, state)
+ * jsonlDecode(data, start, end, tenant, tenantOk, seq, version, hashes, same, at, state, threads)
  *
  * Decodes the lines of data[start..end) (whole lines, each ending with its
  * newline; valid UTF-8, which the caller checked) into the results from
  * index `at` on, until a line is not one it takes, the results are full or
- * the lines end. state[0] receives the position of the first line not
- * decoded (end when all were), state[1] how many were.
+ * the lines end; on up to `threads` threads, each a run of the lines, the
+ * results the same as one thread's. state[0] receives the position of the
+ * first line not decoded (end when all were), state[1] how many were.
  */
 static napi_value jsonl_decode(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
+  size_t argc = 12;
+  napi_value argv[12];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Typed data, tenant, state;
-  int64_t start, end, at;
+  int64_t start, end, at, threads;
   bool tenant_ok;
   Results r;
-  if (argc != 11 || !typed_arg(env, argv[0], napi_uint8_array, &data) || !int_arg(env, argv[1], &start) || !int_arg(env, argv[2], &end) ||
+  if (argc != 12 || !typed_arg(env, argv[0], napi_uint8_array, &data) || !int_arg(env, argv[1], &start) || !int_arg(env, argv[2], &end) ||
       !typed_arg(env, argv[3], napi_uint8_array, &tenant) || napi_get_value_bool(env, argv[4], &tenant_ok) != napi_ok ||
       !results_args(env, argv + 5, &r) || !int_arg(env, argv[9], &at) || !typed_arg(env, argv[10], napi_float64_array, &state) ||
-      state.length < 2 || start < 0 || end < start || (size_t)end > data.length || at < 0) {
+      !int_arg(env, argv[11], &threads) || state.length < 2 || start < 0 || end < start || (size_t)end > data.length || at < 0 || threads < 1) {
     napi_throw_error(env, NULL, "verify_native.jsonlDecode: bad arguments");
     return NULL;
   }
-  Scratch s = {NULL, 0};
-  const uint8_t *p = data.data + start;
+  const uint8_t *from = data.data + start;
   const uint8_t *stop = data.data + end;
-  size_t i = (size_t)at;
-  int64_t done = 0;
-  uint8_t prev[32], record[32];
-  while (p < stop && i < r.capacity) {
-    const uint8_t *nl = memchr(p, '\n', (size_t)(stop - p));
+  /* The lines that fit in the results. */
+  size_t room = (size_t)at < r.capacity ? r.capacity - (size_t)at : 0;
+  const uint8_t *limit = from;
+  size_t lines = 0;
+  while (limit < stop && lines < room) {
+    const uint8_t *nl = memchr(limit, '\n', (size_t)(stop - limit));
     if (nl == NULL) break;
-    /* A body is never longer than its line (each key is longer than the length that replaces it, escapes
-       only shrink, a timestamp of 22 or more characters becomes 12 bytes); the chain position adds 48, the
-       eight-byte copies of string_field() may write 7 bytes past a field's end. */
-    if (!reserve(&s, (size_t)(nl - p) + 64 + 48 + 8)) break;
-    int64_t seq;
-    double version;
-    size_t n = jsonl_line(p, nl, tenant.data, tenant.length, tenant_ok, s.data, &seq, &version, prev, record);
-    if (n == 0) break;
-    n = chain_position(s.data, n, seq, prev);
-    store(&r, i, seq, version, s.data, n, prev, record);
-    i++;
-    done++;
-    p = nl + 1;
+    limit = nl + 1;
+    lines++;
   }
-  free(s.data);
+  /* Runs of about equal bytes at line boundaries (a thread for fewer than 64 lines is not worth starting). */
+  int n = threads > MAX_THREADS ? MAX_THREADS : (int)threads;
+  if ((size_t)n > lines / 64) n = lines / 64 > 0 ? (int)(lines / 64) : 1;
+  JsonlPart parts[MAX_THREADS];
+  size_t first = (size_t)at;
+  for (int k = 0; k < n; k++) {
+    const uint8_t *p = k == 0 ? from : parts[k - 1].stop;
+    const uint8_t *q = k == n - 1 ? limit : line_start_at(from, from + (size_t)(limit - from) * (size_t)(k + 1) / (size_t)n, limit);
+    if (q < p) q = p;
+    parts[k] = (JsonlPart){p, q, first, count_lines(p, q), tenant.data, tenant.length, tenant_ok, &r, 0};
+    first += parts[k].lines;
+  }
+  run_parts(jsonl_part, parts, sizeof parts[0], n);
+  /* The lines decoded from the first on: every run up to the first that stopped early. */
+  size_t done = 0;
+  const uint8_t *next = from;
+  for (int k = 0; k < n; k++) {
+    done += parts[k].taken;
+    if (parts[k].taken < parts[k].lines) {
+      next = parts[k].p;
+      for (size_t t = 0; t < parts[k].taken; t++) next = (const uint8_t *)memchr(next, '\n', (size_t)(stop - next)) + 1;
+      break;
+    }
+    next = parts[k].stop;
+  }
   double *st = (double *)state.data;
-  st[0] = (double)(p - data.data);
+  st[0] = (double)(next - data.data);
   st[1] = (double)done;
   return NULL;
 }
@@ -492,67 +583,50 @@ static uint64_t get64le(const uint8_t *p) {
   return v;
 }
 
-/*
- * parquetRows(bytes, starts, lengths, from, to, rowStart, tenant, tenantOk, seq, version, hashes, same, at, state)
- *
- * The rows from..to of a row group decoded by parquet_decode.ts (bytes, and
- * per column its values' offsets and lengths) into the results from index
- * `at` on, until a row is not one it takes (a malformed INT64 or hash,
- * another tenant: deliverDecodedGroup() decides those), or the rows end.
- * state[0] receives the first row not decoded.
- */
-static napi_value parquet_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
-  napi_value argv[13];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Typed bytes, tenant, state;
-  int64_t from, to, at;
-  bool tenant_ok;
-  Results r;
-  uint32_t nstarts = 0, nlengths = 0;
-  if (argc != 13 || !typed_arg(env, argv[0], napi_uint8_array, &bytes) || napi_get_array_length(env, argv[1], &nstarts) != napi_ok ||
-      napi_get_array_length(env, argv[2], &nlengths) != napi_ok || nstarts != COLUMNS || nlengths != COLUMNS || !int_arg(env, argv[3], &from) ||
-      !int_arg(env, argv[4], &to) || !typed_arg(env, argv[5], napi_uint8_array, &tenant) || napi_get_value_bool(env, argv[6], &tenant_ok) != napi_ok ||
-      !results_args(env, argv + 7, &r) || !int_arg(env, argv[11], &at) || !typed_arg(env, argv[12], napi_float64_array, &state) || state.length < 1 ||
-      from < 0 || to < from || at < 0) {
-    napi_throw_error(env, NULL, "verify_native.parquetRows: bad arguments");
-    return NULL;
-  }
-  const int32_t *start[COLUMNS];
-  const int32_t *length[COLUMNS];
-  for (uint32_t c = 0; c < COLUMNS; c++) {
-    napi_value sv, lv;
-    Typed st, ln;
-    if (napi_get_element(env, argv[1], c, &sv) != napi_ok || napi_get_element(env, argv[2], c, &lv) != napi_ok ||
-        !typed_arg(env, sv, napi_int32_array, &st) || !typed_arg(env, lv, napi_int32_array, &ln) || st.length < (size_t)to || ln.length < (size_t)to) {
-      napi_throw_error(env, NULL, "verify_native.parquetRows: bad column arrays");
-      return NULL;
-    }
-    start[c] = (const int32_t *)st.data;
-    length[c] = (const int32_t *)ln.data;
-  }
-  /* Every value must lie inside the decoded bytes: checked per row (a value that does not is declined, never read). */
-  const uint8_t *b = bytes.data;
-  const int64_t size = (int64_t)bytes.length;
+/* Rows [from, to) of a decoded row group one thread turns into results, row `from` at result index `first`. */
+typedef struct {
+  const uint8_t *b;
+  int64_t size;
+  const int32_t *const *start;
+  const int32_t *const *length;
+  int64_t from, to;
+  size_t first;
+  const uint8_t *tenant;
+  size_t tenant_length;
+  int tenant_ok;
+  Results *r;
+  /* Out: the first row not taken (to when all were). */
+  int64_t stopped;
+} ParquetPart;
+
+static void *parquet_part(void *arg) {
+  ParquetPart *part = arg;
+  const int32_t *const *start = part->start;
+  const int32_t *const *length = part->length;
+  const uint8_t *b = part->b;
   Scratch s = {NULL, 0};
-  size_t i = (size_t)at;
-  int64_t row = from;
+  size_t i = part->first;
+  int64_t row = part->from;
   uint8_t prev[32], record[32];
-  for (; row < to && i < r.capacity; row++, i++) {
+  for (; row < part->to; row++, i++) {
     if (length[C_SEQ][row] != 8 || length[C_OCCURRED][row] != 8 || length[C_INGESTED][row] != 8 || length[C_VERSION][row] != 4 ||
         length[C_PREV][row] != 64 || length[C_RECORD][row] != 64) {
       break;
     }
+    /* Every value must lie inside the decoded bytes (a row with one that does not is declined, never read). */
     size_t room = 6 + 48;
     int inside = 1;
     for (int c = 0; c < COLUMNS; c++) {
-      int32_t n = length[c][row], at_ = start[c][row];
+      int32_t n = length[c][row], at = start[c][row];
       if (n < 0) continue;
-      if (at_ < 0 || (int64_t)at_ + n > size) inside = 0;
+      if (at < 0 || (int64_t)at + n > part->size) inside = 0;
       room += 4 + (size_t)n;
     }
     if (!inside || !reserve(&s, room)) break;
     if (!hex32(b + start[C_PREV][row], prev) || !hex32(b + start[C_RECORD][row], record)) break;
+    /* The tenant: another's (or one these bytes cannot stand for) goes to deliverDecodedGroup(). */
+    int32_t tn = length[2][row];
+    if (!part->tenant_ok || tn < 0 || (size_t)tn != part->tenant_length || memcmp(b + start[2][row], part->tenant, part->tenant_length) != 0) break;
     uint8_t *m = s.data;
     memcpy(m, BODY_PREFIX, 6);
     uint8_t *o = m + 6;
@@ -573,16 +647,76 @@ static napi_value parquet_rows(napi_env env, napi_callback_info info) {
       }
       o += n;
     }
-    /* The tenant: another's (or one these bytes cannot stand for) goes to deliverDecodedGroup(). */
-    int32_t tn = length[2][row];
-    if (!tenant_ok || tn < 0 || (size_t)tn != tenant.length || memcmp(b + start[2][row], tenant.data, tenant.length) != 0) break;
     int64_t seq = (int64_t)get64le(b + start[C_SEQ][row]);
     const uint8_t *vb = b + start[C_VERSION][row];
     int32_t version = (int32_t)((uint32_t)vb[0] | (uint32_t)vb[1] << 8 | (uint32_t)vb[2] << 16 | (uint32_t)vb[3] << 24);
     size_t n = chain_position(m, (size_t)(o - m), seq, prev);
-    store(&r, i, seq, (double)version, m, n, prev, record);
+    store(part->r, i, seq, (double)version, m, n, prev, record);
   }
   free(s.data);
+  part->stopped = row;
+  return NULL;
+}
+
+/*
+ * parquetRows(bytes, starts, lengths, from, to, tenant, tenantOk, seq, version, hashes, same, at, state, threads)
+ *
+ * The rows from..to of a row group decoded by parquet_decode.ts (bytes, and
+ * per column its values' offsets and lengths) into the results from index
+ * `at` on, until a row is not one it takes (a malformed INT64 or hash,
+ * another tenant: deliverDecodedGroup() decides those), the results are
+ * full or the rows end; on up to `threads` threads, each a run of the rows,
+ * the results the same as one thread's. state[0] receives the first row not
+ * decoded.
+ */
+static napi_value parquet_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed bytes, tenant, state;
+  int64_t from, to, at, threads;
+  bool tenant_ok;
+  Results r;
+  uint32_t nstarts = 0, nlengths = 0;
+  if (argc != 14 || !typed_arg(env, argv[0], napi_uint8_array, &bytes) || napi_get_array_length(env, argv[1], &nstarts) != napi_ok ||
+      napi_get_array_length(env, argv[2], &nlengths) != napi_ok || nstarts != COLUMNS || nlengths != COLUMNS || !int_arg(env, argv[3], &from) ||
+      !int_arg(env, argv[4], &to) || !typed_arg(env, argv[5], napi_uint8_array, &tenant) || napi_get_value_bool(env, argv[6], &tenant_ok) != napi_ok ||
+      !results_args(env, argv + 7, &r) || !int_arg(env, argv[11], &at) || !typed_arg(env, argv[12], napi_float64_array, &state) ||
+      !int_arg(env, argv[13], &threads) || state.length < 1 || from < 0 || to < from || at < 0 || threads < 1) {
+    napi_throw_error(env, NULL, "verify_native.parquetRows: bad arguments");
+    return NULL;
+  }
+  const int32_t *start[COLUMNS];
+  const int32_t *length[COLUMNS];
+  for (uint32_t c = 0; c < COLUMNS; c++) {
+    napi_value sv, lv;
+    Typed st, ln;
+    if (napi_get_element(env, argv[1], c, &sv) != napi_ok || napi_get_element(env, argv[2], c, &lv) != napi_ok ||
+        !typed_arg(env, sv, napi_int32_array, &st) || !typed_arg(env, lv, napi_int32_array, &ln) || st.length < (size_t)to || ln.length < (size_t)to) {
+      napi_throw_error(env, NULL, "verify_native.parquetRows: bad column arrays");
+      return NULL;
+    }
+    start[c] = (const int32_t *)st.data;
+    length[c] = (const int32_t *)ln.data;
+  }
+  /* The rows that fit in the results, in runs of about equal rows (a thread for fewer than 64 is not worth starting). */
+  size_t room = (size_t)at < r.capacity ? r.capacity - (size_t)at : 0;
+  if ((uint64_t)(to - from) > room) to = from + (int64_t)room;
+  int n = threads > MAX_THREADS ? MAX_THREADS : (int)threads;
+  if (n > (to - from) / 64) n = (to - from) / 64 > 0 ? (int)((to - from) / 64) : 1;
+  ParquetPart parts[MAX_THREADS];
+  for (int k = 0; k < n; k++) {
+    int64_t a = from + (to - from) * k / n, z = from + (to - from) * (k + 1) / n;
+    parts[k] = (ParquetPart){bytes.data, (int64_t)bytes.length, start, length, a, z, (size_t)at + (size_t)(a - from), tenant.data, tenant.length, tenant_ok, &r, a};
+  }
+  run_parts(parquet_part, parts, sizeof parts[0], n);
+  int64_t row = to;
+  for (int k = 0; k < n; k++) {
+    if (parts[k].stopped < parts[k].to) {
+      row = parts[k].stopped;
+      break;
+    }
+  }
   ((double *)state.data)[0] = (double)row;
   return NULL;
 }
@@ -688,7 +822,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value version;
-  CHECK(napi_create_uint32(env, 1, &version));
+  CHECK(napi_create_uint32(env, 2, &version));
   CHECK(napi_set_named_property(env, exports, "version", version));
   return exports;
 }

@@ -13,7 +13,7 @@ import { otherTenantOf, tenantBytesOf } from '../chain/verifier.ts';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import { REQUIRED_COLUMNS, type BatchResults, type ExportEventSink } from './columns.ts';
 import { deliverJsonlLines, JsonlLineDecoder } from './jsonl.ts';
-import { loadNativeCore } from './native.ts';
+import { loadNativeCore, nativeThreads } from './native.ts';
 import { deliverRowGroup } from './parquet.ts';
 import { schemaIsExportLayout } from './parquet_decode.ts';
 import type { RowGroup } from 'hyparquet';
@@ -128,7 +128,7 @@ function deliverJsonl(data: Buffer, length: number, collector: BatchCollector, l
   while (pos < length) {
     if (collector.count === collector.seq.length) collector.grow();
     const r = collector.results;
-    core.jsonlDecode(data, pos, length, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState);
+    core.jsonlDecode(data, pos, length, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState, nativeThreads());
     collector.count += nativeState[1] as number;
     pos = nativeState[0] as number;
     if (pos >= length || collector.count === collector.seq.length) continue;

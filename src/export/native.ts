@@ -29,6 +29,7 @@ export interface NativeCore {
     same: Uint8Array,
     at: number,
     state: Float64Array,
+    threads: number,
   ): void;
   /** See parquet_rows(). */
   parquetRows(
@@ -45,13 +46,26 @@ export interface NativeCore {
     same: Uint8Array,
     at: number,
     state: Float64Array,
+    threads: number,
   ): void;
   /** See snappy_decompress(): true when it decompressed the block, false to let snappyDecompressInto() decide. */
   snappyDecompress(input: Uint8Array, inputStart: number, inputEnd: number, output: Uint8Array, outputStart: number, outputLength: number): boolean;
 }
 
 /** The version of the C file this TypeScript calls (the module's `version`). */
-const CORE_VERSION = 1;
+const CORE_VERSION = 2;
+
+let threads = 1;
+
+/** Threads the native core decodes and hashes a batch on (verify --export --jobs); 1 by default. */
+export function setNativeThreads(n: number): void {
+  threads = Math.max(1, Math.min(64, Math.floor(n)));
+}
+
+/** See setNativeThreads(). */
+export function nativeThreads(): number {
+  return threads;
+}
 
 /** Where scripts/build-native.mjs puts the module. */
 export function defaultNativePath(): string | null {

@@ -22,7 +22,7 @@ import type { ChainEvent } from '../chain/verifier.ts';
 import { EXPORT_COLUMNS, REQUIRED_COLUMNS, type ExportEventSink, type ExportRow } from './columns.ts';
 import { decodeLowerHex32, decodeLowerHex32View } from './jsonl.ts';
 import { snappyDecompress } from './snappy.ts';
-import { loadNativeCore } from './native.ts';
+import { loadNativeCore, nativeThreads } from './native.ts';
 import { DecodeBuffers, decodeRowGroup, ParquetPageRefused, refuseForeignFooterFields, refuseForeignPageHeaders, schemaIsExportLayout, type DecodedRowGroup } from './parquet_decode.ts';
 
 // hyparquet-writer bundles its own hyparquet version: use the writer's schema type.
@@ -571,7 +571,7 @@ export function deliverDecodedGroup(decoded: DecodedRowGroup, sink: ExportEventS
   while (row < decoded.rows) {
     if (results.count === results.seq.length) results.grow();
     const r = results;
-    core.parquetRows(decoded.bytes, decoded.start, decoded.length, row, decoded.rows, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState);
+    core.parquetRows(decoded.bytes, decoded.start, decoded.length, row, decoded.rows, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState, nativeThreads());
     const next = nativeState[0] as number;
     results.count += next - row;
     row = next;

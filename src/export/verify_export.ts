@@ -19,7 +19,7 @@ import type { ExportEventSink } from './columns.ts';
 import { readJsonlInto } from './jsonl.ts';
 import { fileSha256, readParquetInto } from './parquet.ts';
 import { DecodePool, prepareWorkers, readFileParallel, type DecodedBatch, type WorkerLoader } from './parallel.ts';
-import { loadNativeCore, verifierCore } from './native.ts';
+import { loadNativeCore, setNativeThreads, verifierCore } from './native.ts';
 
 export interface VerifyExportOptions {
   /** The export directory (manifest.json and data files). */
@@ -172,7 +172,10 @@ class VerifyingSink implements FileEventSink {
 export async function verifyExport(options: VerifyExportOptions): Promise<ExportVerification> {
   const dir = options.dir;
   const jobs = options.jobs ?? availableParallelism();
-  if (jobs > 1) prepareWorkers(options.workerLoader);
+  // With the native core, its own threads decode and hash (no worker threads); without it, jobs - 1 worker threads do.
+  const native = loadNativeCore() !== null;
+  if (native) setNativeThreads(jobs);
+  else if (jobs > 1) prepareWorkers(options.workerLoader);
   const manifest = await readManifest(dir);
   const tenantId = manifest.tenant_id;
 
@@ -194,8 +197,8 @@ export async function verifyExport(options: VerifyExportOptions): Promise<Export
   }
 
   // The main thread decodes too (see readFileParallel()): jobs - 1 worker threads. With the native core
-  // (src/export/native.ts) one thread too reads in batches, which the core decodes and hashes whole.
-  const pool = jobs > 1 || loadNativeCore() !== null ? await DecodePool.start(jobs - 1, options.workerLoader) : null;
+  // (src/export/native.ts) the main thread reads in batches, which the core decodes and hashes whole on `jobs` threads.
+  const pool = native ? await DecodePool.start(0) : jobs > 1 ? await DecodePool.start(jobs - 1, options.workerLoader) : null;
   try {
     return await verifyWithPool(options, manifest, checkpoints, storeProblems, immutability, pool);
   } finally {

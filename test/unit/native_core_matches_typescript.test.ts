@@ -20,7 +20,7 @@ import type { ExportRow } from '../../src/export/columns.ts';
 import { decodeBatch } from '../../src/export/decode_batch.ts';
 import type { DecodeResult, DecodeTask, ParquetTask } from '../../src/export/decode_protocol.ts';
 import { JsonlFileWriter } from '../../src/export/jsonl.ts';
-import { loadNativeCore, setNativeCoreEnabled, verifierCore, type NativeCore } from '../../src/export/native.ts';
+import { loadNativeCore, setNativeCoreEnabled, setNativeThreads, verifierCore, type NativeCore } from '../../src/export/native.ts';
 import { decodeRowGroup } from '../../src/export/parquet_decode.ts';
 import type { RowGroup } from 'hyparquet';
 import { openParquetExport, ParquetFileWriter, rowGroupRange } from '../../src/export/parquet.ts';
@@ -54,12 +54,18 @@ function comparable(r: DecodeResult): unknown {
   };
 }
 
-/** The batch decoded by the TypeScript path and by the native core. */
+/** The batch decoded by the TypeScript path and by the native core (on one thread; on 2 and 3 it must give the same). */
 async function bothWays(task: () => DecodeTask): Promise<{ typescript: unknown; native: unknown }> {
   setNativeCoreEnabled(false);
   const typescript = comparable(await decodeBatch(task()));
   setNativeCoreEnabled(true);
+  setNativeThreads(1);
   const native = comparable(await decodeBatch(task()));
+  for (const threads of [2, 3]) {
+    setNativeThreads(threads);
+    expect(comparable(await decodeBatch(task())), `on ${threads} threads`).toEqual(native);
+  }
+  setNativeThreads(1);
   return { typescript, native };
 }
 
@@ -71,7 +77,7 @@ function core(): NativeCore {
 function taken(task: DecodeTask): number {
   const n = 100_000;
   const state = new Float64Array(2);
-  core().jsonlDecode(new Uint8Array(task.data), 0, task.length, Buffer.from('plant_hd'), true, new BigInt64Array(n), new Float64Array(n), new Uint8Array(n * 96), new Uint8Array(n), 0, state);
+  core().jsonlDecode(new Uint8Array(task.data), 0, task.length, Buffer.from('plant_hd'), true, new BigInt64Array(n), new Float64Array(n), new Uint8Array(n * 96), new Uint8Array(n), 0, state, 1);
   return state[1] as number;
 }
 
@@ -162,6 +168,22 @@ describe('the native core of verify --export', () => {
     expect(taken).toBeGreaterThan(100);
   });
 
+  it('on several threads stops at the same line as on one, wherever in the batch it is', async () => {
+    const lines = await linesOf(awkwardChain(1000));
+    for (const at of [0, 1, 63, 64, 200, 333, 334, 500, 666, 667, 998, 999]) {
+      for (const bad of [(l: string) => l.replace('"sequence_no":', '"sequence_no":0'), (l: string) => l.replace('"tenant_id":"plant_hd"', '"tenant_id":"plant_x"')]) {
+        const batch = lines.map((l, i) => (i === at ? bad(l) : l));
+        const { typescript, native } = await bothWays(jsonlTask(batch));
+        expect(native, `line ${at + 1}`).toEqual(typescript);
+        for (const threads of [4, 7]) {
+          setNativeThreads(threads);
+          expect(comparable(await decodeBatch(jsonlTask(batch)())), `line ${at + 1} on ${threads} threads`).toEqual(native);
+        }
+        setNativeThreads(1);
+      }
+    }
+  });
+
   it('names events of another tenant as the TypeScript path does', async () => {
     const lines = await linesOf(awkwardChain(30));
     const { typescript, native } = await bothWays(jsonlTask(lines, 'plant_other'));
@@ -206,7 +228,7 @@ describe('the native core of verify --export', () => {
     const decoded = decodeRowGroup(first.metadata, group, new Uint8Array(first.data), first.offset, first.rowStart);
     const r = { seq: new BigInt64Array(250), version: new Float64Array(250), hashes: new Uint8Array(250 * 96), same: new Uint8Array(250) };
     const state = new Float64Array(2);
-    core().parquetRows(decoded.bytes, decoded.start, decoded.length, 0, 250, Buffer.from('plant_hd'), true, r.seq, r.version, r.hashes, r.same, 0, state);
+    core().parquetRows(decoded.bytes, decoded.start, decoded.length, 0, 250, Buffer.from('plant_hd'), true, r.seq, r.version, r.hashes, r.same, 0, state, 1);
     expect(state[0]).toBe(250);
     expect(Array.from(r.same).every((s) => s === 1)).toBe(true);
     const results: unknown[] = [];

@@ -1,6 +1,7 @@
 /**
- * verify --export with worker threads (--jobs 2) reports exactly what the
- * single-threaded verifier (--jobs 1) reports: the same problem, sequence_no,
+ * verify --export with worker threads (--jobs 2), and with the native core
+ * on one thread or several, reports exactly what the single-threaded
+ * TypeScript verifier (--jobs 1) reports: the same problem, sequence_no,
  * detail and file, or the same error, on clean and tampered exports of both
  * formats. Batches are made small so that events cross batch boundaries and
  * several batches are in flight. No database: the exports are written with
@@ -16,6 +17,7 @@ import type { ExportRow } from '../../src/export/columns.ts';
 import { jsonlLine, parseJsonlEvent } from '../../src/export/jsonl.ts';
 import type { ExportManifest } from '../../src/export/manifest.ts';
 import { verifyExport, type VerifyExportOptions } from '../../src/export/verify_export.ts';
+import { setNativeCoreEnabled } from '../../src/export/native.ts';
 import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
 
 const TENANT = 'plant_jobs';
@@ -102,22 +104,35 @@ function setField(line: string, key: string, value: unknown): string {
   return JSON.stringify(o);
 }
 
-/** What verification gives: the report, or the error it throws. */
+/** What verification gives: the report (without which code decoded), or the error it throws. */
 async function outcome(dir: string, options: Partial<VerifyExportOptions>): Promise<unknown> {
   try {
-    return { report: await verifyExport({ dir, batchBytes: 3000, ...options }) };
+    const { core: _core, ...report } = await verifyExport({ dir, batchBytes: 3000, ...options });
+    return { report };
   } catch (err) {
     const e = err as Error & { code?: string; file?: string; hint?: string };
     return { error: { name: e.name, message: e.message, code: e.code, file: e.file, hint: e.hint } };
   }
 }
 
-/** Verifies with --jobs 1, --jobs 2 (bundled worker) and --jobs 3 (tsx loader in the worker); all must agree. */
+/**
+ * Verifies on the TypeScript path with --jobs 1, --jobs 2 (bundled worker)
+ * and --jobs 3 (tsx loader in the worker), and with the native core
+ * (src/export/native.ts) on 1 and 3 threads; all must agree.
+ */
 async function sameWithJobs(dir: string, options: Partial<VerifyExportOptions> = {}): Promise<Record<string, unknown>> {
-  const single = await outcome(dir, { ...options, jobs: 1 });
-  expect(await outcome(dir, { ...options, jobs: 2 })).toEqual(single);
-  expect(await outcome(dir, { ...options, jobs: 3, workerLoader: 'tsx' })).toEqual(single);
-  return single as Record<string, unknown>;
+  setNativeCoreEnabled(false);
+  try {
+    const single = await outcome(dir, { ...options, jobs: 1 });
+    expect(await outcome(dir, { ...options, jobs: 2 })).toEqual(single);
+    expect(await outcome(dir, { ...options, jobs: 3, workerLoader: 'tsx' })).toEqual(single);
+    setNativeCoreEnabled(true);
+    expect(await outcome(dir, { ...options, jobs: 1 }), 'native core, 1 thread').toEqual(single);
+    expect(await outcome(dir, { ...options, jobs: 3 }), 'native core, 3 threads').toEqual(single);
+    return single as Record<string, unknown>;
+  } finally {
+    setNativeCoreEnabled(true);
+  }
 }
 
 const problemOf = (o: Record<string, unknown>): unknown => {
