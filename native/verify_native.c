@@ -721,6 +721,212 @@ static napi_value parquet_rows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* --------------------------------------------------- Parquet page values */
+
+/*
+ * The per-value loops of parquet_decode.ts's decodeColumn(), each exactly
+ * as the TypeScript function of the same name: it returns false (or -1)
+ * wherever that would throw, and the caller then runs the TypeScript, which
+ * throws its error. The page headers and every check of them stay in
+ * TypeScript.
+ */
+
+/* An Int32Array argument with at least `need` elements from `from` on, or NULL. */
+static int32_t *int32s(napi_env env, napi_value v, int64_t from, int64_t need) {
+  Typed t;
+  if (!typed_arg(env, v, napi_int32_array, &t) || from < 0 || need < 0 || (uint64_t)(from + need) > t.length) return NULL;
+  return (int32_t *)t.data + from;
+}
+
+static napi_value boolean(napi_env env, int ok) {
+  napi_value result;
+  if (napi_get_boolean(env, ok, &result) != napi_ok) return NULL;
+  return result;
+}
+
+/*
+ * readPlain(bytes, pos, end, width, count, start, length, firstSlot): the
+ * offsets and lengths of `count` PLAIN values in bytes[pos..end) (width 8
+ * INT64, 4 INT32, 0 BYTE_ARRAY with its 4-byte length); they must fill it.
+ */
+static napi_value read_plain(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed bytes;
+  int64_t pos, end, width, count, first;
+  if (argc != 8 || !typed_arg(env, argv[0], napi_uint8_array, &bytes) || !int_arg(env, argv[1], &pos) || !int_arg(env, argv[2], &end) ||
+      !int_arg(env, argv[3], &width) || !int_arg(env, argv[4], &count) || !int_arg(env, argv[7], &first)) {
+    napi_throw_error(env, NULL, "verify_native.readPlain: bad arguments");
+    return NULL;
+  }
+  int32_t *start = int32s(env, argv[5], first, count), *length = int32s(env, argv[6], first, count);
+  if (start == NULL || length == NULL || pos < 0 || end < pos || (uint64_t)end > bytes.length || (width != 0 && width != 4 && width != 8)) return boolean(env, 0);
+  const uint8_t *b = bytes.data;
+  for (int64_t k = 0; k < count; k++) {
+    int64_t n = width;
+    if (width == 0) {
+      if (pos + 4 > end) return boolean(env, 0);
+      n = (int64_t)((uint32_t)b[pos] | (uint32_t)b[pos + 1] << 8 | (uint32_t)b[pos + 2] << 16 | (uint32_t)b[pos + 3] << 24);
+      pos += 4;
+    }
+    if (n > end - pos) return boolean(env, 0);
+    start[k] = (int32_t)pos;
+    length[k] = (int32_t)n;
+    pos += n;
+  }
+  return boolean(env, pos == end);
+}
+
+/*
+ * readHybrid(bytes, pos, end, bitWidth, out, count): `count` values of the
+ * RLE/bit-packed hybrid encoding in bytes[pos..end) into out; returns the
+ * position after the runs read, or -1.
+ */
+static napi_value read_hybrid(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed bytes;
+  int64_t pos, end, width, count;
+  if (argc != 6 || !typed_arg(env, argv[0], napi_uint8_array, &bytes) || !int_arg(env, argv[1], &pos) || !int_arg(env, argv[2], &end) ||
+      !int_arg(env, argv[3], &width) || !int_arg(env, argv[5], &count)) {
+    napi_throw_error(env, NULL, "verify_native.readHybrid: bad arguments");
+    return NULL;
+  }
+  int32_t *out = int32s(env, argv[4], 0, count);
+  napi_value result;
+  int64_t failed = -1;
+  if (out == NULL || pos < 0 || end < pos || (uint64_t)end > bytes.length || width < 0 || width > 32) {
+    CHECK(napi_create_int64(env, failed, &result));
+    return result;
+  }
+  const uint8_t *b = bytes.data;
+  const int byte_width = (int)((width + 7) / 8);
+  const uint64_t mask = width == 32 ? 0xffffffffu : ((uint64_t)1 << width) - 1;
+  int64_t n = 0;
+  while (n < count) {
+    uint64_t header = 0;
+    int shift = 0;
+    for (;;) {
+      if (pos >= end) goto fail;
+      uint8_t c = b[pos++];
+      header += (uint64_t)(c & 0x7f) << shift;
+      if (c < 0x80) break;
+      shift += 7;
+      if (shift > 28) goto fail;
+    }
+    if (header % 2 == 0) {
+      uint64_t run = header / 2;
+      if (pos + byte_width > end) goto fail;
+      uint32_t value = 0;
+      for (int k = 0; k < byte_width; k++) value |= (uint32_t)b[pos + k] << (8 * k);
+      pos += byte_width;
+      if (run == 0) goto fail;
+      int64_t to = (uint64_t)(count - n) < run ? count : n + (int64_t)run;
+      for (; n < to; n++) out[n] = (int32_t)value;
+    } else {
+      uint64_t values = (header - 1) / 2 * 8;
+      uint64_t nbytes = values * (uint64_t)width / 8;
+      if ((uint64_t)(end - pos) < nbytes) goto fail;
+      int64_t to = (uint64_t)(count - n) < values ? count : n + (int64_t)values;
+      uint64_t bit = (uint64_t)pos * 8;
+      for (; n < to; n++) {
+        /* width bits from bit on, least significant first (at most 32 bits: five bytes) */
+        uint64_t at = bit >> 3, w = 0;
+        for (int k = 0; k < 5 && at + (uint64_t)k < (uint64_t)end; k++) w |= (uint64_t)b[at + (uint64_t)k] << (8 * k);
+        out[n] = (int32_t)(uint32_t)((w >> (bit & 7)) & mask);
+        bit += (uint64_t)width;
+      }
+      pos += (int64_t)nbytes;
+    }
+  }
+  CHECK(napi_create_int64(env, pos, &result));
+  return result;
+fail:
+  CHECK(napi_create_int64(env, failed, &result));
+  return result;
+}
+
+/* definedCount(levels, count): how many of the definition levels are 1; -1 if one is above 1. */
+static napi_value defined_count(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t count;
+  if (argc != 2 || !int_arg(env, argv[1], &count)) {
+    napi_throw_error(env, NULL, "verify_native.definedCount: bad arguments");
+    return NULL;
+  }
+  const int32_t *levels = int32s(env, argv[0], 0, count);
+  int64_t defined = levels == NULL ? -1 : 0;
+  for (int64_t k = 0; levels != NULL && k < count; k++) {
+    if ((uint32_t)levels[k] > 1) {
+      defined = -1;
+      break;
+    }
+    defined += levels[k];
+  }
+  napi_value result;
+  CHECK(napi_create_int64(env, defined, &result));
+  return result;
+}
+
+/*
+ * spreadValues(levels, count, valueStart, valueLength, indexes, dictionarySize, start, length, done):
+ * the values of a page spread over its rows from `done` on: where levels
+ * (null: a REQUIRED column, every row) is 1 the next value, else NULL
+ * (offset 0, length -1). The next value is valueStart/valueLength[v], or,
+ * with `indexes`, the dictionary's entry indexes[v] (false when one is
+ * outside the dictionary).
+ */
+static napi_value spread_values(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t count, size, done;
+  napi_valuetype lt, it;
+  if (argc != 9 || !int_arg(env, argv[1], &count) || !int_arg(env, argv[5], &size) || !int_arg(env, argv[8], &done) ||
+      napi_typeof(env, argv[0], &lt) != napi_ok || napi_typeof(env, argv[4], &it) != napi_ok) {
+    napi_throw_error(env, NULL, "verify_native.spreadValues: bad arguments");
+    return NULL;
+  }
+  const int32_t *levels = lt == napi_null ? NULL : int32s(env, argv[0], 0, count);
+  const int32_t *indexes = it == napi_null ? NULL : int32s(env, argv[4], 0, 0);
+  const int32_t *vs = int32s(env, argv[2], 0, indexes == NULL ? 0 : size), *vl = int32s(env, argv[3], 0, indexes == NULL ? 0 : size);
+  int32_t *start = int32s(env, argv[6], done, count), *length = int32s(env, argv[7], done, count);
+  if ((lt != napi_null && levels == NULL) || (it != napi_null && indexes == NULL) || vs == NULL || vl == NULL || start == NULL || length == NULL) return boolean(env, 0);
+  /* The arrays' own lengths bound every read: values read must exist. */
+  Typed tv, tl, ti;
+  if (!typed_arg(env, argv[2], napi_int32_array, &tv) || !typed_arg(env, argv[3], napi_int32_array, &tl)) return boolean(env, 0);
+  size_t values_available = tv.length < tl.length ? tv.length : tl.length;
+  size_t indexes_available = 0;
+  if (indexes != NULL) {
+    if (!typed_arg(env, argv[4], napi_int32_array, &ti)) return boolean(env, 0);
+    indexes_available = ti.length;
+  }
+  size_t v = 0;
+  for (int64_t k = 0; k < count; k++) {
+    if (levels == NULL || levels[k] == 1) {
+      int64_t i;
+      if (indexes != NULL) {
+        if (v >= indexes_available) return boolean(env, 0);
+        i = indexes[v++];
+        if (i < 0 || i >= size || (size_t)i >= values_available) return boolean(env, 0);
+      } else {
+        if (v >= values_available) return boolean(env, 0);
+        i = (int64_t)v++;
+      }
+      start[k] = vs[i];
+      length[k] = vl[i];
+    } else {
+      start[k] = 0;
+      length[k] = -1;
+    }
+  }
+  return boolean(env, 1);
+}
+
 /* ----------------------------------------------------------------- Snappy */
 
 /*
@@ -819,10 +1025,14 @@ static napi_value init(napi_env env, napi_value exports) {
       {"jsonlDecode", NULL, jsonl_decode, NULL, NULL, NULL, napi_default, NULL},
       {"parquetRows", NULL, parquet_rows, NULL, NULL, NULL, napi_default, NULL},
       {"snappyDecompress", NULL, snappy_decompress, NULL, NULL, NULL, napi_default, NULL},
+      {"readPlain", NULL, read_plain, NULL, NULL, NULL, napi_default, NULL},
+      {"readHybrid", NULL, read_hybrid, NULL, NULL, NULL, napi_default, NULL},
+      {"definedCount", NULL, defined_count, NULL, NULL, NULL, napi_default, NULL},
+      {"spreadValues", NULL, spread_values, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value version;
-  CHECK(napi_create_uint32(env, 2, &version));
+  CHECK(napi_create_uint32(env, 3, &version));
   CHECK(napi_set_named_property(env, exports, "version", version));
   return exports;
 }

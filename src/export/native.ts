@@ -50,10 +50,28 @@ export interface NativeCore {
   ): void;
   /** See snappy_decompress(): true when it decompressed the block, false to let snappyDecompressInto() decide. */
   snappyDecompress(input: Uint8Array, inputStart: number, inputEnd: number, output: Uint8Array, outputStart: number, outputLength: number): boolean;
+  /** See read_plain(): parquet_decode.ts's readPlain(), false where that throws. */
+  readPlain(bytes: Uint8Array, pos: number, end: number, width: number, count: number, start: Int32Array, length: Int32Array, firstSlot: number): boolean;
+  /** See read_hybrid(): readHybrid(), -1 where that throws. */
+  readHybrid(bytes: Uint8Array, pos: number, end: number, bitWidth: number, out: Int32Array, count: number): number;
+  /** See defined_count(): the definition levels that are 1, -1 when one is above 1. */
+  definedCount(levels: Int32Array, count: number): number;
+  /** See spread_values(): a page's values over its rows, false where decodeColumn() would throw. */
+  spreadValues(
+    levels: Int32Array | null,
+    count: number,
+    valueStart: Int32Array,
+    valueLength: Int32Array,
+    indexes: Int32Array | null,
+    dictionarySize: number,
+    start: Int32Array,
+    length: Int32Array,
+    done: number,
+  ): boolean;
 }
 
 /** The version of the C file this TypeScript calls (the module's `version`). */
-const CORE_VERSION = 2;
+const CORE_VERSION = 3;
 
 let threads = 1;
 

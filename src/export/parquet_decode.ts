@@ -390,7 +390,7 @@ function readPageHeader(b: Uint8Array, pos: number, limit: number): PageHeader {
  * from b[pos, end) into out[0, count); returns the position after the runs
  * read (the last bit-packed group may hold padding past `count`).
  */
-function readHybrid(b: Uint8Array, pos: number, end: number, bitWidth: number, out: Int32Array, count: number): number {
+export function readHybrid(b: Uint8Array, pos: number, end: number, bitWidth: number, out: Int32Array, count: number): number {
   if (bitWidth > 32) throw layout(`bit width ${bitWidth}`);
   const byteWidth = (bitWidth + 7) >>> 3;
   const mask = bitWidth === 32 ? 0xffffffff : (1 << bitWidth) - 1;
@@ -499,7 +499,7 @@ export class DecodeBuffers {
   }
 }
 
-interface ColumnTarget {
+export interface ColumnTarget {
   bytes: Uint8Array;
   view: DataView;
   /** Next free byte of `bytes`. */
@@ -531,7 +531,19 @@ function pageValues(src: Uint8Array, from: number, compressedSize: number, uncom
  * Reads `count` PLAIN values of `type` from bytes[pos, end) into
  * start/length[0, count); they must fill the page exactly.
  */
-function readPlain(target: ColumnTarget, pos: number, end: number, type: string, count: number, start: Int32Array, length: Int32Array, firstSlot: number): void {
+/** readPlain() through the native core when it is loaded (the TypeScript decides wherever the core declines). */
+function plain(target: ColumnTarget, pos: number, end: number, type: string, count: number, start: Int32Array, length: Int32Array, firstSlot: number): void {
+  const width = type === 'INT64' ? 8 : type === 'INT32' ? 4 : 0;
+  if (loadNativeCore()?.readPlain(target.bytes, pos, end, width, count, start, length, firstSlot) !== true) readPlain(target, pos, end, type, count, start, length, firstSlot);
+}
+
+/** readHybrid() through the native core when it is loaded (as plain()). */
+function hybrid(b: Uint8Array, pos: number, end: number, bitWidth: number, out: Int32Array, count: number): number {
+  const at = loadNativeCore()?.readHybrid(b, pos, end, bitWidth, out, count) ?? -1;
+  return at >= 0 ? at : readHybrid(b, pos, end, bitWidth, out, count);
+}
+
+export function readPlain(target: ColumnTarget, pos: number, end: number, type: string, count: number, start: Int32Array, length: Int32Array, firstSlot: number): void {
   const view = target.view;
   const width = type === 'INT64' ? 8 : type === 'INT32' ? 4 : 0;
   for (let k = 0; k < count; k++) {
@@ -568,6 +580,7 @@ function decodeColumn(
   if (meta.type !== type) throw layout(`column chunk of type ${meta.type}, the schema says ${type}`);
   if (Number(meta.num_values) !== rows) throw layout('a column chunk with another number of values than rows');
   const snappy = meta.codec === 'SNAPPY';
+  const core = loadNativeCore();
   const chunkStart = Number(meta.dictionary_page_offset || meta.data_page_offset) - fileOffset;
   const chunkEnd = chunkStart + Number(meta.total_compressed_size);
   if (chunkStart < 0 || chunkEnd > src.length || chunkEnd < chunkStart) throw layout('a column chunk outside the bytes read');
@@ -588,7 +601,7 @@ function decodeColumn(
       const at = pageValues(src, pos, h.compressedSize, h.uncompressedSize, snappy, target);
       dictStart = new Int32Array(h.dictionaryValues);
       dictLength = new Int32Array(h.dictionaryValues);
-      readPlain(target, at, at + h.uncompressedSize, type, h.dictionaryValues, dictStart, dictLength, 0);
+      plain(target, at, at + h.uncompressedSize, type, h.dictionaryValues, dictStart, dictLength, 0);
     } else if (h.type === PAGE_DATA_V2 && h.hasV2) {
       if (h.repetitionLength !== 0) throw layout('repetition levels in a flat column');
       if (h.values < 0 || h.nulls < 0 || h.rows !== h.values || h.values === 0) throw layout('a data page whose counts do not add up');
@@ -599,13 +612,16 @@ function decodeColumn(
       if (present < 0) throw layout('a data page with more NULLs than values');
       if (optional) {
         levels = scratch(levels, count);
-        const end = readHybrid(src, pos, pos + h.definitionLength, 1, levels, count);
+        const end = hybrid(src, pos, pos + h.definitionLength, 1, levels, count);
         if (end !== pos + h.definitionLength) throw layout('definition levels shorter than their stated length');
-        let defined = 0;
-        for (let k = 0; k < count; k++) {
-          const l = levels[k] as number;
-          if (l > 1) throw layout('a definition level above the maximum');
-          defined += l;
+        let defined = core?.definedCount(levels, count) ?? -1;
+        if (defined < 0) {
+          defined = 0;
+          for (let k = 0; k < count; k++) {
+            const l = levels[k] as number;
+            if (l > 1) throw layout('a definition level above the maximum');
+            defined += l;
+          }
         }
         if (defined !== present) throw layout('definition levels and num_nulls disagree');
       } else if (h.definitionLength !== 0 || h.nulls !== 0) {
@@ -617,14 +633,15 @@ function decodeColumn(
       const end = at + valuesSize;
       if (h.encoding === ENCODING_PLAIN) {
         if (present === count) {
-          readPlain(target, at, end, type, count, start, length, done);
+          plain(target, at, end, type, count, start, length, done);
         } else {
           // Values of the defined rows, then spread over the rows (NULL: length -1).
           indexes = scratch(indexes, count * 2);
           const vs = indexes.subarray(0, present);
           const vl = indexes.subarray(count, count + present);
-          readPlain(target, at, end, type, present, vs, vl, 0);
-          for (let k = 0, v = 0; k < count; k++) {
+          plain(target, at, end, type, present, vs, vl, 0);
+          const spread = core?.spreadValues(levels, count, vs, vl, null, present, start, length, done) === true;
+          for (let k = 0, v = 0; !spread && k < count; k++) {
             if (levels[k] === 1) {
               start[done + k] = vs[v] as number;
               length[done + k] = vl[v] as number;
@@ -639,9 +656,10 @@ function decodeColumn(
         if (dictStart === null || dictLength === null) throw layout('dictionary-encoded values without a dictionary');
         if (valuesSize < 1) throw layout('dictionary indexes without their bit width');
         indexes = scratch(indexes, present);
-        readHybrid(target.bytes, at + 1, end, target.bytes[at] as number, indexes, present);
+        hybrid(target.bytes, at + 1, end, target.bytes[at] as number, indexes, present);
         const size = dictStart.length;
-        for (let k = 0, v = 0; k < count; k++) {
+        const spread = core?.spreadValues(optional ? levels : null, count, dictStart, dictLength, indexes, size, start, length, done) === true;
+        for (let k = 0, v = 0; !spread && k < count; k++) {
           if (!optional || levels[k] === 1) {
             const i = indexes[v++] as number;
             if (i < 0 || i >= size) throw layout('a dictionary index out of range');

@@ -21,7 +21,7 @@ import { decodeBatch } from '../../src/export/decode_batch.ts';
 import type { DecodeResult, DecodeTask, ParquetTask } from '../../src/export/decode_protocol.ts';
 import { JsonlFileWriter } from '../../src/export/jsonl.ts';
 import { loadNativeCore, setNativeCoreEnabled, setNativeThreads, verifierCore, type NativeCore } from '../../src/export/native.ts';
-import { decodeRowGroup } from '../../src/export/parquet_decode.ts';
+import { decodeRowGroup, readHybrid, readPlain } from '../../src/export/parquet_decode.ts';
 import type { RowGroup } from 'hyparquet';
 import { openParquetExport, ParquetFileWriter, rowGroupRange } from '../../src/export/parquet.ts';
 import { verifyExport } from '../../src/export/verify_export.ts';
@@ -286,6 +286,90 @@ describe('the native core of verify --export', () => {
     expect(await run()).not.toHaveProperty('why_not_native');
     setNativeCoreEnabled(false);
     expect(await run()).toMatchObject({ ok: true, events_checked: 20, decoded_by: 'typescript', why_not_native: 'switched off' });
+  });
+
+  it('reads Parquet values (PLAIN, RLE/bit-packed of every bit width) as parquet_decode.ts does, or leaves the refusal to it', () => {
+    const rnd = random(24);
+    const int = (n: number): number => Math.floor(rnd() * n);
+    let agreed = 0;
+    let refused = 0;
+    for (let trial = 0; trial < 4000; trial++) {
+      // RLE/bit-packed hybrid runs of a random bit width (0 to 32, and a few beyond), possibly damaged or cut.
+      const width = trial % 50 === 0 ? 33 + int(5) : int(33);
+      const bytes: number[] = [];
+      let values = 0;
+      for (let run = 0; run < 1 + int(6); run++) {
+        if (rnd() < 0.5) {
+          const length = int(300);
+          let header = length * 2;
+          do {
+            bytes.push((header & 0x7f) | (header >= 0x80 ? 0x80 : 0));
+            header = Math.floor(header / 128);
+          } while (header > 0);
+          for (let k = 0; k < (width + 7) >> 3; k++) bytes.push(int(256));
+          values += length;
+        } else {
+          const groups = 1 + int(6);
+          bytes.push(groups * 2 + 1);
+          for (let k = 0; k < groups * width; k++) bytes.push(int(256));
+          values += groups * 8;
+        }
+      }
+      if (trial % 3 === 1 && bytes.length > 0) bytes[int(bytes.length)] = int(256);
+      const b = Uint8Array.from(trial % 7 === 2 ? bytes.slice(0, int(bytes.length + 1)) : bytes);
+      const count = trial % 5 === 3 ? values + int(20) : Math.max(0, values - int(10));
+      const ts = new Int32Array(count + 8);
+      const native = new Int32Array(count + 8);
+      let want: number | string;
+      try {
+        want = readHybrid(b, 0, b.length, width, ts, count);
+      } catch (err) {
+        want = (err as Error).message;
+      }
+      const got = core().readHybrid(b, 0, b.length, width, native, count);
+      if (got < 0) {
+        expect(typeof want, `width ${width}: the core refused what readHybrid() reads`).toBe('string');
+        refused++;
+      } else {
+        expect(got).toBe(want);
+        expect(Array.from(native.subarray(0, count))).toEqual(Array.from(ts.subarray(0, count)));
+        agreed++;
+      }
+    }
+    expect(agreed).toBeGreaterThan(1000);
+    expect(refused).toBeGreaterThan(500);
+    // PLAIN values: BYTE_ARRAY with their 4-byte lengths, INT32, INT64; exact, short, long.
+    for (let trial = 0; trial < 2000; trial++) {
+      const width = [0, 4, 8][trial % 3] as number;
+      const count = int(40);
+      const parts: number[] = [];
+      for (let k = 0; k < count; k++) {
+        const n = width === 0 ? int(20) : width;
+        if (width === 0) parts.push(n & 0xff, n >> 8, 0, 0);
+        for (let i = 0; i < n; i++) parts.push(int(256));
+      }
+      if (trial % 4 === 1) parts.push(int(256));
+      if (trial % 4 === 2 && parts.length > 0) parts[int(parts.length)] = int(256);
+      const bytes = Uint8Array.from(parts);
+      const target = { bytes, view: new DataView(bytes.buffer), out: 0 };
+      const tsStart = new Int32Array(count + 3);
+      const tsLength = new Int32Array(count + 3);
+      let ok = true;
+      try {
+        readPlain(target, 0, bytes.length, width === 8 ? 'INT64' : width === 4 ? 'INT32' : 'BYTE_ARRAY', count, tsStart, tsLength, 3);
+      } catch {
+        ok = false;
+      }
+      const start = new Int32Array(count + 3);
+      const length = new Int32Array(count + 3);
+      const got = core().readPlain(bytes, 0, bytes.length, width, count, start, length, 3);
+      if (got) {
+        expect(ok).toBe(true);
+        expect([Array.from(start), Array.from(length)]).toEqual([Array.from(tsStart), Array.from(tsLength)]);
+      } else {
+        expect(ok).toBe(false);
+      }
+    }
   });
 });
 
