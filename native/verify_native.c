@@ -1016,6 +1016,131 @@ done:;
   return result;
 }
 
+/* ------------------------------------------------------------ file digest */
+
+/*
+ * A data file's SHA-256 (the manifest's digest) computed on a thread of its
+ * own while the batch it covers is decoded: digestStart() hashes
+ * data[from..to) on a new thread (after the previous part: the parts go in
+ * order), digestJoin() waits for it, digestHex() waits and returns the hex.
+ * The caller keeps the bytes unchanged until digestJoin() returns (a
+ * reference holds them alive).
+ */
+typedef struct {
+  SHA256_CTX ctx;
+  pthread_t thread;
+  int running;
+  const uint8_t *p;
+  size_t n;
+  napi_ref held;
+  int finished;
+} Digest;
+
+static void *digest_part(void *arg) {
+  Digest *d = arg;
+  SHA256_Update(&d->ctx, d->p, d->n);
+  return NULL;
+}
+
+static void digest_join(napi_env env, Digest *d) {
+  if (d->running) pthread_join(d->thread, NULL);
+  d->running = 0;
+  if (d->held != NULL && env != NULL) napi_delete_reference(env, d->held);
+  d->held = NULL;
+}
+
+static void digest_free(napi_env env, void *data, void *hint) {
+  (void)hint;
+  Digest *d = data;
+  if (d->running) pthread_join(d->thread, NULL);
+  (void)env; /* the reference dies with the environment */
+  free(d);
+}
+
+static Digest *digest_arg(napi_env env, napi_value v) {
+  void *d = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &d) != napi_ok) return NULL;
+  return d;
+}
+
+static napi_value digest_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  Digest *d = calloc(1, sizeof *d);
+  if (d == NULL) {
+    napi_throw_error(env, NULL, "verify_native.digestCreate: out of memory");
+    return NULL;
+  }
+  SHA256_Init(&d->ctx);
+  napi_value result;
+  if (napi_create_external(env, d, digest_free, NULL, &result) != napi_ok) {
+    free(d);
+    napi_throw_error(env, NULL, "verify_native.digestCreate failed");
+    return NULL;
+  }
+  return result;
+}
+
+/* digestStart(digest, data, from, to) */
+static napi_value digest_start(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Digest *d = argc == 4 ? digest_arg(env, argv[0]) : NULL;
+  Typed data;
+  int64_t from, to;
+  if (d == NULL || d->finished || !typed_arg(env, argv[1], napi_uint8_array, &data) || !int_arg(env, argv[2], &from) || !int_arg(env, argv[3], &to) ||
+      from < 0 || to < from || (uint64_t)to > data.length) {
+    napi_throw_error(env, NULL, "verify_native.digestStart: bad arguments");
+    return NULL;
+  }
+  digest_join(env, d); /* the parts in order */
+  d->p = data.data + from;
+  d->n = (size_t)(to - from);
+  CHECK(napi_create_reference(env, argv[1], 1, &d->held));
+  d->running = pthread_create(&d->thread, NULL, digest_part, d) == 0;
+  if (!d->running) digest_part(d); /* no thread: here */
+  return NULL;
+}
+
+/* digestJoin(digest) */
+static napi_value digest_join_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Digest *d = argc == 1 ? digest_arg(env, argv[0]) : NULL;
+  if (d == NULL) {
+    napi_throw_error(env, NULL, "verify_native.digestJoin: bad arguments");
+    return NULL;
+  }
+  digest_join(env, d);
+  return NULL;
+}
+
+/* digestHex(digest): the SHA-256 of all parts, as 64 hex digits (once). */
+static napi_value digest_hex(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Digest *d = argc == 1 ? digest_arg(env, argv[0]) : NULL;
+  if (d == NULL || d->finished) {
+    napi_throw_error(env, NULL, "verify_native.digestHex: bad arguments");
+    return NULL;
+  }
+  digest_join(env, d);
+  uint8_t h[32];
+  SHA256_Final(h, &d->ctx);
+  d->finished = 1;
+  char hex[65];
+  for (int i = 0; i < 32; i++) {
+    hex[2 * i] = "0123456789abcdef"[h[i] >> 4];
+    hex[2 * i + 1] = "0123456789abcdef"[h[i] & 15];
+  }
+  napi_value result;
+  CHECK(napi_create_string_latin1(env, hex, 64, &result));
+  return result;
+}
+
 /* ----------------------------------------------------------------- module */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1029,10 +1154,14 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readHybrid", NULL, read_hybrid, NULL, NULL, NULL, napi_default, NULL},
       {"definedCount", NULL, defined_count, NULL, NULL, NULL, napi_default, NULL},
       {"spreadValues", NULL, spread_values, NULL, NULL, NULL, napi_default, NULL},
+      {"digestCreate", NULL, digest_create, NULL, NULL, NULL, napi_default, NULL},
+      {"digestStart", NULL, digest_start, NULL, NULL, NULL, napi_default, NULL},
+      {"digestJoin", NULL, digest_join_js, NULL, NULL, NULL, napi_default, NULL},
+      {"digestHex", NULL, digest_hex, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value version;
-  CHECK(napi_create_uint32(env, 3, &version));
+  CHECK(napi_create_uint32(env, 4, &version));
   CHECK(napi_set_named_property(env, exports, "version", version));
   return exports;
 }

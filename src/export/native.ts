@@ -56,6 +56,11 @@ export interface NativeCore {
   readHybrid(bytes: Uint8Array, pos: number, end: number, bitWidth: number, out: Int32Array, count: number): number;
   /** See defined_count(): the definition levels that are 1, -1 when one is above 1. */
   definedCount(levels: Int32Array, count: number): number;
+  /** See digest_create(): a file's SHA-256, hashed part by part on a thread of its own (digestStart, digestJoin, digestHex). */
+  digestCreate(): NativeDigest;
+  digestStart(digest: NativeDigest, data: Uint8Array, from: number, to: number): void;
+  digestJoin(digest: NativeDigest): void;
+  digestHex(digest: NativeDigest): string;
   /** See spread_values(): a page's values over its rows, false where decodeColumn() would throw. */
   spreadValues(
     levels: Int32Array | null,
@@ -70,8 +75,11 @@ export interface NativeCore {
   ): boolean;
 }
 
+/** An opaque SHA-256 state of the native core. */
+export type NativeDigest = { readonly __brand: 'NativeDigest' };
+
 /** The version of the C file this TypeScript calls (the module's `version`). */
-const CORE_VERSION = 3;
+const CORE_VERSION = 4;
 
 let threads = 1;
 

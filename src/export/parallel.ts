@@ -24,7 +24,7 @@ import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import { bad, parseJsonlLine } from './jsonl.ts';
 import { fileSha256, openParquetExport, rowGroupRange } from './parquet.ts';
 import { decodeBatch } from './decode_batch.ts';
-import { loadedNativePath } from './native.ts';
+import { loadedNativePath, loadNativeCore } from './native.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
 
 export { HASHES_PER_EVENT } from './decode_protocol.ts';
@@ -184,15 +184,16 @@ type TaskInput = Omit<JsonlTask, 'id'> | Omit<ParquetTask, 'id'>;
 const ownBuffer = (size: number): Buffer => Buffer.allocUnsafeSlow(size);
 
 /**
- * The batches of a JSONL file; hashes the file on the way (the digest goes
- * to onDigest at the end). `state.truncated`: the file ends in a line
- * without its newline.
+ * The batches of a JSONL file; hashes the file on the way into `digest`
+ * (null: the caller hashes the batches, which hold every byte of the file
+ * in order but a last line without its end). `state.truncated`: the file
+ * ends in a line without its newline.
  */
 async function* jsonlTasks(
   path: string,
   label: string,
   tenantId: string,
-  digest: ReturnType<typeof createHash>,
+  digest: ReturnType<typeof createHash> | null,
   state: { truncated: boolean },
   batchBytes: number,
   spare: ArrayBuffer[],
@@ -214,7 +215,7 @@ async function* jsonlTasks(
       }
       const { bytesRead } = await handle.read(buf, filled, buf.length - filled, null);
       if (bytesRead === 0) break;
-      digest.update(buf.subarray(filled, filled + bytesRead));
+      digest?.update(buf.subarray(filled, filled + bytesRead));
       filled += bytesRead;
       if (filled < buf.length) continue; // fill the batch
       const lastNewline = buf.lastIndexOf(10, filled - 1);
@@ -289,6 +290,10 @@ export async function* readFileParallel(
   batchBytes = BATCH_BYTES,
 ): AsyncGenerator<DecodedBatch> {
   const state = { truncated: false };
+  // With the native core and no workers, a JSONL file's digest is computed on a thread of its own,
+  // batch by batch while each is decoded (the batches are the file's bytes in order).
+  const core = pool.size === 0 && format === 'jsonl' ? loadNativeCore() : null;
+  const nativeDigest = core?.digestCreate() ?? null;
   const digest = createHash('sha256');
   // Parquet: the file's digest is computed on this thread while the workers decode (reported at the end).
   const parquetDigest = format === 'parquet' ? fileSha256(path) : null;
@@ -298,7 +303,17 @@ export async function* readFileParallel(
   const recycle = (r: DecodeResult): void => {
     if (format === 'jsonl' && r.data !== undefined && r.data.byteLength === batchBytes && spare.length < 4) spare.push(r.data);
   };
-  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, digest, state, batchBytes, spare) : parquetTasks(path, label, tenantId);
+  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, nativeDigest === null ? digest : null, state, batchBytes, spare) : parquetTasks(path, label, tenantId);
+  /** Decodes a batch on this thread (its bytes hashed into the native digest meanwhile, when there is one). */
+  const decodeHere = async (task: TaskInput): Promise<DecodeResult> => {
+    if (core === null || nativeDigest === null) return decodeBatch({ ...task, id: 0 });
+    core.digestStart(nativeDigest, new Uint8Array(task.data, 0, task.length), 0, task.length);
+    try {
+      return await decodeBatch({ ...task, id: 0 });
+    } finally {
+      core.digestJoin(nativeDigest); // before the buffer is read into again
+    }
+  };
   // Two batches per worker, and the one the main thread decodes itself.
   const limit = 2 * pool.size + 1;
   // Batches in file order; `settled` once decoded (by a worker or by this thread).
@@ -326,7 +341,7 @@ export async function* readFileParallel(
       const result = local ? null : pool.run(t.value);
       next = tasks.next(); // read the next batch while this one is decoded
       const data = t.value.data;
-      const entry = { result: result ?? decodeBatch({ ...t.value, id: 0 }).then((r) => ({ ...r, data })), settled: false };
+      const entry = { result: result ?? decodeHere(t.value).then((r) => ({ ...r, data })), settled: false };
       entry.result.then(
         () => (entry.settled = true),
         () => (entry.settled = true), // awaited below, in order; a batch given up when another failed must not be unhandled
@@ -353,6 +368,6 @@ export async function* readFileParallel(
     await tasks.return(undefined);
   }
   if (state.truncated) throw bad(label, lines + 1, 'the last line has no end (the file was truncated)');
-  if (format === 'jsonl') onDigest(digest.digest('hex'));
+  if (format === 'jsonl') onDigest(core !== null && nativeDigest !== null ? core.digestHex(nativeDigest) : digest.digest('hex'));
   else onDigest(await (parquetDigest as Promise<string>));
 }

@@ -11,7 +11,8 @@
  * CI builds the core (scripts/build-native.mjs --required); without it
  * these tests fail with how to build it, rather than pass without testing.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +24,7 @@ import { JsonlFileWriter } from '../../src/export/jsonl.ts';
 import { loadNativeCore, setNativeCoreEnabled, setNativeThreads, verifierCore, type NativeCore } from '../../src/export/native.ts';
 import { decodeRowGroup, readHybrid, readPlain } from '../../src/export/parquet_decode.ts';
 import type { RowGroup } from 'hyparquet';
-import { openParquetExport, ParquetFileWriter, rowGroupRange } from '../../src/export/parquet.ts';
+import { fileSha256, openParquetExport, ParquetFileWriter, rowGroupRange } from '../../src/export/parquet.ts';
 import { verifyExport } from '../../src/export/verify_export.ts';
 import { LINE_EDITS, row } from '../helpers/jsonl_lines.ts';
 import { capturedIo } from '../helpers/cli_io.ts';
@@ -369,6 +370,16 @@ describe('the native core of verify --export', () => {
       } else {
         expect(ok).toBe(false);
       }
+    }
+  });
+
+  it('hashes files (the manifest digests) as node:crypto does, on its own thread', async () => {
+    const rnd = random(25);
+    for (const size of [0, 1, 1 << 20, (1 << 20) + 1, 3.5 * (1 << 20)]) {
+      const bytes = Buffer.from(Array.from({ length: size }, () => Math.floor(rnd() * 256)));
+      const file = path.join(work, `digest-${size}.bin`);
+      await writeFile(file, bytes);
+      expect(await fileSha256(file)).toBe(createHash('sha256').update(bytes).digest('hex'));
     }
   });
 });
