@@ -108,7 +108,7 @@ static int hex32(const uint8_t *p, uint8_t *into) {
   for (int i = 0; i < 32; i++) {
     int hi = LOWER_HEX[p[2 * i]], lo = LOWER_HEX[p[2 * i + 1]];
     bad |= hi | lo;
-    into[i] = (uint8_t)((hi << 4) | lo);
+    into[i] = (uint8_t)(((unsigned)hi << 4) | (unsigned)lo);
   }
   return bad >= 0;
 }
@@ -176,7 +176,10 @@ typedef struct {
 static int reserve(Scratch *s, size_t size) {
   if (size <= s->size) return 1;
   size_t next = s->size == 0 ? 64 * 1024 : s->size;
-  while (next < size) next *= 2;
+  while (next < size) {
+    if (next > SIZE_MAX / 2) return 0;
+    next *= 2;
+  }
   uint8_t *d = realloc(s->data, next);
   if (d == NULL) return 0;
   s->data = d;
@@ -423,7 +426,7 @@ static size_t jsonl_line(const uint8_t *p, const uint8_t *end, const uint8_t *te
     p = FIELD_TIMESTAMP[f] ? timestamp_field(p, end, &o) : string_field(p, end, FIELD_NULLABLE[f], f == 1, &o);
     if (p == NULL) return 0;
     /* Another tenant's event (or a tenant id these bytes cannot stand for): the TypeScript path names it. */
-    if (f == 1 && (!tenant_ok || (size_t)(o - field - 4) != tenant_length || memcmp(field + 4, tenant, tenant_length) != 0)) return 0;
+    if (f == 1 && (!tenant_ok || (size_t)(o - field - 4) != tenant_length || (tenant_length > 0 && memcmp(field + 4, tenant, tenant_length) != 0))) return 0;
   }
   p = token(p, end, ",\"encoding_version\":", 20);
   if (p == NULL) return 0;
@@ -517,7 +520,7 @@ static napi_value jsonl_decode(napi_env env, napi_callback_info info) {
   if (argc != 12 || !typed_arg(env, argv[0], napi_uint8_array, &data) || !int_arg(env, argv[1], &start) || !int_arg(env, argv[2], &end) ||
       !typed_arg(env, argv[3], napi_uint8_array, &tenant) || napi_get_value_bool(env, argv[4], &tenant_ok) != napi_ok ||
       !results_args(env, argv + 5, &r) || !int_arg(env, argv[9], &at) || !typed_arg(env, argv[10], napi_float64_array, &state) ||
-      !int_arg(env, argv[11], &threads) || state.length < 2 || start < 0 || end < start || (size_t)end > data.length || at < 0 || threads < 1) {
+      !int_arg(env, argv[11], &threads) || state.length < 2 || start < 0 || end < start || (uint64_t)end > (uint64_t)data.length || at < 0 || threads < 1) {
     napi_throw_error(env, NULL, "verify_native.jsonlDecode: bad arguments");
     return NULL;
   }
@@ -619,14 +622,16 @@ static void *parquet_part(void *arg) {
     for (int c = 0; c < COLUMNS; c++) {
       int32_t n = length[c][row], at = start[c][row];
       if (n < 0) continue;
-      if (at < 0 || (int64_t)at + n > part->size) inside = 0;
+      /* (text: deliverDecodedRows() copies it four bytes at a time, so it must end four-byte-rounded inside too) */
+      int text = c >= C_FIRST_BODY && c <= C_LAST_BODY && c != C_OCCURRED && c != C_INGESTED;
+      if (at < 0 || (int64_t)at + (text ? (((int64_t)n + 3) & ~(int64_t)3) : n) > part->size) inside = 0;
       room += 4 + (size_t)n;
     }
     if (!inside || !reserve(&s, room)) break;
     if (!hex32(b + start[C_PREV][row], prev) || !hex32(b + start[C_RECORD][row], record)) break;
     /* The tenant: another's (or one these bytes cannot stand for) goes to deliverDecodedGroup(). */
     int32_t tn = length[2][row];
-    if (!part->tenant_ok || tn < 0 || (size_t)tn != part->tenant_length || memcmp(b + start[2][row], part->tenant, part->tenant_length) != 0) break;
+    if (!part->tenant_ok || tn < 0 || (size_t)tn != part->tenant_length || (part->tenant_length > 0 && memcmp(b + start[2][row], part->tenant, part->tenant_length) != 0)) break;
     uint8_t *m = s.data;
     memcpy(m, BODY_PREFIX, 6);
     uint8_t *o = m + 6;
@@ -678,21 +683,33 @@ static napi_value parquet_rows(napi_env env, napi_callback_info info) {
   bool tenant_ok;
   Results r;
   uint32_t nstarts = 0, nlengths = 0;
-  if (argc != 14 || !typed_arg(env, argv[0], napi_uint8_array, &bytes) || napi_get_array_length(env, argv[1], &nstarts) != napi_ok ||
-      napi_get_array_length(env, argv[2], &nlengths) != napi_ok || nstarts != COLUMNS || nlengths != COLUMNS || !int_arg(env, argv[3], &from) ||
-      !int_arg(env, argv[4], &to) || !typed_arg(env, argv[5], napi_uint8_array, &tenant) || napi_get_value_bool(env, argv[6], &tenant_ok) != napi_ok ||
-      !results_args(env, argv + 7, &r) || !int_arg(env, argv[11], &at) || !typed_arg(env, argv[12], napi_float64_array, &state) ||
-      !int_arg(env, argv[13], &threads) || state.length < 1 || from < 0 || to < from || at < 0 || threads < 1) {
+  /* The column arrays' elements first: reading an element may run JavaScript (a getter), which must not
+     run after any pointer into an array buffer is taken. */
+  napi_value sv[COLUMNS], lv[COLUMNS];
+  if (argc != 14 || napi_get_array_length(env, argv[1], &nstarts) != napi_ok || napi_get_array_length(env, argv[2], &nlengths) != napi_ok ||
+      nstarts != COLUMNS || nlengths != COLUMNS) {
+    napi_throw_error(env, NULL, "verify_native.parquetRows: bad arguments");
+    return NULL;
+  }
+  for (uint32_t c = 0; c < COLUMNS; c++) {
+    if (napi_get_element(env, argv[1], c, &sv[c]) != napi_ok || napi_get_element(env, argv[2], c, &lv[c]) != napi_ok) {
+      napi_throw_error(env, NULL, "verify_native.parquetRows: bad column arrays");
+      return NULL;
+    }
+  }
+  if (!typed_arg(env, argv[0], napi_uint8_array, &bytes) || !int_arg(env, argv[3], &from) || !int_arg(env, argv[4], &to) ||
+      !typed_arg(env, argv[5], napi_uint8_array, &tenant) || napi_get_value_bool(env, argv[6], &tenant_ok) != napi_ok || !results_args(env, argv + 7, &r) ||
+      !int_arg(env, argv[11], &at) || !typed_arg(env, argv[12], napi_float64_array, &state) || !int_arg(env, argv[13], &threads) || state.length < 1 ||
+      from < 0 || to < from || at < 0 || threads < 1) {
     napi_throw_error(env, NULL, "verify_native.parquetRows: bad arguments");
     return NULL;
   }
   const int32_t *start[COLUMNS];
   const int32_t *length[COLUMNS];
   for (uint32_t c = 0; c < COLUMNS; c++) {
-    napi_value sv, lv;
     Typed st, ln;
-    if (napi_get_element(env, argv[1], c, &sv) != napi_ok || napi_get_element(env, argv[2], c, &lv) != napi_ok ||
-        !typed_arg(env, sv, napi_int32_array, &st) || !typed_arg(env, lv, napi_int32_array, &ln) || st.length < (size_t)to || ln.length < (size_t)to) {
+    if (!typed_arg(env, sv[c], napi_int32_array, &st) || !typed_arg(env, lv[c], napi_int32_array, &ln) || (uint64_t)st.length < (uint64_t)to ||
+        (uint64_t)ln.length < (uint64_t)to) {
       napi_throw_error(env, NULL, "verify_native.parquetRows: bad column arrays");
       return NULL;
     }
@@ -734,7 +751,7 @@ static napi_value parquet_rows(napi_env env, napi_callback_info info) {
 /* An Int32Array argument with at least `need` elements from `from` on, or NULL. */
 static int32_t *int32s(napi_env env, napi_value v, int64_t from, int64_t need) {
   Typed t;
-  if (!typed_arg(env, v, napi_int32_array, &t) || from < 0 || need < 0 || (uint64_t)(from + need) > t.length) return NULL;
+  if (!typed_arg(env, v, napi_int32_array, &t) || from < 0 || need < 0 || (uint64_t)from > t.length || (uint64_t)need > t.length - (uint64_t)from) return NULL;
   return (int32_t *)t.data + from;
 }
 
@@ -929,6 +946,9 @@ static napi_value spread_values(napi_env env, napi_callback_info info) {
 
 /* ----------------------------------------------------------------- Snappy */
 
+/* Bytes snappyDecompressInto() asks for after the output (its word copies; snappy.ts SPARE): the same here, so as not to accept more. */
+#define SNAPPY_SPARE 8
+
 /*
  * snappyDecompress(input, inputStart, inputEnd, output, outputStart, outputLength): 1 when
  * input[inputStart..inputEnd) is a Snappy block of exactly outputLength bytes, now
@@ -942,7 +962,8 @@ static napi_value snappy_decompress(napi_env env, napi_callback_info info) {
   int64_t in_start, in_end, out_start, out_length;
   if (argc != 6 || !typed_arg(env, argv[0], napi_uint8_array, &in) || !int_arg(env, argv[1], &in_start) || !int_arg(env, argv[2], &in_end) ||
       !typed_arg(env, argv[3], napi_uint8_array, &out) || !int_arg(env, argv[4], &out_start) || !int_arg(env, argv[5], &out_length) || in_start < 0 ||
-      in_end < in_start || (size_t)in_end > in.length || out_start < 0 || out_length < 0 || (size_t)(out_start + out_length) > out.length) {
+      in_end < in_start || (uint64_t)in_end > (uint64_t)in.length || out_start < 0 || out_length < 0 || (uint64_t)out_start > (uint64_t)out.length ||
+      (uint64_t)out_length + SNAPPY_SPARE > (uint64_t)out.length - (uint64_t)out_start) {
     napi_throw_error(env, NULL, "verify_native.snappyDecompress: bad arguments");
     return NULL;
   }
@@ -1023,8 +1044,9 @@ done:;
  * own while the batch it covers is decoded: digestStart() hashes
  * data[from..to) on a new thread (after the previous part: the parts go in
  * order), digestJoin() waits for it, digestHex() waits and returns the hex.
- * The caller keeps the bytes unchanged until digestJoin() returns (a
- * reference holds them alive).
+ * A reference keeps the array alive, not its memory: until digestJoin()
+ * returns, the caller must not change, detach, transfer or resize the
+ * buffer (src/export/native.ts says so too).
  */
 typedef struct {
   SHA256_CTX ctx;
@@ -1052,15 +1074,21 @@ static void digest_join(napi_env env, Digest *d) {
 static void digest_free(napi_env env, void *data, void *hint) {
   (void)hint;
   Digest *d = data;
-  if (d->running) pthread_join(d->thread, NULL);
-  (void)env; /* the reference dies with the environment */
+  digest_join(env, d);
   free(d);
 }
+
+/* Marks the externals that are Digests (another addon's external is not one). */
+static const napi_type_tag DIGEST_TAG = {0x7061742d64696765ull, 0x73742d7665726966ull};
 
 static Digest *digest_arg(napi_env env, napi_value v) {
   void *d = NULL;
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &d) != napi_ok) return NULL;
+  bool tagged = false;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, v, &DIGEST_TAG, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, v, &d) != napi_ok) {
+    return NULL;
+  }
   return d;
 }
 
@@ -1078,6 +1106,7 @@ static napi_value digest_create(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "verify_native.digestCreate failed");
     return NULL;
   }
+  CHECK(napi_type_tag_object(env, result, &DIGEST_TAG));
   return result;
 }
 
@@ -1143,9 +1172,16 @@ static napi_value digest_hex(napi_env env, napi_callback_info info) {
 
 /* ----------------------------------------------------------------- module */
 
-static napi_value init(napi_env env, napi_value exports) {
+static void init_once(void) {
   init_tables();
   for (int f = 0; f < 19; f++) KEY_LENGTH[f] = strlen(KEYS[f]);
+}
+
+static pthread_once_t initialized = PTHREAD_ONCE_INIT;
+
+static napi_value init(napi_env env, napi_value exports) {
+  /* Once per process: a worker thread that loads the module must not rewrite tables other threads read. */
+  pthread_once(&initialized, init_once);
   napi_property_descriptor props[] = {
       {"jsonlDecode", NULL, jsonl_decode, NULL, NULL, NULL, napi_default, NULL},
       {"parquetRows", NULL, parquet_rows, NULL, NULL, NULL, napi_default, NULL},

@@ -241,7 +241,10 @@ Options:
   --public-key FILE    public key (PEM) that signed the checkpoints
   --jobs N             (with --export) threads that decode and hash the events
                        (default: the number of CPUs available); 1 verifies
-                       on one thread
+                       on one thread. The native core (built by npm install
+                       where a C compiler is; AUDIT_TRAIL_NATIVE=0 turns it
+                       off) does it when present, else TypeScript; --json
+                       says which (decoded_by)
 ${connectionHelp}`,
   options: {
     ...connectionOptions,

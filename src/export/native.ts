@@ -6,6 +6,10 @@
  * It takes only events exactly in the writer's layout and hands every other
  * one back (see the C file); the checks stay in TypeScript.
  *
+ * Its functions take typed arrays that must not be backed by a
+ * SharedArrayBuffer another thread writes, nor overlap one another (inputs
+ * and results); the callers here never do either.
+ *
  * Loaded once per thread. Not there (no compiler when installing, another
  * platform) or switched off with AUDIT_TRAIL_NATIVE=0: the verifier runs
  * the TypeScript path alone, same results.
@@ -56,7 +60,12 @@ export interface NativeCore {
   readHybrid(bytes: Uint8Array, pos: number, end: number, bitWidth: number, out: Int32Array, count: number): number;
   /** See defined_count(): the definition levels that are 1, -1 when one is above 1. */
   definedCount(levels: Int32Array, count: number): number;
-  /** See digest_create(): a file's SHA-256, hashed part by part on a thread of its own (digestStart, digestJoin, digestHex). */
+  /**
+   * See digest_create(): a file's SHA-256, hashed part by part on a thread
+   * of its own (digestStart, digestJoin, digestHex). Until digestJoin() (or
+   * the next digestStart()) returns, the part's buffer must not be changed,
+   * detached, transferred or resized: the thread reads it meanwhile.
+   */
   digestCreate(): NativeDigest;
   digestStart(digest: NativeDigest, data: Uint8Array, from: number, to: number): void;
   digestJoin(digest: NativeDigest): void;
