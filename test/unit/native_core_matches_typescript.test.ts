@@ -33,8 +33,11 @@ import { seededRandom as random } from '../helpers/random.ts';
 import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
 
 let work: string;
+/** Real lines of an export, for the tests that start from one. */
+let linesOfSync: string[] = [];
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'native-core-'));
+  linesOfSync = await linesOf(awkwardChain(3));
   expect(loadNativeCore(), `the native core is not built (${verifierCore().why}): run npm run build:native`).not.toBeNull();
 });
 afterAll(async () => {
@@ -380,6 +383,65 @@ describe('the native core of verify --export', () => {
       const file = path.join(work, `digest-${size}.bin`);
       await writeFile(file, bytes);
       expect(await fileSha256(file)).toBe(createHash('sha256').update(bytes).digest('hex'));
+    }
+  });
+
+  it('survives random and adversarial arguments (a crash here kills the test run)', () => {
+    const rnd = random(26);
+    const int = (n: number): number => Math.floor(rnd() * n);
+    const WEIRD = [0, -1, 1, 3, 4, 7, 8, 63, 64, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 53, -(2 ** 63), 1e300, Number.NaN, Infinity, -Infinity, 0.5];
+    const num = (max: number): number => (rnd() < 0.2 ? (WEIRD[int(WEIRD.length)] as number) : int(max + 2) - 1);
+    /** A typed array of about n elements: plain, empty, at an odd offset of a bigger buffer, or detached. */
+    const typed = <T extends Uint8Array | Int32Array | Float64Array | BigInt64Array>(make: (n: number) => T, n: number): T => {
+      const r = rnd();
+      if (r < 0.05) return make(0);
+      if (r < 0.1) return make(n + 16).subarray(1 + int(7), 1 + int(7) + n) as T;
+      if (r < 0.13) {
+        const t = make(n);
+        structuredClone(t.buffer, { transfer: [t.buffer as ArrayBuffer] }); // detached
+        return t;
+      }
+      return make(n);
+    };
+    const bytes = (n: number): Uint8Array => {
+      const b = typed((k) => new Uint8Array(k), n);
+      for (let i = 0; i < b.length; i++) b[i] = rnd() < 0.3 ? ([0x0a, 0x22, 0x5c, 0x7b, 0x30][int(5)] as number) : int(256);
+      return b;
+    };
+    const results = (n: number): [BigInt64Array, Float64Array, Uint8Array, Uint8Array] => [
+      typed((k) => new BigInt64Array(k), n), typed((k) => new Float64Array(k), n), typed((k) => new Uint8Array(k), n * 96), typed((k) => new Uint8Array(k), n),
+    ];
+    const tryCall = (f: () => unknown): void => {
+      try {
+        f();
+      } catch (err) {
+        expect(String(err)).toMatch(/verify_native|detached|TypeError/); // bad arguments: refused, never a crash
+      }
+    };
+    const c = core();
+    const line = `${linesOfSync[0] ?? ''}\n`;
+    for (let trial = 0; trial < 3000; trial++) {
+      const n = int(200);
+      const data = rnd() < 0.5 ? bytes(n) : Buffer.from(line.slice(0, int(line.length + 1)) + (rnd() < 0.5 ? '\n' : ''));
+      const [seq, version, hashes, same] = results(int(20));
+      tryCall(() => c.jsonlDecode(data, num(n), num(n), bytes(int(10)), rnd() < 0.8, seq, version, hashes, same, num(20), typed((k) => new Float64Array(k), 2), num(4) || 1));
+      const cols = (): Int32Array[] => Array.from({ length: rnd() < 0.95 ? 23 : int(30) }, () => {
+        const a = typed((k) => new Int32Array(k), int(30));
+        for (let i = 0; i < a.length; i++) a[i] = rnd() < 0.3 ? (WEIRD[int(WEIRD.length)] as number) | 0 : int(n + 10) - 5;
+        return a;
+      });
+      tryCall(() => c.parquetRows(data, cols(), cols(), num(30), num(30), bytes(int(10)), rnd() < 0.8, seq, version, hashes, same, num(20), typed((k) => new Float64Array(k), 2), num(4) || 1));
+      tryCall(() => c.snappyDecompress(data, num(n), num(n), typed((k) => new Uint8Array(k), int(300)), num(300), num(300)));
+      const out = typed((k) => new Int32Array(k), int(300));
+      tryCall(() => c.readPlain(data, num(n), num(n), [0, 4, 8, 3][int(4)] as number, num(50), out, typed((k) => new Int32Array(k), int(60)), num(10)));
+      tryCall(() => c.readHybrid(data, num(n), num(n), num(34), out, num(300)));
+      tryCall(() => c.definedCount(out, num(300)));
+      tryCall(() => c.spreadValues(rnd() < 0.5 ? null : out, num(300), out, typed((k) => new Int32Array(k), int(60)), rnd() < 0.5 ? null : out, num(60), typed((k) => new Int32Array(k), int(300)), typed((k) => new Int32Array(k), int(300)), num(300)));
+      const d = c.digestCreate();
+      tryCall(() => c.digestStart(d, data, num(n), num(n)));
+      tryCall(() => c.digestJoin(d));
+      tryCall(() => c.digestHex(d));
+      tryCall(() => c.digestStart({} as never, data, 0, 0));
     }
   });
 });
