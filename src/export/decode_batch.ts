@@ -118,7 +118,7 @@ const nativeState = new Float64Array(2);
  * line it does not take through deliverJsonlLines(), which decodes it or
  * throws the error of that line.
  */
-function deliverJsonl(data: Buffer, length: number, collector: BatchCollector, label: string): void {
+function deliverJsonl(data: Buffer, length: number, collector: BatchCollector, label: string, threads: number): void {
   const core = loadNativeCore();
   if (core === null || !isUtf8(data.subarray(0, length))) {
     deliverJsonlLines(data, 0, length - 1, decoder, collector, label, 1);
@@ -128,7 +128,7 @@ function deliverJsonl(data: Buffer, length: number, collector: BatchCollector, l
   while (pos < length) {
     if (collector.count === collector.seq.length) collector.grow();
     const r = collector.results;
-    core.jsonlDecode(data, pos, length, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState, nativeThreads());
+    core.jsonlDecode(data, pos, length, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState, threads);
     collector.count += nativeState[1] as number;
     pos = nativeState[0] as number;
     if (pos >= length || collector.count === collector.seq.length) continue;
@@ -148,7 +148,7 @@ export async function decodeBatch(task: DecodeTask): Promise<DecodeResult> {
   let lineBytes: Uint8Array | undefined;
   try {
     if (task.kind === 'jsonl') {
-      deliverJsonl(data, task.length, collector, task.label);
+      deliverJsonl(data, task.length, collector, task.label, task.nativeThreads ?? nativeThreads());
     } else {
       const { metadata } = task;
       const group = { metadata, group: metadata.row_groups[0] as RowGroup, rowStart: task.rowStart, rows: task.rows, bytes: data, offset: task.offset, rangeEnd: task.rangeEnd };

@@ -22,6 +22,8 @@ interface TaskBase {
 /** Whole lines of a JSONL file, each ending with its newline. */
 export interface JsonlTask extends TaskBase {
   kind: 'jsonl';
+  /** Threads of the native core for this batch (default: nativeThreads()): one fewer while another hashes the file. */
+  nativeThreads?: number | undefined;
 }
 
 /** One row group of a Parquet file: the bytes file[offset, rangeEnd) (fewer when the file ends first). */

@@ -24,7 +24,7 @@ import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import { bad, parseJsonlLine } from './jsonl.ts';
 import { fileSha256, openParquetExport, rowGroupRange } from './parquet.ts';
 import { decodeBatch } from './decode_batch.ts';
-import { loadedNativePath, loadNativeCore } from './native.ts';
+import { loadedNativePath, loadNativeCore, nativeThreads } from './native.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
 
 export { HASHES_PER_EVENT } from './decode_protocol.ts';
@@ -290,9 +290,9 @@ export async function* readFileParallel(
   batchBytes = BATCH_BYTES,
 ): AsyncGenerator<DecodedBatch> {
   const state = { truncated: false };
-  // With the native core and no workers, a JSONL file's digest is computed on a thread of its own,
-  // batch by batch while each is decoded (the batches are the file's bytes in order).
-  const core = pool.size === 0 && format === 'jsonl' ? loadNativeCore() : null;
+  // With the native core, no workers and --jobs 2 or more, a JSONL file's digest is computed on one of
+  // those threads, batch by batch while the others decode each (the batches are the file's bytes in order).
+  const core = pool.size === 0 && format === 'jsonl' && nativeThreads() > 1 ? loadNativeCore() : null;
   const nativeDigest = core?.digestCreate() ?? null;
   const digest = createHash('sha256');
   // Parquet: the file's digest is computed on this thread while the workers decode (reported at the end).
@@ -309,7 +309,7 @@ export async function* readFileParallel(
     if (core === null || nativeDigest === null) return decodeBatch({ ...task, id: 0 });
     core.digestStart(nativeDigest, new Uint8Array(task.data, 0, task.length), 0, task.length);
     try {
-      return await decodeBatch({ ...task, id: 0 });
+      return await decodeBatch(task.kind === 'jsonl' ? { ...task, id: 0, nativeThreads: nativeThreads() - 1 } : { ...task, id: 0 });
     } finally {
       core.digestJoin(nativeDigest); // before the buffer is read into again
     }
