@@ -7,9 +7,17 @@
  *
  *   jsonlDecode()       JsonlLineDecoder.decode() + ChainEncoder.hashMessage()
  *                       (src/export/jsonl.ts, src/chain/encoding.ts)
- *   parquetRows()       deliverDecodedGroup()'s loop + hashMessage()
+ *   parquetRows()       deliverDecodedRows()'s loop + hashMessage()
  *                       (src/export/parquet.ts)
  *   snappyDecompress()  snappyDecompressInto() (src/export/snappy.ts)
+ *   readPlain(), readHybrid(), definedCount(), spreadValues()
+ *                       the per-value loops of decodeColumn()
+ *                       (src/export/parquet_decode.ts)
+ *   digestCreate/Start/Join/Hex()
+ *                       a data file's SHA-256, on a thread of its own
+ *
+ * jsonlDecode() and parquetRows() run on up to `threads` threads (runs of
+ * lines or rows; the results are exactly one thread's).
  *
  * It decides nothing the TypeScript does not: an event it does not take
  * (any line or row not exactly in the writer's layout, another tenant, a

@@ -295,7 +295,8 @@ export async function* readFileParallel(
   const core = pool.size === 0 && format === 'jsonl' && nativeThreads() > 1 ? loadNativeCore() : null;
   const nativeDigest = core?.digestCreate() ?? null;
   const digest = createHash('sha256');
-  // Parquet: the file's digest is computed on this thread while the workers decode (reported at the end).
+  // Parquet: the file's digest is computed while the batches are decoded (on a thread of its own with the
+  // native core, else on this thread between batches; reported at the end).
   const parquetDigest = format === 'parquet' ? fileSha256(path) : null;
   parquetDigest?.catch(() => undefined); // awaited below; a failed read must not be unhandled meanwhile
   // JSONL batch buffers of batchBytes whose batch is decoded, for the next batches.
