@@ -5,7 +5,19 @@
  * (escapes, numbers, whitespace, garbage) that a reader must decode exactly
  * as JSON.parse does, or decline.
  */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { ExportRow } from '../../src/export/columns.ts';
+import { JsonlFileWriter } from '../../src/export/jsonl.ts';
+
+/** The lines JsonlFileWriter writes for `rows` (into a file of `dir`), without their newlines. */
+export async function writtenLines(dir: string, rows: ExportRow[]): Promise<string[]> {
+  const file = path.join(dir, `rows-${Math.random().toString(36).slice(2)}.jsonl`);
+  const writer = new JsonlFileWriter(file);
+  await writer.writeRows(rows);
+  await writer.close();
+  return (await readFile(file, 'utf8')).split('\n').slice(0, -1);
+}
 
 const PIECES = ['a', 'Z', ' ', '"', '\\', '/', '\n', '\t', '\r', '\b', '\f', '\u0000', '\u001f', '\u007f', 'é', 'e\u0301', '\u05d0\u05d1', '\u{1d11e}', '😀', '\ufeff', '\uffff', '{"k": [1, 2.50]}', '\u2028'];
 

@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainEncoder } from '../../src/chain/encoding.ts';
 import type { ChainEvent } from '../../src/chain/verifier.ts';
 import type { ExportEventSink, ExportRow } from '../../src/export/columns.ts';
-import { JsonlFileWriter, JsonlLineDecoder, parseJsonlEvent, readJsonlInto } from '../../src/export/jsonl.ts';
+import { JsonlLineDecoder, parseJsonlEvent, readJsonlInto } from '../../src/export/jsonl.ts';
 import { seededRandom as random } from '../helpers/random.ts';
-import { LINE_EDITS, row } from '../helpers/jsonl_lines.ts';
+import { LINE_EDITS, row, writtenLines } from '../helpers/jsonl_lines.ts';
 
 let work: string;
 beforeAll(async () => {
@@ -73,13 +73,7 @@ function expectSame(line: string | Buffer): 'fast' | 'declined' {
   return 'fast';
 }
 
-async function linesOf(rows: ExportRow[]): Promise<string[]> {
-  const file = path.join(work, `rows-${Math.random().toString(36).slice(2)}.jsonl`);
-  const writer = new JsonlFileWriter(file);
-  await writer.writeRows(rows);
-  await writer.close();
-  return (await readFile(file, 'utf8')).split('\n').slice(0, -1);
-}
+const linesOf = (rows: ExportRow[]): Promise<string[]> => writtenLines(work, rows);
 
 describe('the JSONL fast path', () => {
   it('takes the lines the writer writes and gives what JSON.parse gives', async () => {

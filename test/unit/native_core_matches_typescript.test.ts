@@ -21,13 +21,12 @@ import type { EventBodyFields } from '../../src/chain/encoding.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
 import { decodeBatch } from '../../src/export/decode_batch.ts';
 import type { DecodeResult, DecodeTask, ParquetTask } from '../../src/export/decode_protocol.ts';
-import { JsonlFileWriter } from '../../src/export/jsonl.ts';
-import { loadNativeCore, setNativeCoreEnabled, setNativeThreads, verifierCore, type NativeCore } from '../../src/export/native.ts';
+import { loadNativeCore, setNativeCoreEnabled, setNativeThreads, type NativeCore } from '../../src/export/native.ts';
 import { decodeRowGroup, readHybrid, readPlain } from '../../src/export/parquet_decode.ts';
 import type { RowGroup } from 'hyparquet';
 import { fileSha256, openParquetExport, ParquetFileWriter, rowGroupRange } from '../../src/export/parquet.ts';
 import { verifyExport } from '../../src/export/verify_export.ts';
-import { LINE_EDITS, row } from '../helpers/jsonl_lines.ts';
+import { LINE_EDITS, row, writtenLines } from '../helpers/jsonl_lines.ts';
 import { capturedIo } from '../helpers/cli_io.ts';
 import { main } from '../../src/cli/main.ts';
 import { seededRandom as random } from '../helpers/random.ts';
@@ -95,13 +94,7 @@ function jsonlTask(lines: Array<string | Buffer>, tenantId = 'plant_hd'): () => 
   };
 }
 
-async function linesOf(rows: ExportRow[]): Promise<string[]> {
-  const file = path.join(work, `rows-${Math.random().toString(36).slice(2)}.jsonl`);
-  const writer = new JsonlFileWriter(file);
-  await writer.writeRows(rows);
-  await writer.close();
-  return (await readFile(file, 'utf8')).split('\n').slice(0, -1);
-}
+const linesOf = (rows: ExportRow[]): Promise<string[]> => writtenLines(work, rows);
 
 /** A valid chain of awkward events (text outside the BMP, combining marks, right-to-left, escapes, NULLs, large values, old and far dates). */
 function awkwardChain(n: number): ExportRow[] {
