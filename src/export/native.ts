@@ -110,6 +110,7 @@ export function defaultNativePath(): string | null {
 }
 
 let core: NativeCore | null | undefined;
+let nativePath: string | null = null;
 let why = '';
 let enabled = true;
 
@@ -146,8 +147,6 @@ export function loadNativeCore(path: string | null = defaultNativePath()): Nativ
   }
   return core;
 }
-
-let nativePath: string | null = null;
 
 /** The loaded module's path (for worker threads), null when none is loaded. */
 export function loadedNativePath(): string | null {
