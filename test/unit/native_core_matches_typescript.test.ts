@@ -12,7 +12,10 @@
  * (scripts/build-native.mjs --required) and sets AUDIT_TRAIL_REQUIRE_NATIVE=1,
  * so that there a missing core fails them rather than skips them.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -437,6 +440,22 @@ describe.runIf(nativeCoreTestable())('the native core of verify --export', () =>
       tryCall(() => c.digestHex(d));
       tryCall(() => c.digestStart({} as never, data, 0, 0));
     }
+  });
+
+  it('scripts/build-native.mjs without a working compiler says so and leaves the built core alone; --required makes that an error', () => {
+    const script = fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url));
+    const built = fileURLToPath(new URL('../../native/build/verify_native.node', import.meta.url));
+    const before = statSync(built).mtimeMs;
+    const run = (args: string[]) => spawnSync(process.execPath, [script, ...args], { env: { ...process.env, CC: '/bin/false' }, encoding: 'utf8' });
+    const lenient = run([]);
+    expect(lenient.status).toBe(0);
+    expect(lenient.stderr).toContain('the native core of verify --export was not built (/bin/false failed');
+    expect(lenient.stderr).toContain('uses its TypeScript path');
+    const strict = run(['--required']);
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toContain('was not built');
+    expect(statSync(built).mtimeMs).toBe(before);
+    expect(loadNativeCore()).not.toBeNull();
   });
 });
 
