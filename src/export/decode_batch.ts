@@ -127,8 +127,8 @@ function deliverJsonl(data: Buffer, length: number, collector: BatchCollector, l
   let pos = 0;
   while (pos < length) {
     if (collector.count === collector.seq.length) collector.grow();
-    const r = collector.results;
-    core.jsonlDecode(data, pos, length, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState, threads);
+    const c = collector;
+    core.jsonlDecode(data, pos, length, c.tenantBytes, c.tenantOk, c.seq, c.version, c.hashes, c.same, c.count, nativeState, threads);
     collector.count += nativeState[1] as number;
     pos = nativeState[0] as number;
     if (pos >= length || collector.count === collector.seq.length) continue;

@@ -593,8 +593,7 @@ export function deliverDecodedGroup(decoded: DecodedRowGroup, sink: ExportEventS
   let row = 0;
   while (row < decoded.rows) {
     if (results.count === results.seq.length) results.grow();
-    const r = results;
-    core.parquetRows(decoded.bytes, decoded.start, decoded.length, row, decoded.rows, r.tenantBytes, r.tenantOk, r.seq, r.version, r.hashes, r.same, r.count, nativeState, nativeThreads());
+    core.parquetRows(decoded.bytes, decoded.start, decoded.length, row, decoded.rows, results.tenantBytes, results.tenantOk, results.seq, results.version, results.hashes, results.same, results.count, nativeState, nativeThreads());
     const next = nativeState[0] as number;
     results.count += next - row;
     row = next;

@@ -254,7 +254,7 @@ describe.runIf(nativeCoreTestable())('the native core of verify --export', () =>
     }
   });
 
-  it('verifies whole exports to the same report with and without it, with one thread and with workers', async () => {
+  it('verifies whole exports to the same report with and without it, on one thread and on two (TypeScript: a worker thread; native: its own threads)', async () => {
     for (const format of ['jsonl', 'parquet'] as const) {
       const rows = awkwardChain(1200);
       (rows[800] as ExportRow).reason = 'tampered';
@@ -373,7 +373,7 @@ describe.runIf(nativeCoreTestable())('the native core of verify --export', () =>
     }
   });
 
-  it('hashes files (the manifest digests) as node:crypto does, on its own thread', async () => {
+  it('hashes files (the manifest digests, on a thread of its own) to what node:crypto gives', async () => {
     const rnd = random(25);
     for (const size of [0, 1, 1 << 20, (1 << 20) + 1, 3.5 * (1 << 20)]) {
       const bytes = Buffer.from(Array.from({ length: size }, () => Math.floor(rnd() * 256)));
