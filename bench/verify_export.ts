@@ -10,7 +10,10 @@
  * --jobs 1 (one thread) and with the default (os.availableParallelism()
  * threads decode and hash; src/export/parallel.ts).
  *
- *   npx tsx bench/verify_export.ts [events=200000]
+ * Each configuration runs `runs` times, interleaved with the others; the
+ * figures are medians with min-max.
+ *
+ *   npx tsx bench/verify_export.ts [events=200000] [runs=3]
  */
 import { createHash, hash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,9 +27,10 @@ import { ParquetFileWriter, type DataFileWriter } from '../src/export/parquet.ts
 import type { ExportManifest } from '../src/export/manifest.ts';
 import { verifyExport } from '../src/export/verify_export.ts';
 import { setNativeCoreEnabled, verifierCore } from '../src/export/native.ts';
-import { fileBoundSeconds, sha256BoundSeconds } from './lib.ts';
+import { fileBoundSeconds, sha256BoundSeconds, summarize } from './lib.ts';
 
 const n = Number(process.argv[2] ?? 200_000);
+const reps = Number(process.argv[3] ?? 3);
 const encoder = new ChainEncoder();
 const rows: ExportRow[] = [];
 const messages: Buffer[] = [];
@@ -124,9 +128,12 @@ for (const [format, dir, fileBytes] of dirs) {
     `${format}, ${(fileBytes / 1e6).toFixed(1)} MB: bound ${boundRate.toFixed(0)} events/s (SHA-256 of the messages at the CPU's speed ${sha.raw.toFixed(3)} s + reading and hashing the file ${fileSeconds.toFixed(3)} s); ` +
       `with one crypto.hash() call per message (the TypeScript path's floor) ${(n / (sha.perMessage + fileSeconds)).toFixed(0)} events/s`,
   );
-  // The native core (when built), then the TypeScript path alone; --jobs 1 (one thread), then the default (os.availableParallelism() threads).
-  for (const useNative of core.core === 'native' ? [true, false] : [false]) {
-    for (const jobs of [1, availableParallelism()]) {
+  // The native core (when built), then the TypeScript path alone; --jobs 1 (one thread), then the default
+  // (os.availableParallelism() threads); `reps` rounds of the four, interleaved.
+  const configs = (core.core === 'native' ? [true, false] : [false]).flatMap((useNative) => [1, availableParallelism()].map((jobs) => ({ useNative, jobs })));
+  const runs = configs.map(() => ({ seconds: [] as number[], cpu: [] as number[] }));
+  for (let rep = 0; rep < reps; rep++) {
+    for (const [k, { useNative, jobs }] of configs.entries()) {
       setNativeCoreEnabled(useNative);
       const start = process.hrtime.bigint();
       const cpuBefore = process.cpuUsage();
@@ -134,13 +141,20 @@ for (const [format, dir, fileBytes] of dirs) {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const cpu = process.cpuUsage(cpuBefore);
       setNativeCoreEnabled(true);
-      const cpuSeconds = (cpu.user + cpu.system) / 1e6;
       if (!result.ok) throw new Error(`bench export did not verify: ${result.detail}`);
-      console.log(
-        `  verify --export ${format.padEnd(7)} ${(useNative ? 'native core' : 'TypeScript').padEnd(11)} --jobs ${jobs}: ${seconds.toFixed(3)} s, ${(n / seconds).toFixed(0)} events/s, ` +
-          `${((n / seconds) / boundRate).toFixed(2)} x the bound; CPU ${cpuSeconds.toFixed(2)} s (${(cpuSeconds / (sha.raw + fileSeconds)).toFixed(2)} x the bound's)`,
-      );
+      runs[k]?.seconds.push(seconds);
+      runs[k]?.cpu.push((cpu.user + cpu.system) / 1e6);
     }
+  }
+  for (const [k, { useNative, jobs }] of configs.entries()) {
+    const { seconds, cpu } = runs[k] as { seconds: number[]; cpu: number[] };
+    const rate = summarize(seconds.map((s) => n / s));
+    const cpuSeconds = summarize(cpu).median;
+    console.log(
+      `  verify --export ${format.padEnd(7)} ${(useNative ? 'native core' : 'TypeScript').padEnd(11)} --jobs ${jobs}: ${(n / rate.median).toFixed(3)} s, ${rate.median.toFixed(0)} events/s ` +
+        `(${rate.min.toFixed(0)}-${rate.max.toFixed(0)}), ${(rate.median / boundRate).toFixed(2)} x the bound (${(rate.min / boundRate).toFixed(2)}-${(rate.max / boundRate).toFixed(2)}); ` +
+        `CPU ${cpuSeconds.toFixed(2)} s (${(cpuSeconds / (sha.raw + fileSeconds)).toFixed(2)} x the bound's)`,
+    );
   }
   await rm(path.dirname(dir), { recursive: true, force: true });
 }

@@ -9,15 +9,22 @@
  *                       (src/export/jsonl.ts, src/chain/encoding.ts)
  *   parquetRows()       deliverDecodedRows()'s loop + hashMessage()
  *                       (src/export/parquet.ts)
+ *   parquetGroup()      decodeRowGroup()'s decodeColumn() for every column
+ *                       chunk of a row group, page headers included
+ *                       (src/export/parquet_decode.ts)
  *   snappyDecompress()  snappyDecompressInto() (src/export/snappy.ts)
  *   readPlain(), readHybrid(), definedCount(), spreadValues()
- *                       the per-value loops of decodeColumn()
- *                       (src/export/parquet_decode.ts)
+ *                       the per-value loops of decodeColumn(), for the
+ *                       groups parquetGroup() leaves to the TypeScript
+ *   chainRun()          the fast path of StreamingChainVerifier.pushBatch()
+ *                       (src/chain/verifier.ts): how many events in a row
+ *                       pass every check as the usual next event
  *   digestCreate/Start/Join/Hex()
  *                       a data file's SHA-256, on a thread of its own
  *
  * jsonlDecode() and parquetRows() run on up to `threads` threads (runs of
- * lines or rows; the results are exactly one thread's).
+ * lines or rows; the results are exactly one thread's), parquetGroup() too
+ * (a column chunk each).
  *
  * It decides nothing the TypeScript does not: an event it does not take
  * (any line or row not exactly in the writer's layout, another tenant, a
@@ -770,10 +777,27 @@ static napi_value boolean(napi_env env, int ok) {
 }
 
 /*
- * readPlain(bytes, pos, end, width, count, start, length, firstSlot): the
- * offsets and lengths of `count` PLAIN values in bytes[pos..end) (width 8
- * INT64, 4 INT32, 0 BYTE_ARRAY with its 4-byte length); they must fill it.
+ * As readPlain(): the offsets and lengths of `count` PLAIN values in
+ * b[pos..end) (width 8 INT64, 4 INT32, 0 BYTE_ARRAY with its 4-byte
+ * length); 1 when they fill it exactly, 0 where readPlain() throws.
  */
+static int plain_values(const uint8_t *b, int64_t pos, int64_t end, int64_t width, int64_t count, int32_t *start, int32_t *length) {
+  for (int64_t k = 0; k < count; k++) {
+    int64_t n = width;
+    if (width == 0) {
+      if (pos + 4 > end) return 0;
+      n = (int64_t)((uint32_t)b[pos] | (uint32_t)b[pos + 1] << 8 | (uint32_t)b[pos + 2] << 16 | (uint32_t)b[pos + 3] << 24);
+      pos += 4;
+    }
+    if (n > end - pos) return 0;
+    start[k] = (int32_t)pos;
+    length[k] = (int32_t)n;
+    pos += n;
+  }
+  return pos == end;
+}
+
+/* readPlain(bytes, pos, end, width, count, start, length, firstSlot): plain_values() into start/length from firstSlot on. */
 static napi_value read_plain(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
@@ -787,46 +811,16 @@ static napi_value read_plain(napi_env env, napi_callback_info info) {
   }
   int32_t *start = int32s(env, argv[5], first, count), *length = int32s(env, argv[6], first, count);
   if (start == NULL || length == NULL || pos < 0 || end < pos || (uint64_t)end > bytes.length || (width != 0 && width != 4 && width != 8)) return boolean(env, 0);
-  const uint8_t *b = bytes.data;
-  for (int64_t k = 0; k < count; k++) {
-    int64_t n = width;
-    if (width == 0) {
-      if (pos + 4 > end) return boolean(env, 0);
-      n = (int64_t)((uint32_t)b[pos] | (uint32_t)b[pos + 1] << 8 | (uint32_t)b[pos + 2] << 16 | (uint32_t)b[pos + 3] << 24);
-      pos += 4;
-    }
-    if (n > end - pos) return boolean(env, 0);
-    start[k] = (int32_t)pos;
-    length[k] = (int32_t)n;
-    pos += n;
-  }
-  return boolean(env, pos == end);
+  return boolean(env, plain_values(bytes.data, pos, end, width, count, start, length));
 }
 
 /*
- * readHybrid(bytes, pos, end, bitWidth, out, count): `count` values of the
- * RLE/bit-packed hybrid encoding in bytes[pos..end) into out; returns the
- * position after the runs read, or -1.
+ * As readHybrid(): `count` values of the RLE/bit-packed hybrid encoding of
+ * `width` bits in b[pos..end) into out; the position after the runs read,
+ * or -1 where readHybrid() throws. Reads nothing at or past b[end].
  */
-static napi_value read_hybrid(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Typed bytes;
-  int64_t pos, end, width, count;
-  if (argc != 6 || !typed_arg(env, argv[0], napi_uint8_array, &bytes) || !int_arg(env, argv[1], &pos) || !int_arg(env, argv[2], &end) ||
-      !int_arg(env, argv[3], &width) || !int_arg(env, argv[5], &count)) {
-    napi_throw_error(env, NULL, "verify_native.readHybrid: bad arguments");
-    return NULL;
-  }
-  int32_t *out = int32s(env, argv[4], 0, count);
-  napi_value result;
-  int64_t failed = -1;
-  if (out == NULL || pos < 0 || end < pos || (uint64_t)end > bytes.length || width < 0 || width > 32) {
-    CHECK(napi_create_int64(env, failed, &result));
-    return result;
-  }
-  const uint8_t *b = bytes.data;
+static int64_t hybrid_values(const uint8_t *b, int64_t pos, int64_t end, int64_t width, int32_t *out, int64_t count) {
+  if (width < 0 || width > 32) return -1;
   const int byte_width = (int)((width + 7) / 8);
   const uint64_t mask = width == 32 ? 0xffffffffu : ((uint64_t)1 << width) - 1;
   int64_t n = 0;
@@ -834,26 +828,26 @@ static napi_value read_hybrid(napi_env env, napi_callback_info info) {
     uint64_t header = 0;
     int shift = 0;
     for (;;) {
-      if (pos >= end) goto fail;
+      if (pos >= end) return -1;
       uint8_t c = b[pos++];
       header += (uint64_t)(c & 0x7f) << shift;
       if (c < 0x80) break;
       shift += 7;
-      if (shift > 28) goto fail;
+      if (shift > 28) return -1;
     }
     if (header % 2 == 0) {
       uint64_t run = header / 2;
-      if (pos + byte_width > end) goto fail;
+      if (pos + byte_width > end) return -1;
       uint32_t value = 0;
       for (int k = 0; k < byte_width; k++) value |= (uint32_t)b[pos + k] << (8 * k);
       pos += byte_width;
-      if (run == 0) goto fail;
+      if (run == 0) return -1;
       int64_t to = (uint64_t)(count - n) < run ? count : n + (int64_t)run;
       for (; n < to; n++) out[n] = (int32_t)value;
     } else {
       uint64_t values = (header - 1) / 2 * 8;
       uint64_t nbytes = values * (uint64_t)width / 8;
-      if ((uint64_t)(end - pos) < nbytes) goto fail;
+      if ((uint64_t)(end - pos) < nbytes) return -1;
       int64_t to = (uint64_t)(count - n) < values ? count : n + (int64_t)values;
       uint64_t bit = (uint64_t)pos * 8;
       for (; n < to; n++) {
@@ -866,14 +860,39 @@ static napi_value read_hybrid(napi_env env, napi_callback_info info) {
       pos += (int64_t)nbytes;
     }
   }
-  CHECK(napi_create_int64(env, pos, &result));
-  return result;
-fail:
-  CHECK(napi_create_int64(env, failed, &result));
+  return pos;
+}
+
+/* readHybrid(bytes, pos, end, bitWidth, out, count): hybrid_values() of bytes, -1 for arguments it cannot take. */
+static napi_value read_hybrid(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed bytes;
+  int64_t pos, end, width, count;
+  if (argc != 6 || !typed_arg(env, argv[0], napi_uint8_array, &bytes) || !int_arg(env, argv[1], &pos) || !int_arg(env, argv[2], &end) ||
+      !int_arg(env, argv[3], &width) || !int_arg(env, argv[5], &count)) {
+    napi_throw_error(env, NULL, "verify_native.readHybrid: bad arguments");
+    return NULL;
+  }
+  int32_t *out = int32s(env, argv[4], 0, count);
+  int64_t at = out == NULL || pos < 0 || end < pos || (uint64_t)end > bytes.length ? -1 : hybrid_values(bytes.data, pos, end, width, out, count);
+  napi_value result;
+  CHECK(napi_create_int64(env, at, &result));
   return result;
 }
 
-/* definedCount(levels, count): how many of the definition levels are 1; -1 if one is above 1. */
+/* How many of the definition levels are 1; -1 if one is above 1 (decodeColumn() throws). */
+static int64_t defined_levels(const int32_t *levels, int64_t count) {
+  int64_t defined = 0;
+  for (int64_t k = 0; k < count; k++) {
+    if ((uint32_t)levels[k] > 1) return -1;
+    defined += levels[k];
+  }
+  return defined;
+}
+
+/* definedCount(levels, count): defined_levels(). */
 static napi_value defined_count(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -884,26 +903,47 @@ static napi_value defined_count(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const int32_t *levels = int32s(env, argv[0], 0, count);
-  int64_t defined = levels == NULL ? -1 : 0;
-  for (int64_t k = 0; levels != NULL && k < count; k++) {
-    if ((uint32_t)levels[k] > 1) {
-      defined = -1;
-      break;
-    }
-    defined += levels[k];
-  }
   napi_value result;
-  CHECK(napi_create_int64(env, defined, &result));
+  CHECK(napi_create_int64(env, levels == NULL ? -1 : defined_levels(levels, count), &result));
   return result;
 }
 
 /*
+ * The values of a page spread over its `count` rows: where levels (NULL: a
+ * REQUIRED column, every row) is 1 the next value, else NULL (offset 0,
+ * length -1). The next value is vs/vl[v], or, with `indexes`, the
+ * dictionary's entry indexes[v]. 0 when one is outside the dictionary (of
+ * `size` entries), or a value or an index is read beyond the `available`
+ * ones.
+ */
+static int spread(const int32_t *levels, int64_t count, const int32_t *vs, const int32_t *vl, size_t values_available, const int32_t *indexes,
+                  size_t indexes_available, int64_t size, int32_t *start, int32_t *length) {
+  size_t v = 0;
+  for (int64_t k = 0; k < count; k++) {
+    if (levels == NULL || levels[k] == 1) {
+      int64_t i;
+      if (indexes != NULL) {
+        if (v >= indexes_available) return 0;
+        i = indexes[v++];
+        if (i < 0 || i >= size || (size_t)i >= values_available) return 0;
+      } else {
+        if (v >= values_available) return 0;
+        i = (int64_t)v++;
+      }
+      start[k] = vs[i];
+      length[k] = vl[i];
+    } else {
+      start[k] = 0;
+      length[k] = -1;
+    }
+  }
+  return 1;
+}
+
+/*
  * spreadValues(levels, count, valueStart, valueLength, indexes, dictionarySize, start, length, done):
- * the values of a page spread over its rows from `done` on: where levels
- * (null: a REQUIRED column, every row) is 1 the next value, else NULL
- * (offset 0, length -1). The next value is valueStart/valueLength[v], or,
- * with `indexes`, the dictionary's entry indexes[v] (false when one is
- * outside the dictionary).
+ * spread() of a page's values over its rows from `done` on (levels, indexes: null for none);
+ * false where decodeColumn() throws.
  */
 static napi_value spread_values(napi_env env, napi_callback_info info) {
   size_t argc = 9;
@@ -930,26 +970,7 @@ static napi_value spread_values(napi_env env, napi_callback_info info) {
     if (!typed_arg(env, argv[4], napi_int32_array, &ti)) return boolean(env, 0);
     indexes_available = ti.length;
   }
-  size_t v = 0;
-  for (int64_t k = 0; k < count; k++) {
-    if (levels == NULL || levels[k] == 1) {
-      int64_t i;
-      if (indexes != NULL) {
-        if (v >= indexes_available) return boolean(env, 0);
-        i = indexes[v++];
-        if (i < 0 || i >= size || (size_t)i >= values_available) return boolean(env, 0);
-      } else {
-        if (v >= values_available) return boolean(env, 0);
-        i = (int64_t)v++;
-      }
-      start[k] = vs[i];
-      length[k] = vl[i];
-    } else {
-      start[k] = 0;
-      length[k] = -1;
-    }
-  }
-  return boolean(env, 1);
+  return boolean(env, spread(levels, count, vs, vl, values_available, indexes, indexes_available, size, start, length));
 }
 
 /* ----------------------------------------------------------------- Snappy */
@@ -958,25 +979,13 @@ static napi_value spread_values(napi_env env, napi_callback_info info) {
 #define SNAPPY_SPARE 8
 
 /*
- * snappyDecompress(input, inputStart, inputEnd, output, outputStart, outputLength): 1 when
- * input[inputStart..inputEnd) is a Snappy block of exactly outputLength bytes, now
- * in output[outputStart..], else 0 (the TypeScript decides what a damaged stream is).
+ * As snappyDecompressInto() where it accepts: 1 when p[0..pe) is a Snappy
+ * block of exactly out_length bytes, now at o0 (which has SNAPPY_SPARE
+ * bytes to spare after them, as snappyDecompressInto() asks), else 0 (the
+ * TypeScript decides what a damaged stream is).
  */
-static napi_value snappy_decompress(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Typed in, out;
-  int64_t in_start, in_end, out_start, out_length;
-  if (argc != 6 || !typed_arg(env, argv[0], napi_uint8_array, &in) || !int_arg(env, argv[1], &in_start) || !int_arg(env, argv[2], &in_end) ||
-      !typed_arg(env, argv[3], napi_uint8_array, &out) || !int_arg(env, argv[4], &out_start) || !int_arg(env, argv[5], &out_length) || in_start < 0 ||
-      in_end < in_start || (uint64_t)in_end > (uint64_t)in.length || out_start < 0 || out_length < 0 || (uint64_t)out_start > (uint64_t)out.length ||
-      (uint64_t)out_length + SNAPPY_SPARE > (uint64_t)out.length - (uint64_t)out_start) {
-    napi_throw_error(env, NULL, "verify_native.snappyDecompress: bad arguments");
-    return NULL;
-  }
-  const uint8_t *p = in.data + in_start, *pe = in.data + in_end;
-  uint8_t *o0 = out.data + out_start, *o = o0, *oe = o0 + out_length;
+static int snappy_block(const uint8_t *p, const uint8_t *pe, uint8_t *o0, size_t out_length) {
+  uint8_t *o = o0, *oe = o0 + out_length;
   int ok = 0;
   /* The preamble: the uncompressed length, a varint (stricter than snappyDecompressInto(): it must be outputLength). */
   uint64_t declared = 0;
@@ -1039,9 +1048,372 @@ static napi_value snappy_decompress(napi_env env, napi_callback_info info) {
     }
   }
   ok = o == oe;
-done:;
+done:
+  return ok;
+}
+
+/*
+ * snappyDecompress(input, inputStart, inputEnd, output, outputStart, outputLength): 1 when
+ * input[inputStart..inputEnd) is a Snappy block of exactly outputLength bytes, now
+ * in output[outputStart..], else 0: snappy_block().
+ */
+static napi_value snappy_decompress(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed in, out;
+  int64_t in_start, in_end, out_start, out_length;
+  if (argc != 6 || !typed_arg(env, argv[0], napi_uint8_array, &in) || !int_arg(env, argv[1], &in_start) || !int_arg(env, argv[2], &in_end) ||
+      !typed_arg(env, argv[3], napi_uint8_array, &out) || !int_arg(env, argv[4], &out_start) || !int_arg(env, argv[5], &out_length) || in_start < 0 ||
+      in_end < in_start || (uint64_t)in_end > (uint64_t)in.length || out_start < 0 || out_length < 0 || (uint64_t)out_start > (uint64_t)out.length ||
+      (uint64_t)out_length + SNAPPY_SPARE > (uint64_t)out.length - (uint64_t)out_start) {
+    napi_throw_error(env, NULL, "verify_native.snappyDecompress: bad arguments");
+    return NULL;
+  }
+  return boolean(env, snappy_block(in.data + in_start, in.data + in_end, out.data + out_start, (size_t)out_length));
+}
+
+/* ------------------------------------------------------ Parquet row group */
+
+/*
+ * A whole row group's pages decoded at once, the columns shared out among
+ * threads: parquet_decode.ts's decodeColumn() for each column chunk, page
+ * headers included, taking only what the writer writes. Any other page
+ * header (another field, a long-form field id, a value beyond 32 bits), and
+ * anything decodeColumn() would throw for, declines the whole group, which
+ * decodeRowGroup() then decodes in TypeScript: that decides what such a
+ * page is. What it takes it decodes to the values decodeColumn() gives.
+ */
+
+/* The page header fields decodeColumn() reads (-1: absent). */
+typedef struct {
+  int32_t type, uncompressed, compressed, dict_values, dict_encoding, values, nulls, rows, encoding, def_length, rep_length;
+  int is_compressed, has_v2, has_dict;
+  int64_t end; /* where the page's data starts */
+} PageHeader;
+
+/* A Thrift compact i32 at b[*pos..limit): a zigzag varint of at most five bytes whose value fits 32 bits. */
+static int thrift_i32(const uint8_t *b, int64_t *pos, int64_t limit, int32_t *out) {
+  uint64_t v = 0;
+  for (int k = 0; k < 5; k++) {
+    if (*pos >= limit) return 0;
+    uint8_t c = b[(*pos)++];
+    v |= (uint64_t)(c & 0x7f) << (7 * k);
+    if (c < 0x80) {
+      if (v > 0xffffffffu) return 0;
+      *out = (int32_t)((uint32_t)(v >> 1) ^ (0u - (uint32_t)(v & 1)));
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/*
+ * The page header at b[pos..limit) as the writer writes it: PageHeader's
+ * type (1), sizes (2, 3), dictionary_page_header (7: num_values, encoding,
+ * is_sorted) or data_page_header_v2 (8: its counts and lengths 1-6,
+ * is_compressed), short-form field ids only. 0 for anything else.
+ */
+static int page_header(const uint8_t *b, int64_t pos, int64_t limit, PageHeader *h) {
+  *h = (PageHeader){-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 0, 0, 0};
+  int id = 0;
+  for (;;) {
+    if (pos >= limit) return 0;
+    uint8_t f = b[pos++];
+    if (f == 0) break;
+    int type = f & 15;
+    if (f >> 4 == 0) return 0;
+    id += f >> 4;
+    if (id <= 3) {
+      if (type != 5 || !thrift_i32(b, &pos, limit, id == 1 ? &h->type : id == 2 ? &h->uncompressed : &h->compressed)) return 0;
+      continue;
+    }
+    if (type != 12 || (id != 7 && id != 8)) return 0;
+    int sub = 0;
+    for (;;) {
+      if (pos >= limit) return 0;
+      uint8_t g = b[pos++];
+      if (g == 0) break;
+      int t = g & 15;
+      if (g >> 4 == 0) return 0;
+      sub += g >> 4;
+      int32_t *into;
+      if (id == 7 && sub == 3 && (t == 1 || t == 2)) continue; /* is_sorted */
+      if (id == 8 && sub == 7 && (t == 1 || t == 2)) {
+        h->is_compressed = t == 1;
+        continue;
+      }
+      if (id == 7 && sub <= 2) into = sub == 1 ? &h->dict_values : &h->dict_encoding;
+      else if (id == 8 && sub <= 6) {
+        int32_t *v2[6] = {&h->values, &h->nulls, &h->rows, &h->encoding, &h->def_length, &h->rep_length};
+        into = v2[sub - 1];
+      } else {
+        return 0;
+      }
+      if (t != 5 || !thrift_i32(b, &pos, limit, into)) return 0;
+    }
+    if (id == 7) h->has_dict = 1;
+    else h->has_v2 = 1;
+  }
+  h->end = pos;
+  return h->uncompressed >= 0 && h->compressed >= 0;
+}
+
+/* One column chunk of the group: where it is in the file's bytes, what it holds, where its values go. */
+typedef struct {
+  int64_t chunk_start, chunk_end; /* in src */
+  int64_t width;                  /* 8 INT64, 4 INT32, 0 BYTE_ARRAY */
+  int optional, snappy;
+  int64_t region_start, region_end; /* its part of the output bytes */
+  int32_t *start, *length;          /* rows long */
+} GroupColumn;
+
+/* A growable Int32 scratch array. */
+static int32_t *int32_room(int32_t **a, size_t *size, int64_t n) {
+  if (n < 0) return NULL;
+  if ((size_t)n <= *size && *a != NULL) return *a;
+  size_t next = (size_t)n < 1024 ? 1024 : (size_t)n;
+  int32_t *grown = realloc(*a, next * sizeof(int32_t));
+  if (grown == NULL) return NULL;
+  *a = grown;
+  *size = next;
+  return grown;
+}
+
+/* As pageValues(): a page's values src[from..from + compressed) at *o of out (within region_end); 0 where that throws. */
+static int page_values(const uint8_t *src, int64_t from, int64_t compressed, int64_t uncompressed, int snappy, uint8_t *out, int64_t *o, int64_t region_end,
+                       int64_t *at) {
+  *at = *o;
+  if (*o + uncompressed + SNAPPY_SPARE > region_end) return 0;
+  if (uncompressed == 0) return 1;
+  if (snappy) {
+    if (!snappy_block(src + from, src + from + compressed, out + *o, (size_t)uncompressed)) return 0;
+  } else {
+    if (compressed != uncompressed) return 0;
+    memcpy(out + *o, src + from, (size_t)compressed);
+  }
+  *o += uncompressed;
+  return 1;
+}
+
+/* decodeColumn() of one column chunk: 1 when start/length hold its `rows` values, 0 where decodeColumn() throws or a page header is not the writer's. */
+static int decode_chunk(const uint8_t *src, uint8_t *out, int64_t rows, const GroupColumn *col) {
+  int64_t pos = col->chunk_start, end = col->chunk_end, o = col->region_start, done = 0;
+  int32_t *dict = NULL, *levels = NULL, *tmp = NULL;
+  size_t levels_size = 0, tmp_size = 0;
+  int64_t dict_size = 0;
+  int first = 1, ok = 0;
+  const int64_t width = col->width;
+  while (done < rows) {
+    PageHeader h;
+    if (!page_header(src, pos, end, &h)) goto out;
+    pos = h.end;
+    const int64_t data_end = pos + h.compressed;
+    if (data_end > end) goto out;
+    int64_t at;
+    if (h.type == 2) { /* a dictionary page */
+      if (!first || !h.has_dict || (h.dict_encoding != 0 && h.dict_encoding != 2) || h.dict_values < 0) goto out;
+      if (!page_values(src, pos, h.compressed, h.uncompressed, col->snappy, out, &o, col->region_end, &at)) goto out;
+      /* (a value takes at least four bytes, its length, or its width: more values cannot fill the page) */
+      if ((int64_t)h.dict_values * (width == 0 ? 4 : width) > h.uncompressed) goto out;
+      dict = malloc(2 * sizeof(int32_t) * ((size_t)h.dict_values + 1));
+      if (dict == NULL || !plain_values(out, at, at + h.uncompressed, width, h.dict_values, dict, dict + h.dict_values)) goto out;
+      dict_size = h.dict_values;
+    } else if (h.type == 3 && h.has_v2) { /* a DATA_PAGE_V2 */
+      if (h.rep_length != 0 || h.values < 0 || h.nulls < 0 || h.rows != h.values || h.values == 0 || h.rows > rows - done) goto out;
+      if (h.def_length < 0 || h.def_length > h.compressed || h.def_length > h.uncompressed) goto out;
+      const int64_t count = h.values, present = count - h.nulls;
+      if (present < 0) goto out;
+      if (col->optional) {
+        if (int32_room(&levels, &levels_size, count) == NULL) goto out;
+        if (hybrid_values(src, pos, pos + h.def_length, 1, levels, count) != pos + h.def_length || defined_levels(levels, count) != present) goto out;
+      } else if (h.def_length != 0 || h.nulls != 0) {
+        goto out;
+      }
+      const int64_t values_from = pos + h.def_length, values_size = h.uncompressed - h.def_length;
+      if (!page_values(src, values_from, data_end - values_from, values_size, col->snappy && h.is_compressed, out, &o, col->region_end, &at)) goto out;
+      const int64_t values_end = at + values_size;
+      int32_t *start = col->start + done, *length = col->length + done;
+      if (h.encoding == 0) { /* PLAIN */
+        if (present == count) {
+          if (!plain_values(out, at, values_end, width, count, start, length)) goto out;
+        } else {
+          if (int32_room(&tmp, &tmp_size, 2 * present) == NULL || !plain_values(out, at, values_end, width, present, tmp, tmp + present) ||
+              !spread(levels, count, tmp, tmp + present, (size_t)present, NULL, 0, 0, start, length)) {
+            goto out;
+          }
+        }
+      } else if (h.encoding == 8 || h.encoding == 2) { /* RLE_DICTIONARY, PLAIN_DICTIONARY */
+        if (dict == NULL || values_size < 1 || int32_room(&tmp, &tmp_size, present) == NULL) goto out;
+        if (hybrid_values(out, at + 1, values_end, out[at], tmp, present) < 0) goto out;
+        if (!spread(col->optional ? levels : NULL, count, dict, dict + dict_size, (size_t)dict_size, tmp, (size_t)present, dict_size, start, length)) goto out;
+      } else {
+        goto out;
+      }
+      done += count;
+    } else {
+      goto out;
+    }
+    first = 0;
+    pos = data_end;
+  }
+  ok = 1;
+out:
+  free(dict);
+  free(levels);
+  free(tmp);
+  return ok;
+}
+
+/* The columns of a group the threads take one by one (biggest first), and whether all decoded. */
+typedef struct {
+  const uint8_t *src;
+  uint8_t *out;
+  int64_t rows;
+  GroupColumn *columns;
+  int order[COLUMNS];
+  int next;
+  int failed;
+} GroupJob;
+
+static void *group_part(void *arg) {
+  GroupJob *job = *(GroupJob **)arg;
+  for (;;) {
+    int k = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    if (k >= COLUMNS || __atomic_load_n(&job->failed, __ATOMIC_RELAXED)) break;
+    if (!decode_chunk(job->src, job->out, job->rows, &job->columns[job->order[k]])) __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
+/*
+ * parquetGroup(src, columns, rows, bytes, starts, lengths, threads): decodes
+ * the 23 column chunks of a row group of `rows` rows in src (the file's
+ * bytes as read) into bytes and, per column, the values' offsets and
+ * lengths in it (starts[c], lengths[c], Int32Arrays of at least `rows`);
+ * true when it took the whole group, false to leave it to decodeRowGroup()'s
+ * TypeScript. `columns` (Float64Array, 7 per column): chunk start and end in
+ * src, value width (8, 4, 0 for BYTE_ARRAY), OPTIONAL (1/0), SNAPPY (1/0),
+ * and the column's part of bytes (start, end), parts in column order, not
+ * overlapping.
+ */
+static napi_value parquet_group(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_value sv[COLUMNS], lv[COLUMNS];
+  uint32_t nstarts = 0, nlengths = 0;
+  /* The arrays' elements first (a getter may run JavaScript), then the pointers. */
+  if (argc != 7 || napi_get_array_length(env, argv[4], &nstarts) != napi_ok || napi_get_array_length(env, argv[5], &nlengths) != napi_ok ||
+      nstarts != COLUMNS || nlengths != COLUMNS) {
+    napi_throw_error(env, NULL, "verify_native.parquetGroup: bad arguments");
+    return NULL;
+  }
+  for (uint32_t c = 0; c < COLUMNS; c++) {
+    if (napi_get_element(env, argv[4], c, &sv[c]) != napi_ok || napi_get_element(env, argv[5], c, &lv[c]) != napi_ok) {
+      napi_throw_error(env, NULL, "verify_native.parquetGroup: bad column arrays");
+      return NULL;
+    }
+  }
+  Typed src, info7, bytes;
+  int64_t rows, threads;
+  if (!typed_arg(env, argv[0], napi_uint8_array, &src) || !typed_arg(env, argv[1], napi_float64_array, &info7) || !int_arg(env, argv[2], &rows) ||
+      !typed_arg(env, argv[3], napi_uint8_array, &bytes) || !int_arg(env, argv[6], &threads) || info7.length != 7 * COLUMNS || rows < 0 || threads < 1 ||
+      bytes.length > INT32_MAX) {
+    napi_throw_error(env, NULL, "verify_native.parquetGroup: bad arguments");
+    return NULL;
+  }
+  GroupColumn columns[COLUMNS];
+  const double *d = (const double *)info7.data;
+  int64_t previous_end = 0;
+  for (int c = 0; c < COLUMNS; c++) {
+    const double *v = d + 7 * c;
+    /* (every number a whole one within the bytes: a double beyond them is refused before any cast) */
+    for (int k = 0; k < 7; k++) {
+      if (!(v[k] >= 0 && v[k] <= 9007199254740991.0) || v[k] != (double)(int64_t)v[k]) {
+        napi_throw_error(env, NULL, "verify_native.parquetGroup: bad column description");
+        return NULL;
+      }
+    }
+    GroupColumn *col = &columns[c];
+    *col = (GroupColumn){(int64_t)v[0], (int64_t)v[1], (int64_t)v[2], v[3] != 0, v[4] != 0, (int64_t)v[5], (int64_t)v[6], NULL, NULL};
+    if (col->chunk_end < col->chunk_start || (uint64_t)col->chunk_end > src.length || (col->width != 0 && col->width != 4 && col->width != 8) || v[3] > 1 ||
+        v[4] > 1 || col->region_start < previous_end || col->region_end < col->region_start || (uint64_t)col->region_end > bytes.length) {
+      napi_throw_error(env, NULL, "verify_native.parquetGroup: bad column description");
+      return NULL;
+    }
+    previous_end = col->region_end;
+    Typed st, ln;
+    if (!typed_arg(env, sv[c], napi_int32_array, &st) || !typed_arg(env, lv[c], napi_int32_array, &ln) || (uint64_t)st.length < (uint64_t)rows ||
+        (uint64_t)ln.length < (uint64_t)rows) {
+      napi_throw_error(env, NULL, "verify_native.parquetGroup: bad column arrays");
+      return NULL;
+    }
+    col->start = (int32_t *)st.data;
+    col->length = (int32_t *)ln.data;
+  }
+  GroupJob job = {src.data, bytes.data, rows, columns, {0}, 0, 0};
+  /* Biggest first, so that the last column a thread takes is a small one. */
+  for (int c = 0; c < COLUMNS; c++) job.order[c] = c;
+  for (int i = 1; i < COLUMNS; i++) {
+    for (int j = i; j > 0 && columns[job.order[j]].region_end - columns[job.order[j]].region_start >
+                                 columns[job.order[j - 1]].region_end - columns[job.order[j - 1]].region_start; j--) {
+      int t = job.order[j];
+      job.order[j] = job.order[j - 1];
+      job.order[j - 1] = t;
+    }
+  }
+  int n = threads > COLUMNS ? COLUMNS : (int)threads;
+  GroupJob *parts[COLUMNS];
+  for (int k = 0; k < n; k++) parts[k] = &job;
+  run_parts(group_part, parts, sizeof parts[0], n);
+  return boolean(env, !job.failed);
+}
+
+/* ------------------------------------------------------------ chain runs */
+
+/*
+ * chainRun(seq, version, hashes, same, from, to, expected, encodingVersion, prev, prevAt):
+ * the fast path of StreamingChainVerifier.pushBatch() (src/chain/verifier.ts)
+ * over the results of a batch: from event `from` on, while an event has the
+ * expected sequence_no (`expected`, then one more each), the encoding
+ * version, its recomputed hash equal to its stored one (same[i] 1) and its
+ * stored prev_hash equal to the previous event's hash (prev[prevAt..+32)
+ * for the first, then the previous event's recomputed hash), it passes.
+ * Returns the first event before `to` that does not (to when all do):
+ * pushBatch() counts the ones that passed and checks that one itself.
+ */
+static napi_value chain_run(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Typed prev;
+  Results r;
+  int64_t from, to, expected, prev_at;
+  double encoding;
+  bool lossless = false;
+  if (argc != 10 || !results_args(env, argv, &r) || !int_arg(env, argv[4], &from) || !int_arg(env, argv[5], &to) ||
+      napi_get_value_bigint_int64(env, argv[6], &expected, &lossless) != napi_ok || !lossless || napi_get_value_double(env, argv[7], &encoding) != napi_ok ||
+      !typed_arg(env, argv[8], napi_uint8_array, &prev) || !int_arg(env, argv[9], &prev_at) || from < 0 || to < from || (uint64_t)to > r.capacity ||
+      prev_at < 0 || (uint64_t)prev_at > prev.length || prev.length - (uint64_t)prev_at < 32) {
+    napi_throw_error(env, NULL, "verify_native.chainRun: bad arguments");
+    return NULL;
+  }
+  const uint8_t *link = prev.data + prev_at;
+  int64_t i = from;
+  for (; i < to; i++) {
+    const uint8_t *h = r.hashes + (size_t)i * 96;
+    if (r.same[i] != 1 || r.version[i] != encoding || r.seq[i] != expected || memcmp(h, link, 32) != 0) break;
+    /* (INT64_MAX has no next: the TypeScript, with BigInts, decides what follows it) */
+    if (expected == INT64_MAX) {
+      i++;
+      break;
+    }
+    expected++;
+    link = h + 64;
+  }
   napi_value result;
-  CHECK(napi_get_boolean(env, ok, &result));
+  CHECK(napi_create_int64(env, i, &result));
   return result;
 }
 
@@ -1198,6 +1570,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readHybrid", NULL, read_hybrid, NULL, NULL, NULL, napi_default, NULL},
       {"definedCount", NULL, defined_count, NULL, NULL, NULL, napi_default, NULL},
       {"spreadValues", NULL, spread_values, NULL, NULL, NULL, napi_default, NULL},
+      {"parquetGroup", NULL, parquet_group, NULL, NULL, NULL, napi_default, NULL},
+      {"chainRun", NULL, chain_run, NULL, NULL, NULL, napi_default, NULL},
       {"digestCreate", NULL, digest_create, NULL, NULL, NULL, napi_default, NULL},
       {"digestStart", NULL, digest_start, NULL, NULL, NULL, napi_default, NULL},
       {"digestJoin", NULL, digest_join_js, NULL, NULL, NULL, napi_default, NULL},
@@ -1205,7 +1579,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value version;
-  CHECK(napi_create_uint32(env, 4, &version));
+  CHECK(napi_create_uint32(env, 5, &version));
   CHECK(napi_set_named_property(env, exports, "version", version));
   return exports;
 }

@@ -67,6 +67,27 @@ function sameBytesAt(a: Uint8Array, at: number, b: Uint8Array, bAt: number): boo
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 /**
+ * From event `from` of a batch (pushBatch()'s arrays), up to `to`: the first
+ * event that does not pass as the usual next one (sequence_no `expected`,
+ * then one more each; `encodingVersion`; recomputed hash equal to the stored
+ * one; stored prev_hash equal to the previous event's hash, the first's
+ * being prev[prevAt, +32)). The native core's chainRun()
+ * (src/export/native.ts) is one.
+ */
+export type ChainRun = (
+  seq: BigInt64Array,
+  version: Float64Array,
+  hashes: Uint8Array,
+  same: Uint8Array,
+  from: number,
+  to: number,
+  expected: bigint,
+  encodingVersion: number,
+  prev: Uint8Array,
+  prevAt: number,
+) => number;
+
+/**
  * Checks a stream of events of one tenant. Feed events with push() in file
  * order, then call finish(). The first problem is kept; later events are only
  * looked at to tell a reordering from a gap.
@@ -147,9 +168,19 @@ export class StreamingChainVerifier {
    * its hash recomputed equal, the link to its predecessor, this tenant, no
    * per-event callback) is only counted; any other goes through
    * pushComputed() itself. Without a subarray per hash: this runs on the
-   * main thread for every event.
+   * main thread for every event. With `run`, the runs of such events are
+   * found by it (the native core) rather than by the loop here.
    */
-  pushBatch(count: number, seq: BigInt64Array, version: Float64Array, hashes: Buffer, same: Uint8Array, others: ReadonlyArray<readonly [number, string]>, file: string | undefined): void {
+  pushBatch(
+    count: number,
+    seq: BigInt64Array,
+    version: Float64Array,
+    hashes: Buffer,
+    same: Uint8Array,
+    others: ReadonlyArray<readonly [number, string]>,
+    file: string | undefined,
+    run?: ChainRun,
+  ): void {
     let nextOther = 0;
     // The previous event's hash, as a buffer and offset: this.previousHash, or one in `hashes`.
     let prevBytes: Uint8Array | null = this.previousHash;
@@ -161,6 +192,19 @@ export class StreamingChainVerifier {
       const other = others[nextOther];
       const isOther = other !== undefined && other[0] === i;
       if (isOther) nextOther++;
+      // A run of events passing as the usual next one, found by `run` (the same conditions as below).
+      if (run !== undefined && !isOther && this.onEvent === undefined && this.pendingGap === null && this.problem === null && this.firstRecordHash !== null && prevBytes !== null) {
+        const to = run(seq, version, hashes, same, i, other === undefined ? count : other[0], expected, ENCODING_VERSION, prevBytes, prevAt);
+        if (to > i) {
+          fast += to - i;
+          lastFast = to - 1;
+          expected = (seq[lastFast] as bigint) + 1n;
+          prevBytes = hashes;
+          prevAt = lastFast * 96 + 64;
+          i = lastFast;
+          continue;
+        }
+      }
       const s = seq[i] as bigint;
       const o = i * 96;
       if (

@@ -52,6 +52,25 @@ export interface NativeCore {
     state: Float64Array,
     threads: number,
   ): void;
+  /**
+   * See parquet_group(): a whole row group's column chunks decoded on
+   * `threads` threads, page headers included (decodeRowGroup()); false to
+   * leave the group to the TypeScript, which decides what its pages are.
+   */
+  parquetGroup(src: Uint8Array, columns: Float64Array, rows: number, bytes: Uint8Array, starts: Int32Array[], lengths: Int32Array[], threads: number): boolean;
+  /** See chain_run(): StreamingChainVerifier.pushBatch()'s fast path (a ChainRun of src/chain/verifier.ts). */
+  chainRun(
+    seq: BigInt64Array,
+    version: Float64Array,
+    hashes: Uint8Array,
+    same: Uint8Array,
+    from: number,
+    to: number,
+    expected: bigint,
+    encodingVersion: number,
+    prev: Uint8Array,
+    prevAt: number,
+  ): number;
   /** See snappy_decompress(): true when it decompressed the block, false to let snappyDecompressInto() decide. */
   snappyDecompress(input: Uint8Array, inputStart: number, inputEnd: number, output: Uint8Array, outputStart: number, outputLength: number): boolean;
   /** See read_plain(): parquet_decode.ts's readPlain(), false where that throws. */
@@ -88,7 +107,7 @@ export interface NativeCore {
 export type NativeDigest = { readonly __brand: 'NativeDigest' };
 
 /** The version of the C file this TypeScript calls (the module's `version`). */
-const CORE_VERSION = 4;
+const CORE_VERSION = 5;
 
 let threads = 1;
 

@@ -17,14 +17,14 @@
  * batches are in flight: memory stays bounded whatever the file size.
  */
 import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import { bad, parseJsonlLine } from './jsonl.ts';
 import { fileSha256, openParquetExport, rowGroupRange } from './parquet.ts';
 import { decodeBatch } from './decode_batch.ts';
-import { loadedNativePath, loadNativeCore, nativeThreads } from './native.ts';
+import { loadedNativePath, loadNativeCore, nativeThreads, type NativeCore, type NativeDigest } from './native.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
 
 export { HASHES_PER_EVENT } from './decode_protocol.ts';
@@ -236,13 +236,43 @@ async function* jsonlTasks(
   }
 }
 
-/** The row groups of a Parquet file, each with the byte range its column chunks occupy. */
-async function* parquetTasks(path: string, label: string, tenantId: string): AsyncGenerator<TaskInput> {
+/** A native file digest fed with the bytes as they are read (see parquetTasks()). */
+interface ReadDigest {
+  core: NativeCore;
+  digest: NativeDigest;
+}
+
+/**
+ * Hashes file[from, to) into `d`, read in parts of 1 MiB (each hashed on the
+ * digest's thread while the next is read; the buffers are not reused).
+ */
+async function digestRange(handle: FileHandle, from: number, to: number, d: ReadDigest): Promise<void> {
+  for (let at = from; at < to; ) {
+    const part = ownBuffer(Math.min(1 << 20, to - at));
+    const { bytesRead } = await handle.read(part, 0, part.length, at);
+    if (bytesRead === 0) return;
+    d.core.digestStart(d.digest, part, 0, bytesRead);
+    at += bytesRead;
+  }
+}
+
+/**
+ * The row groups of a Parquet file, each with the byte range its column
+ * chunks occupy. With `digest`, the file's bytes are hashed as they are
+ * read, in file order, on the digest's thread: each row group's bytes as
+ * they are handed out to be decoded (so the digest covers the very bytes
+ * verified), the bytes between and around them read for it alone. A task's
+ * buffer must then not be changed or transferred (digestStart()); nothing
+ * does (no worker threads with the native core).
+ */
+async function* parquetTasks(path: string, label: string, tenantId: string, digest: ReadDigest | null): AsyncGenerator<TaskInput> {
   const { metadata } = await openParquetExport(path, label);
   const fileSize = (await stat(path)).size;
   const handle = await open(path, 'r');
   try {
     let rowStart = 0;
+    // The file is hashed up to here.
+    let hashedTo = 0;
     for (const group of metadata.row_groups) {
       const rows = Number(group.num_rows);
       const { offset, rangeEnd } = rowGroupRange(group, fileSize);
@@ -252,6 +282,15 @@ async function* parquetTasks(path: string, label: string, tenantId: string): Asy
         const { bytesRead } = await handle.read(data, read, data.length - read, offset + read);
         if (bytesRead === 0) break;
         read += bytesRead;
+      }
+      if (digest !== null) {
+        await digestRange(handle, hashedTo, offset, digest);
+        // (a group's bytes before hashedTo, another group's too, were hashed already)
+        const from = Math.max(hashedTo, offset);
+        if (offset + read > from) {
+          digest.core.digestStart(digest.digest, data, from - offset, read);
+          hashedTo = offset + read;
+        }
       }
       yield {
         kind: 'parquet',
@@ -269,6 +308,7 @@ async function* parquetTasks(path: string, label: string, tenantId: string): Asy
       };
       rowStart += rows;
     }
+    if (digest !== null) await digestRange(handle, hashedTo, Number.MAX_SAFE_INTEGER, digest);
   } finally {
     await handle.close();
   }
@@ -295,16 +335,18 @@ export async function* readFileParallel(
   const core = pool.size === 0 && format === 'jsonl' && nativeThreads() > 1 ? loadNativeCore() : null;
   const nativeDigest = core?.digestCreate() ?? null;
   const digest = createHash('sha256');
-  // Parquet: the file's digest is computed while the batches are decoded (on a thread of its own with the
-  // native core, else on this thread between batches; reported at the end).
-  const parquetDigest = format === 'parquet' ? fileSha256(path) : null;
+  // Parquet: the file's digest is computed while the batches are decoded: with the native core and no
+  // workers, of the bytes read for them, on a thread of its own; else read again on this thread.
+  const readCore = format === 'parquet' && pool.size === 0 ? loadNativeCore() : null;
+  const readDigest = readCore === null ? null : { core: readCore, digest: readCore.digestCreate() };
+  const parquetDigest = format === 'parquet' && readDigest === null ? fileSha256(path) : null;
   parquetDigest?.catch(() => undefined); // awaited below; a failed read must not be unhandled meanwhile
   // JSONL batch buffers of batchBytes whose batch is decoded, for the next batches.
   const spare: ArrayBuffer[] = [];
   const recycle = (r: DecodeResult): void => {
     if (format === 'jsonl' && r.data !== undefined && r.data.byteLength === batchBytes && spare.length < 4) spare.push(r.data);
   };
-  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, nativeDigest === null ? digest : null, state, batchBytes, spare) : parquetTasks(path, label, tenantId);
+  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, nativeDigest === null ? digest : null, state, batchBytes, spare) : parquetTasks(path, label, tenantId, readDigest);
   /** Decodes a batch on this thread (its bytes hashed into the native digest meanwhile, when there is one). */
   const decodeHere = async (task: TaskInput): Promise<DecodeResult> => {
     if (core === null || nativeDigest === null) return decodeBatch({ ...task, id: 0 });
@@ -370,5 +412,5 @@ export async function* readFileParallel(
   }
   if (state.truncated) throw bad(label, lines + 1, 'the last line has no end (the file was truncated)');
   if (format === 'jsonl') onDigest(core !== null && nativeDigest !== null ? core.digestHex(nativeDigest) : digest.digest('hex'));
-  else onDigest(await (parquetDigest as Promise<string>));
+  else onDigest(readDigest !== null ? readDigest.core.digestHex(readDigest.digest) : await (parquetDigest as Promise<string>));
 }

@@ -20,7 +20,7 @@
 import type { FileMetaData, RowGroup, SchemaElement } from 'hyparquet';
 import { EXPORT_COLUMNS } from './columns.ts';
 import { SPARE, snappyDecompressInto } from './snappy.ts';
-import { loadNativeCore } from './native.ts';
+import { loadNativeCore, nativeThreads } from './native.ts';
 
 /** The pages are not of the layout this decoder reads (or are damaged): read them with hyparquet instead. */
 export class ParquetLayoutError extends Error {
@@ -476,6 +476,8 @@ function scratch(a: Int32Array, n: number): Int32Array {
 export class DecodeBuffers {
   private target: ColumnTarget | null = null;
   private readonly columns: Int32Array[] = [];
+  /** The native core's description of the group's column chunks (see parquetGroup()). */
+  readonly description = new Float64Array(7 * EXPORT_COLUMNS.length);
 
   bytesFor(size: number): ColumnTarget {
     let t = this.target;
@@ -561,14 +563,30 @@ export function readPlain(target: ColumnTarget, pos: number, end: number, type: 
   if (pos !== end) throw layout('a page holds more bytes than its values');
 }
 
+/** Where a column chunk's pages are in `src` (the file's bytes from `fileOffset` on), after the checks of its metadata. */
+interface ChunkPlace {
+  chunkStart: number;
+  chunkEnd: number;
+  snappy: boolean;
+}
+
+function chunkPlace(src: Uint8Array, fileOffset: number, meta: NonNullable<RowGroup['columns'][number]['meta_data']>, type: string, rows: number): ChunkPlace {
+  if (meta.codec !== 'SNAPPY' && meta.codec !== 'UNCOMPRESSED') throw layout(`codec ${meta.codec}`);
+  if (meta.type !== type) throw layout(`column chunk of type ${meta.type}, the schema says ${type}`);
+  if (Number(meta.num_values) !== rows) throw layout('a column chunk with another number of values than rows');
+  const chunkStart = Number(meta.dictionary_page_offset || meta.data_page_offset) - fileOffset;
+  const chunkEnd = chunkStart + Number(meta.total_compressed_size);
+  if (!(chunkStart >= 0 && chunkEnd <= src.length && chunkEnd >= chunkStart)) throw layout('a column chunk outside the bytes read');
+  return { chunkStart, chunkEnd, snappy: meta.codec === 'SNAPPY' };
+}
+
 /**
- * Decodes column chunk `meta` of a row group whose bytes (from the file's
- * `fileOffset` on) are `src`: fills start/length for rows [0, rows).
+ * Decodes the column chunk at `place` of a row group whose bytes (from the
+ * file's `fileOffset` on) are `src`: fills start/length for rows [0, rows).
  */
 function decodeColumn(
   src: Uint8Array,
-  fileOffset: number,
-  meta: NonNullable<RowGroup['columns'][number]['meta_data']>,
+  { chunkStart, chunkEnd, snappy }: ChunkPlace,
   type: string,
   optional: boolean,
   rows: number,
@@ -576,14 +594,7 @@ function decodeColumn(
   start: Int32Array,
   length: Int32Array,
 ): void {
-  if (meta.codec !== 'SNAPPY' && meta.codec !== 'UNCOMPRESSED') throw layout(`codec ${meta.codec}`);
-  if (meta.type !== type) throw layout(`column chunk of type ${meta.type}, the schema says ${type}`);
-  if (Number(meta.num_values) !== rows) throw layout('a column chunk with another number of values than rows');
-  const snappy = meta.codec === 'SNAPPY';
   const core = loadNativeCore();
-  const chunkStart = Number(meta.dictionary_page_offset || meta.data_page_offset) - fileOffset;
-  const chunkEnd = chunkStart + Number(meta.total_compressed_size);
-  if (chunkStart < 0 || chunkEnd > src.length || chunkEnd < chunkStart) throw layout('a column chunk outside the bytes read');
   let pos = chunkStart;
   let dictStart: Int32Array | null = null;
   let dictLength: Int32Array | null = null;
@@ -696,11 +707,14 @@ export function decodeRowGroup(metadata: FileMetaData, group: RowGroup, src: Uin
   if (!Number.isSafeInteger(rows) || rows < 0) throw layout('a row group without a row count');
   const columns = group.columns;
   if (columns.length !== EXPORT_COLUMNS.length) throw layout('a row group with another number of columns than the schema');
-  let total = SPARE;
+  // Each column's values get a part of the bytes of their chunk's uncompressed size (its pages and their headers) and SPARE.
+  const sizes: number[] = [];
+  let total = 0;
   for (const chunk of columns) {
     const size = Number(chunk.meta_data?.total_uncompressed_size ?? Number.NaN);
     if (!Number.isSafeInteger(size) || size < 0) throw layout('a column chunk without its size');
-    total += size;
+    sizes.push(size + SPARE);
+    total += size + SPARE;
   }
   if (total > 2 ** 31 - 1) throw layout('a row group over 2 GiB');
   const reuse = into ?? new DecodeBuffers();
@@ -708,15 +722,33 @@ export function decodeRowGroup(metadata: FileMetaData, group: RowGroup, src: Uin
   const bytes = target.bytes;
   const start: Int32Array[] = [];
   const length: Int32Array[] = [];
+  const places: ChunkPlace[] = [];
+  const optional: boolean[] = [];
+  const types: string[] = [];
   for (let c = 0; c < columns.length; c++) {
     const meta = columns[c]?.meta_data;
     const element = metadata.schema[c + 1] as SchemaElement;
     if (meta === undefined || meta.path_in_schema.length !== 1 || meta.path_in_schema[0] !== element.name) throw layout('column chunks in another order than the schema');
-    const s = reuse.column(2 * c, rows);
-    const l = reuse.column(2 * c + 1, rows);
-    decodeColumn(src, fileOffset, meta, element.type as string, element.repetition_type === 'OPTIONAL', rows, target, s, l);
-    start.push(s);
-    length.push(l);
+    types.push(element.type as string);
+    optional.push(element.repetition_type === 'OPTIONAL');
+    places.push(chunkPlace(src, fileOffset, meta, element.type as string, rows));
+    start.push(reuse.column(2 * c, rows));
+    length.push(reuse.column(2 * c + 1, rows));
+  }
+  // The native core decodes the whole group on its threads, or leaves it to the TypeScript below.
+  const core = loadNativeCore();
+  if (core !== null) {
+    const description = reuse.description;
+    let part = 0;
+    places.forEach(({ chunkStart, chunkEnd, snappy }, c) => {
+      const type = types[c];
+      description.set([chunkStart, chunkEnd, type === 'INT64' ? 8 : type === 'INT32' ? 4 : 0, optional[c] ? 1 : 0, snappy ? 1 : 0, part, part + (sizes[c] as number)], 7 * c);
+      part += sizes[c] as number;
+    });
+    if (core.parquetGroup(src, description, rows, bytes, start, length, nativeThreads())) return { rowStart, rows, bytes, view: target.view, start, length };
+  }
+  for (let c = 0; c < columns.length; c++) {
+    decodeColumn(src, places[c] as ChunkPlace, types[c] as string, optional[c] as boolean, rows, target, start[c] as Int32Array, length[c] as Int32Array);
   }
   return { rowStart, rows, bytes, view: target.view, start, length };
 }

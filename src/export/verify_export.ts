@@ -143,7 +143,8 @@ class VerifyingSink implements FileEventSink {
 
   batch(b: DecodedBatch): void {
     const { count, seq } = b;
-    this.verifier.pushBatch(count, seq, b.version, b.hashes, b.same, b.others, this.file);
+    const core = loadNativeCore();
+    this.verifier.pushBatch(count, seq, b.version, b.hashes, b.same, b.others, this.file, core === null ? undefined : core.chainRun);
     if (count > 0) {
       const stats = this.stats;
       stats.first ??= seq[0] as bigint;
