@@ -20,12 +20,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { EventBodyFields } from '../../src/chain/encoding.ts';
+import { GENESIS_HASH, type EventBodyFields } from '../../src/chain/encoding.ts';
+import { StreamingChainVerifier, type ChainRun } from '../../src/chain/verifier.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
 import { decodeBatch } from '../../src/export/decode_batch.ts';
 import type { DecodeResult, DecodeTask, ParquetTask } from '../../src/export/decode_protocol.ts';
 import { loadNativeCore, setNativeCoreEnabled, setNativeThreads, type NativeCore } from '../../src/export/native.ts';
-import { decodeRowGroup, readHybrid, readPlain } from '../../src/export/parquet_decode.ts';
+import { DecodeBuffers, decodeRowGroup, readHybrid, readPlain, type DecodedRowGroup } from '../../src/export/parquet_decode.ts';
+import { rewriteFirstPageHeader, type ThriftField } from '../helpers/page_headers.ts';
 import type { RowGroup } from 'hyparquet';
 import { fileSha256, openParquetExport, ParquetFileWriter, rowGroupRange } from '../../src/export/parquet.ts';
 import { verifyExport } from '../../src/export/verify_export.ts';
@@ -254,6 +256,199 @@ describe.runIf(nativeCoreTestable())('the native core of verify --export', () =>
     }
   });
 
+  it('decodes damaged row groups to the values the TypeScript decodes, or leaves them to it', async () => {
+    const rows = awkwardChain(700);
+    const file = path.join(work, 'damaged-groups.parquet');
+    const writer = new ParquetFileWriter(file);
+    for (const size of [350, 350]) await writer.writeRows(rows.splice(0, size));
+    await writer.close();
+    const { metadata } = await openParquetExport(file, file);
+    const fileBytes = await readFile(file);
+    const rnd = random(28);
+    const int = (n: number): number => Math.floor(rnd() * n);
+    /** The decoded values (hex, NULL) of every column and row, or the error thrown. */
+    const decode = (group: RowGroup, bytes: Uint8Array, offset: number): unknown => {
+      try {
+        const d = decodeRowGroup({ ...metadata, row_groups: [group] }, group, bytes, offset, 0);
+        return d.start.map((s, c) => Array.from(s, (at, i) => ((d.length[c]?.[i] as number) < 0 ? 'NULL' : Buffer.from(d.bytes.subarray(at, at + (d.length[c]?.[i] as number))).toString('hex'))));
+      } catch (err) {
+        return `${(err as Error).name}: ${(err as Error).message}`;
+      }
+    };
+    let decodedBoth = 0;
+    for (let trial = 0; trial < 1500; trial++) {
+      const group = metadata.row_groups[trial % 2] as RowGroup;
+      const { offset, rangeEnd } = rowGroupRange(group, fileBytes.length);
+      const bytes = Uint8Array.from(fileBytes.subarray(offset, rangeEnd));
+      // A few bytes changed: anywhere, or in the first bytes of a column chunk (its page header).
+      for (let k = 1 + int(3); k > 0; k--) {
+        const meta = group.columns[int(23)]?.meta_data;
+        const at = rnd() < 0.5 || meta === undefined ? int(bytes.length) : Number(meta.dictionary_page_offset || meta.data_page_offset) - offset + int(24);
+        if (at < bytes.length) bytes[at] = rnd() < 0.5 ? int(256) : (bytes[at] as number) ^ (1 << int(8));
+      }
+      setNativeCoreEnabled(false);
+      const typescript = decode(group, bytes, offset);
+      setNativeCoreEnabled(true);
+      setNativeThreads(1 + (trial % 3));
+      expect(decode(group, bytes, offset), `trial ${trial}`).toEqual(typescript);
+      if (typeof typescript !== 'string') decodedBoth++;
+    }
+    setNativeThreads(1);
+    expect(decodedBoth).toBeGreaterThan(100);
+  });
+
+  it('reads page headers in forms the writer never writes as the TypeScript path does, or leaves them to it', async () => {
+    const rows = awkwardChain(600);
+    const file = path.join(work, 'headers.parquet');
+    const writer = new ParquetFileWriter(file);
+    for (const size of [300, 300]) await writer.writeRows(rows.splice(0, size));
+    await writer.close();
+    const { metadata } = await openParquetExport(file, file);
+    const fileBytes = await readFile(file);
+    const group = metadata.row_groups[1] as RowGroup;
+    const { offset, rangeEnd } = rowGroupRange(group, fileBytes.length);
+    const original = fileBytes.subarray(offset, rangeEnd);
+    const SEQ = 0;
+    const TENANT = 2; // a dictionary page, then a data page
+    const ACTOR_NAME = 6; // OPTIONAL, with NULLs
+    const nested = (fields: ThriftField[], id: number): ThriftField[] => (fields.find((f) => f.id === id) as ThriftField).value as ThriftField[];
+    const variants: Array<[string, number, (f: ThriftField[]) => ThriftField[], boolean]> = [
+      ['as written', SEQ, (f) => f, true],
+      ['as written (a dictionary page)', TENANT, (f) => f, true],
+      ['as written (definition levels)', ACTOR_NAME, (f) => f, true],
+      ['an overlong varint', SEQ, (f) => f.map((x) => (x.id === 2 ? { ...x, overlong: 2 } : x)), true],
+      ['is_compressed written out', SEQ, (f) => (nested(f, 8).push({ id: 7, type: 1, value: true }), f), true],
+      ['is_sorted written out', TENANT, (f) => (nested(f, 7).push({ id: 3, type: 2, value: false }), f), true],
+      ['a dictionary page header on a data page too', SEQ, (f) => [...f.slice(0, 3), { id: 7, type: 12, value: [{ id: 1, type: 5, value: 0 }] }, ...f.slice(3)], true],
+      ['a long-form field id', SEQ, (f) => f.map((x, k) => (k === 0 ? { ...x, longId: true } : x)), false],
+      ['a CRC', SEQ, (f) => [...f.slice(0, 3), { id: 4, type: 5, value: 12345 }, ...f.slice(3)], false],
+      ['fields out of order', SEQ, (f) => [f[1] as ThriftField, f[0] as ThriftField, ...f.slice(2)], false],
+      ['a size given twice', SEQ, (f) => [...f.slice(0, 3), { id: 2, type: 5, value: ((f[1] as ThriftField).value as number) + 1, longId: true }, ...f.slice(3)], false],
+      ['a size as i64', SEQ, (f) => f.map((x) => (x.id === 2 ? { ...x, type: 6 } : x)), false],
+      ['an unknown field in the data page header', SEQ, (f) => (nested(f, 8).push({ id: 9, type: 5, value: 1 }), f), false],
+      ['is_compressed false on a compressed page', SEQ, (f) => (nested(f, 8).push({ id: 7, type: 2, value: false }), f), false],
+      ['statistics', SEQ, (f) => (nested(f, 8).push({ id: 8, type: 12, value: [] }), f), false],
+      ['an index page header', SEQ, (f) => [...f.slice(0, 3), { id: 6, type: 12, value: [] }, ...f.slice(3)], false],
+    ];
+    for (const [name, column, rewrite, nativeTakes] of variants) {
+      const changed = rewriteFirstPageHeader(original, offset, group, column, rewrite);
+      if (name.startsWith('as written')) expect(Buffer.from(changed.bytes).equals(original), name).toBe(true);
+      const groupMetadata = { ...metadata, row_groups: [changed.group], num_rows: changed.group.num_rows };
+      const task = (): DecodeTask => {
+        const data = new ArrayBuffer(changed.bytes.length);
+        new Uint8Array(data).set(changed.bytes);
+        return {
+          kind: 'parquet', id: 1, label: file, tenantId: 'plant_hd', data, length: data.byteLength, path: file, fileSize: fileBytes.length,
+          offset, rangeEnd: offset + changed.bytes.length, metadata: groupMetadata, rowStart: 300, rows: 300,
+        };
+      };
+      const { typescript, native } = await bothWays(task);
+      expect(native, name).toEqual(typescript);
+      // Whether the core decoded the group itself (true) or left it to the TypeScript (false).
+      const buffers = new DecodeBuffers();
+      let decoded: DecodedRowGroup | null = null;
+      try {
+        decoded = decodeRowGroup(groupMetadata, changed.group, changed.bytes, offset, 300, buffers);
+      } catch {
+        // (the TypeScript refuses the group: the core must have declined it too)
+      }
+      const starts = Array.from({ length: 23 }, () => new Int32Array(300));
+      const lengths = Array.from({ length: 23 }, () => new Int32Array(300));
+      const took = core().parquetGroup(changed.bytes, buffers.description, 300, new Uint8Array(buffers.description[7 * 22 + 6] as number), starts, lengths, 1);
+      expect(took, name).toBe(nativeTakes);
+      if (took) {
+        // ... to the same values as the TypeScript.
+        const value = (bytes: Uint8Array, s: Int32Array[], l: Int32Array[], c: number, i: number): string =>
+          (l[c]?.[i] as number) < 0 ? 'NULL' : Buffer.from(bytes.subarray(s[c]?.[i] as number, (s[c]?.[i] as number) + (l[c]?.[i] as number))).toString('hex');
+        setNativeCoreEnabled(false);
+        const ts = decodeRowGroup(groupMetadata, changed.group, changed.bytes, offset, 300);
+        setNativeCoreEnabled(true);
+        const nativeBytes = new Uint8Array(buffers.description[7 * 22 + 6] as number);
+        core().parquetGroup(changed.bytes, buffers.description, 300, nativeBytes, starts, lengths, 2);
+        for (let c = 0; c < 23; c++) {
+          for (let i = 0; i < 300; i++) expect(value(nativeBytes, starts, lengths, c, i)).toBe(value(ts.bytes, ts.start, ts.length, c, i));
+        }
+        expect(decoded).not.toBeNull();
+      }
+    }
+  });
+
+  it('finds the runs of events that pass the chain checks exactly where StreamingChainVerifier.pushBatch() alone does', () => {
+    const rnd = random(27);
+    const int = (n: number): number => Math.floor(rnd() * n);
+    const hashOf = (k: number): Buffer => createHash('sha256').update(`event ${k}`).digest();
+    let problems = 0;
+    for (let trial = 0; trial < 1500; trial++) {
+      // Batches of a valid chain from sequence_no 1 (or from further on), then a few changes of every kind the checks look at.
+      const from = trial % 5 === 0 ? BigInt(1 + int(1000)) : 1n;
+      const batches = 1 + int(3);
+      const sizes = Array.from({ length: batches }, () => int(40));
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const seq = new BigInt64Array(total);
+      const version = new Float64Array(total).fill(1);
+      const hashes = Buffer.alloc(total * 96);
+      const same = new Uint8Array(total).fill(1);
+      let prev = from === 1n ? GENESIS_HASH : hashOf(-1);
+      for (let i = 0; i < total; i++) {
+        seq[i] = from + BigInt(i);
+        const h = hashOf(i);
+        prev.copy(hashes, i * 96);
+        h.copy(hashes, i * 96 + 32);
+        h.copy(hashes, i * 96 + 64);
+        prev = h;
+      }
+      const others: Array<[number, string]> = [];
+      for (let change = int(4); change > 0 && total > 0; change--) {
+        const i = int(total);
+        switch (int(7)) {
+          case 0: seq[i] = (seq[i] as bigint) + BigInt(int(3) - 1 || 1); break;
+          case 1: version[i] = [2, 0, Number.NaN, 1.5][int(4)] as number; break;
+          case 2: { same[i] = 0; const at = i * 96 + 32 + int(32); hashes[at] = (hashes[at] as number) ^ 1; break; }
+          case 3: { const at = i * 96 + int(32); hashes[at] = (hashes[at] as number) ^ (1 << int(8)); break; } // a broken link
+          case 4: others.push([i, 'plant_other']); break;
+          case 5: seq[i] = [0n, -1n, 9223372036854775807n, -9223372036854775808n][int(4)] as bigint; break;
+          default: hashes.copy(hashes, i * 96 + 64, i * 96 + 32, i * 96 + 64); break; // the hash as stored (no change)
+        }
+      }
+      others.sort((a, b) => a[0] - b[0]);
+      const unique = others.filter((o, k) => k === 0 || (others[k - 1] as [number, string])[0] !== o[0]);
+      const outcome = (run: ChainRun | undefined): unknown => {
+        const v = new StreamingChainVerifier('plant_hd', from);
+        let at = 0;
+        for (const size of sizes) {
+          const slice = <T extends { subarray(a: number, b: number): T }>(a: T, w = 1): T => a.subarray(at * w, (at + size) * w);
+          const batchOthers = unique.filter(([i]) => i >= at && i < at + size).map(([i, t]) => [i - at, t] as const);
+          v.pushBatch(size, slice(seq), slice(version), slice(hashes, 96), slice(same), batchOthers, 'f', run);
+          at += size;
+        }
+        const problem = v.finish();
+        return { problem, checked: v.eventsChecked, last: v.lastSequenceNo, hash: v.lastRecordHash?.toString('hex') ?? null };
+      };
+      const typescript = outcome(undefined);
+      expect(outcome(core().chainRun), `trial ${trial}`).toEqual(typescript);
+      if ((typescript as { problem: unknown }).problem !== null) problems++;
+    }
+    expect(problems).toBeGreaterThan(500);
+    // Where the fast path ends: each condition alone.
+    const seq = BigInt64Array.from([5n, 6n, 7n]);
+    const hashes = Buffer.alloc(3 * 96);
+    const chain = [hashOf(0), hashOf(1), hashOf(2), hashOf(3)];
+    for (let i = 0; i < 3; i++) {
+      (chain[i] as Buffer).copy(hashes, i * 96);
+      (chain[i + 1] as Buffer).copy(hashes, i * 96 + 32);
+      (chain[i + 1] as Buffer).copy(hashes, i * 96 + 64);
+    }
+    const run = (s = seq, v = new Float64Array([1, 1, 1]), h: Buffer = hashes, same = new Uint8Array([1, 1, 1]), expected = 5n, prev: Uint8Array = chain[0] as Buffer): number =>
+      core().chainRun(s, v, h, same, 0, 3, expected, 1, prev, 0);
+    expect(run()).toBe(3);
+    expect(run(BigInt64Array.from([5n, 6n, 8n]))).toBe(2);
+    expect(run(undefined, new Float64Array([1, 2, 1]))).toBe(1);
+    expect(run(undefined, undefined, undefined, new Uint8Array([1, 1, 0]))).toBe(2);
+    expect(run(undefined, undefined, undefined, undefined, 6n)).toBe(0);
+    expect(run(undefined, undefined, undefined, undefined, undefined, chain[1] as Buffer)).toBe(0);
+    expect(core().chainRun(BigInt64Array.from([9223372036854775807n, -9223372036854775808n]), new Float64Array([1, 1]), Buffer.concat([hashes.subarray(0, 96), hashes.subarray(96, 192)]), new Uint8Array([1, 1]), 0, 2, 9223372036854775807n, 1, chain[0] as Buffer, 0)).toBe(1);
+  });
+
   it('verifies whole exports to the same report with and without it, on one thread and on two (TypeScript: a worker thread; native: its own threads)', async () => {
     for (const format of ['jsonl', 'parquet'] as const) {
       const rows = awkwardChain(1200);
@@ -428,6 +623,18 @@ describe.runIf(nativeCoreTestable())('the native core of verify --export', () =>
         return a;
       });
       tryCall(() => c.parquetRows(data, cols(), cols(), num(30), num(30), bytes(int(10)), rnd() < 0.8, seq, version, hashes, same, num(20), typed((k) => new Float64Array(k), 2), num(4) || 1));
+      // A row group description: mostly a plausible one (chunks inside data, parts of the output in order), so that garbage pages get decoded.
+      const description = typed((k) => new Float64Array(k), rnd() < 0.9 ? 7 * 23 : int(200));
+      const output = typed((k) => new Uint8Array(k), int(2000));
+      for (let col = 0, part = 0; col * 7 < description.length; col++) {
+        const chunkStart = int(n + 1);
+        const size = int(150);
+        const plausible = [chunkStart, chunkStart + int(n - chunkStart + 1), [0, 4, 8][int(3)] as number, int(2), int(2), part, part + size];
+        part += size;
+        for (let k = 0; k < 7 && col * 7 + k < description.length; k++) description[col * 7 + k] = rnd() < 0.03 ? (WEIRD[int(WEIRD.length)] as number) : (plausible[k] as number);
+      }
+      tryCall(() => c.parquetGroup(data, description, num(30), output, cols(), cols(), num(4) || 1));
+      tryCall(() => c.chainRun(seq, version, hashes, same, num(20), num(20), BigInt(int(40) - 2), 1, bytes(int(40)), num(10)));
       tryCall(() => c.snappyDecompress(data, num(n), num(n), typed((k) => new Uint8Array(k), int(300)), num(300), num(300)));
       const out = typed((k) => new Int32Array(k), int(300));
       tryCall(() => c.readPlain(data, num(n), num(n), [0, 4, 8, 3][int(4)] as number, num(50), out, typed((k) => new Int32Array(k), int(60)), num(10)));
