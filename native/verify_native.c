@@ -102,30 +102,45 @@ static void put64be(uint8_t *p, uint64_t v) {
 
 static const uint8_t BODY_PREFIX[6] = {0x50, 0x47, 0x41, 0x54, 0x00, 0x01};
 
-/* Lowercase hex digit values, -1 for anything else (the export's hashes are lowercase). */
-static int8_t LOWER_HEX[256];
-/* Either case, for \uXXXX escapes (JSON allows both). */
+/* Hex digit values of either case, -1 for anything else: \uXXXX escapes (JSON allows both cases; hashes are lowercase, see hex32()). */
 static int8_t ANY_HEX[256];
 
 static void init_tables(void) {
-  memset(LOWER_HEX, -1, sizeof LOWER_HEX);
   memset(ANY_HEX, -1, sizeof ANY_HEX);
-  for (int i = 0; i < 10; i++) LOWER_HEX['0' + i] = ANY_HEX['0' + i] = (int8_t)i;
+  for (int i = 0; i < 10; i++) ANY_HEX['0' + i] = (int8_t)i;
   for (int i = 0; i < 6; i++) {
-    LOWER_HEX['a' + i] = ANY_HEX['a' + i] = (int8_t)(10 + i);
+    ANY_HEX['a' + i] = (int8_t)(10 + i);
     ANY_HEX['A' + i] = (int8_t)(10 + i);
   }
 }
 
-/* 64 lowercase hex digits at p into 32 bytes; 0 if any is not one. */
+/*
+ * 64 lowercase hex digits at p into 32 bytes; 0 if any is not one. Eight
+ * digits at a time in a 64-bit word: a byte is a digit when it is below
+ * 0x80 and in 0x30-0x39 or 0x61-0x66 (each bound tested by adding to the
+ * byte so that its top bit says it, no carry between bytes); its value is
+ * its low nibble, plus 9 for a letter (bit 6).
+ */
 static int hex32(const uint8_t *p, uint8_t *into) {
-  int bad = 0;
-  for (int i = 0; i < 32; i++) {
-    int hi = LOWER_HEX[p[2 * i]], lo = LOWER_HEX[p[2 * i + 1]];
-    bad |= hi | lo;
-    into[i] = (uint8_t)(((unsigned)hi << 4) | (unsigned)lo);
+  const uint64_t top = 0x8080808080808080ull, ones = 0x0101010101010101ull;
+  uint64_t bad = 0;
+  for (int w = 0; w < 8; w++, p += 8) {
+    const uint64_t x = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 |
+                       (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+    const uint64_t low = x & ~top; /* (a byte with its top bit set is bad anyway; without it the sums do not carry) */
+    const uint64_t digit = (low + 0x50 * ones) & ~(low + 0x46 * ones) & top; /* >= 0x30 and < 0x3a */
+    const uint64_t letter = (low + 0x1f * ones) & ~(low + 0x19 * ones) & top; /* >= 0x61 and < 0x67 */
+    bad |= (x & top) | (~(digit | letter) & top);
+    const uint64_t n = (x & 0x0f * ones) + 9 * ((x >> 6) & ones);
+    uint64_t m = ((n << 4) | (n >> 8)) & 0x00ff00ff00ff00ffull;
+    m = (m | (m >> 8)) & 0x0000ffff0000ffffull;
+    m = (m | (m >> 16)) & 0xffffffffull;
+    into[4 * w] = (uint8_t)m;
+    into[4 * w + 1] = (uint8_t)(m >> 8);
+    into[4 * w + 2] = (uint8_t)(m >> 16);
+    into[4 * w + 3] = (uint8_t)(m >> 24);
   }
-  return bad >= 0;
+  return bad == 0;
 }
 
 /*

@@ -234,6 +234,21 @@ describe.runIf(nativeCoreTestable())('the native core of verify --export', () =>
     core().parquetRows(decoded.bytes, decoded.start, decoded.length, 0, 250, Buffer.from('plant_hd'), true, r.seq, r.version, r.hashes, r.same, 0, state, 1);
     expect(state[0]).toBe(250);
     expect(Array.from(r.same).every((s) => s === 1)).toBe(true);
+    // A stored hash is taken only as 64 lowercase hex digits: every byte value at every position, each hex digit's value.
+    const prevAt = decoded.start[21]?.[0] as number;
+    const prevHex = Buffer.from(decoded.bytes.subarray(prevAt, prevAt + 64));
+    for (let position = 0; position < 64; position++) {
+      for (let byte = 0; byte < 256; byte++) {
+        decoded.bytes.set(prevHex, prevAt);
+        decoded.bytes[prevAt + position] = byte;
+        core().parquetRows(decoded.bytes, decoded.start, decoded.length, 0, 1, Buffer.from('plant_hd'), true, r.seq, r.version, r.hashes, r.same, 0, state, 1);
+        const text = Buffer.from(decoded.bytes.subarray(prevAt, prevAt + 64)).toString('latin1');
+        const hex = /^[0-9a-f]{64}$/.test(text);
+        expect(state[0], `byte ${byte} at ${position}`).toBe(hex ? 1 : 0);
+        if (hex) expect(Buffer.from(r.hashes.subarray(0, 32)).toString('hex')).toBe(text);
+      }
+    }
+    decoded.bytes.set(prevHex, prevAt);
     const results: unknown[] = [];
     for (const task of tasks) {
       const { typescript, native } = await bothWays(() => task());
