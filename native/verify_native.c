@@ -616,7 +616,9 @@ static uint64_t get64le(const uint8_t *p) {
   return v;
 }
 
-/* Rows [from, to) of a decoded row group one thread turns into results, row `from` at result index `first`. */
+/* Rows [from, to) of a decoded row group turned into results (row `from` at result index `first`) by threads taking runs of PARQUET_RUN rows. */
+#define PARQUET_RUN 256
+#define MAX_RUNS 4096
 typedef struct {
   const uint8_t *b;
   int64_t size;
@@ -628,20 +630,23 @@ typedef struct {
   size_t tenant_length;
   int tenant_ok;
   Results *r;
-  /* Out: the first row not taken (to when all were). */
-  int64_t stopped;
-} ParquetPart;
+  int next;     /* the next run to take */
+  int runs;
+  int stop_run; /* the first run known to stop before its end (runs after it are not worth hashing: the caller calls again after that row) */
+  /* Out, per run: the first row not taken (the run's end when all were). */
+  int64_t stopped[MAX_RUNS];
+} ParquetJob;
 
-static void *parquet_part(void *arg) {
-  ParquetPart *part = arg;
+/* Rows [from, to) of the job into results; the first row not taken (to when all were). */
+static int64_t parquet_run(const ParquetJob *part, Scratch *scratch, int64_t from, int64_t to) {
   const int32_t *const *start = part->start;
   const int32_t *const *length = part->length;
   const uint8_t *b = part->b;
-  Scratch s = {NULL, 0};
-  size_t i = part->first;
-  int64_t row = part->from;
+  Scratch s = *scratch;
+  size_t i = part->first + (size_t)(from - part->from);
+  int64_t row = from;
   uint8_t prev[32], record[32];
-  for (; row < part->to; row++, i++) {
+  for (; row < to; row++, i++) {
     if (length[C_SEQ][row] != 8 || length[C_OCCURRED][row] != 8 || length[C_INGESTED][row] != 8 || length[C_VERSION][row] != 4 ||
         length[C_PREV][row] != 64 || length[C_RECORD][row] != 64) {
       break;
@@ -688,8 +693,29 @@ static void *parquet_part(void *arg) {
     size_t n = chain_position(m, (size_t)(o - m), seq, prev);
     store(part->r, i, seq, (double)version, m, n, prev, record);
   }
+  *scratch = s;
+  return row;
+}
+
+static void *parquet_worker(void *arg) {
+  ParquetJob *job = *(ParquetJob **)arg;
+  Scratch s = {NULL, 0};
+  for (;;) {
+    int k = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    if (k >= job->runs) break;
+    int64_t a = job->from + (int64_t)k * PARQUET_RUN, z = a + PARQUET_RUN < job->to ? a + PARQUET_RUN : job->to;
+    if (k > __atomic_load_n(&job->stop_run, __ATOMIC_RELAXED)) {
+      job->stopped[k] = a;
+      continue;
+    }
+    job->stopped[k] = parquet_run(job, &s, a, z);
+    if (job->stopped[k] < z) {
+      int seen = __atomic_load_n(&job->stop_run, __ATOMIC_RELAXED);
+      while (k < seen && !__atomic_compare_exchange_n(&job->stop_run, &seen, k, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      }
+    }
+  }
   free(s.data);
-  part->stopped = row;
   return NULL;
 }
 
@@ -746,24 +772,32 @@ static napi_value parquet_rows(napi_env env, napi_callback_info info) {
     start[c] = (const int32_t *)st.data;
     length[c] = (const int32_t *)ln.data;
   }
-  /* The rows that fit in the results, in runs of about equal rows (a thread for fewer than 64 is not worth starting). */
+  /* The rows that fit in the results, in runs the threads take one after another (a thread that is held up, by
+     the file's digest on the same core, takes fewer): the results are one thread's whatever the order. */
   size_t room = (size_t)at < r.capacity ? r.capacity - (size_t)at : 0;
   if ((uint64_t)(to - from) > room) to = from + (int64_t)room;
-  int n = threads > MAX_THREADS ? MAX_THREADS : (int)threads;
-  if (n > (to - from) / 64) n = (to - from) / 64 > 0 ? (int)((to - from) / 64) : 1;
-  ParquetPart parts[MAX_THREADS];
-  for (int k = 0; k < n; k++) {
-    int64_t a = from + (to - from) * k / n, z = from + (to - from) * (k + 1) / n;
-    parts[k] = (ParquetPart){bytes.data, (int64_t)bytes.length, start, length, a, z, (size_t)at + (size_t)(a - from), tenant.data, tenant.length, tenant_ok, &r, a};
+  if (to - from > (int64_t)MAX_RUNS * PARQUET_RUN) to = from + (int64_t)MAX_RUNS * PARQUET_RUN; /* (the caller calls again from where this ends) */
+  ParquetJob *job = malloc(sizeof *job);
+  if (job == NULL) {
+    napi_throw_error(env, NULL, "verify_native.parquetRows: out of memory");
+    return NULL;
   }
-  run_parts(parquet_part, parts, sizeof parts[0], n);
+  *job = (ParquetJob){bytes.data, (int64_t)bytes.length, start, length, from, to, (size_t)at, tenant.data, tenant.length, tenant_ok, &r, 0, 0, INT32_MAX, {0}};
+  job->runs = (int)((to - from + PARQUET_RUN - 1) / PARQUET_RUN);
+  int n = threads > MAX_THREADS ? MAX_THREADS : (int)threads;
+  if (n > job->runs) n = job->runs > 0 ? job->runs : 1;
+  ParquetJob *parts[MAX_THREADS];
+  for (int k = 0; k < n; k++) parts[k] = job;
+  run_parts(parquet_worker, parts, sizeof parts[0], n);
   int64_t row = to;
-  for (int k = 0; k < n; k++) {
-    if (parts[k].stopped < parts[k].to) {
-      row = parts[k].stopped;
+  for (int k = 0; k < job->runs; k++) {
+    int64_t end = from + (int64_t)(k + 1) * PARQUET_RUN < to ? from + (int64_t)(k + 1) * PARQUET_RUN : to;
+    if (job->stopped[k] < end) {
+      row = job->stopped[k];
       break;
     }
   }
+  free(job);
   ((double *)state.data)[0] = (double)row;
   return NULL;
 }

@@ -143,10 +143,12 @@ export function setNativeCoreEnabled(on: boolean): void {
  * for this thread; null when it is not built, fails to load, is of another
  * version, or AUDIT_TRAIL_NATIVE=0.
  */
-export function loadNativeCore(path: string | null = defaultNativePath()): NativeCore | null {
+export function loadNativeCore(from?: string | null): NativeCore | null {
   if (!enabled) return null;
   if (core !== undefined) return core;
   core = null;
+  // (the default place worked out only here: this is called for every row group and page)
+  const path = from === undefined ? defaultNativePath() : from;
   if (process.env.AUDIT_TRAIL_NATIVE === '0') {
     why = 'switched off (AUDIT_TRAIL_NATIVE=0)';
   } else if (path === null || !existsSync(path)) {

@@ -197,6 +197,36 @@ describe.runIf(nativeCoreTestable())('the native core of verify --export', () =>
     expect(lone.native).toEqual(lone.typescript);
   });
 
+  it('on several threads, in a row group of many runs, leaves the same rows to the TypeScript as on one, at run boundaries too', async () => {
+    const rows = awkwardChain(3000);
+    // Rows of another tenant (taken by the TypeScript) at the first, around the runs' boundaries (256 rows), in a cluster and last.
+    for (const i of [0, 255, 256, 257, 511, 512, 1000, 1001, 1002, 1003, 2047, 2999]) (rows[i] as ExportRow).tenant_id = 'plant_other';
+    const file = path.join(work, 'many-runs.parquet');
+    const writer = new ParquetFileWriter(file);
+    await writer.writeRows(rows);
+    await writer.close();
+    const { metadata } = await openParquetExport(file, file);
+    const bytes = await readFile(file);
+    const group = metadata.row_groups[0] as RowGroup;
+    const { offset, rangeEnd } = rowGroupRange(group, bytes.length);
+    const task = (): DecodeTask => {
+      const data = new ArrayBuffer(rangeEnd - offset);
+      new Uint8Array(data).set(bytes.subarray(offset, rangeEnd));
+      return {
+        kind: 'parquet', id: 1, label: file, tenantId: 'plant_hd', data, length: data.byteLength, path: file, fileSize: bytes.length,
+        offset, rangeEnd, metadata: { ...metadata, row_groups: [group], num_rows: group.num_rows }, rowStart: 0, rows: 3000,
+      };
+    };
+    const { typescript, native } = await bothWays(task);
+    expect(native).toEqual(typescript);
+    expect((native as { others: Array<[number, string]> }).others.map(([i]) => i)).toEqual([0, 255, 256, 257, 511, 512, 1000, 1001, 1002, 1003, 2047, 2999]);
+    for (const threads of [4, 7]) {
+      setNativeThreads(threads);
+      expect(comparable(await decodeBatch(task())), `on ${threads} threads`).toEqual(native);
+    }
+    setNativeThreads(1);
+  });
+
   it('decodes Parquet row groups (real and damaged) exactly as the TypeScript path', async () => {
     const rows = awkwardChain(900);
     (rows[600] as ExportRow).record_hash = 'Z'.repeat(64); // a malformed hash: refused at that row both ways
