@@ -647,6 +647,13 @@ static int64_t parquet_run(const ParquetJob *part, Scratch *scratch, int64_t fro
   int64_t row = from;
   uint8_t prev[32], record[32];
   for (; row < to; row++, i++) {
+    /* The column arrays are read row by row, 46 streams at once: fetched ahead, a cache line (16 rows) at a time. */
+    if ((row & 15) == 0 && row + 32 < to) {
+      for (int c = 0; c < COLUMNS; c++) {
+        __builtin_prefetch(&start[c][row + 32]);
+        __builtin_prefetch(&length[c][row + 32]);
+      }
+    }
     if (length[C_SEQ][row] != 8 || length[C_OCCURRED][row] != 8 || length[C_INGESTED][row] != 8 || length[C_VERSION][row] != 4 ||
         length[C_PREV][row] != 64 || length[C_RECORD][row] != 64) {
       break;
