@@ -33,8 +33,12 @@
  * refuses it with the file and line, exactly as without this module; then
  * the batch goes on here. What it takes it decodes to the same bytes as the
  * TypeScript (test/unit/native_core_matches_typescript.test.ts compares the
- * two on real, awkward and damaged input). Checks of order, links and
- * anchors stay in TypeScript.
+ * two on real, awkward and damaged input). A row group whose page headers
+ * or pages are not exactly the writer's is left whole to the TypeScript
+ * decoder the same way. Of the chain checks, chainRun() only finds the runs
+ * of events that pass as the usual next one (sequence_no, link, recomputed
+ * hash, encoding version); every other event, and every check of tenant,
+ * gaps, order, anchors and split view, is the TypeScript's.
  *
  * Built by scripts/build-native.mjs (a C compiler and Node's headers; no
  * dependency, no node-gyp); without it the verifier is the same, slower.

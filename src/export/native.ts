@@ -2,9 +2,12 @@
  * The export verifier's optional native core (native/verify_native.c, built
  * by scripts/build-native.mjs on `npm install`): decodes a batch of events,
  * builds their hashed messages and computes their SHA-256 in one call,
- * where the TypeScript path spends most of its time in per-event JavaScript.
- * It takes only events exactly in the writer's layout and hands every other
- * one back (see the C file); the checks stay in TypeScript.
+ * where the TypeScript path spends most of its time in per-event JavaScript;
+ * it also decodes a Parquet row group's pages whole, and finds the runs of
+ * events that pass the chain checks as the usual next one. It takes only
+ * events, pages and runs exactly as the writer writes them and hands
+ * everything else back (see the C file); the checks of everything else stay
+ * in TypeScript.
  *
  * Its functions take typed arrays that must not be backed by a
  * SharedArrayBuffer another thread writes, nor overlap one another (inputs
