@@ -168,7 +168,8 @@ export class StreamingChainVerifier {
    * its hash recomputed equal, the link to its predecessor, this tenant, no
    * per-event callback) is only counted; any other goes through
    * pushComputed() itself. Without a subarray per hash: this runs on the
-   * main thread for every event. With `run`, the runs of such events are
+   * main thread for every event. It keeps no view into the arrays (it copies
+   * the hashes it keeps): the caller may use them again for the next batch. With `run`, the runs of such events are
    * found by it (the native core) rather than by the loop here.
    */
   pushBatch(
@@ -230,9 +231,10 @@ export class StreamingChainVerifier {
       if (lastFast >= 0) this.counted(fast, seq[lastFast] as bigint, hashes, lastFast * 96 + 64);
       lastFast = -1;
       fast = 0;
-      const computed = hashes.subarray(o + 64, o + 96);
-      const stored = same[i] === 1 ? computed : hashes.subarray(o + 32, o + 64);
-      this.pushComputed(s, version[i] as number, hashes.subarray(o, o + 32), stored, computed, file, isOther ? (other[1] as string) : this.tenantId);
+      // (copies: the verifier keeps hashes, and the batch's arrays may be used again for the next batch)
+      const computed = Buffer.from(hashes.subarray(o + 64, o + 96));
+      const stored = same[i] === 1 ? computed : Buffer.from(hashes.subarray(o + 32, o + 64));
+      this.pushComputed(s, version[i] as number, Buffer.from(hashes.subarray(o, o + 32)), stored, computed, file, isOther ? (other[1] as string) : this.tenantId);
       prevBytes = this.previousHash;
       prevAt = 0;
       expected = this.expected;
@@ -242,7 +244,7 @@ export class StreamingChainVerifier {
 
   /** `n` events up to `last` passed every check; the recomputed hash of `last` is hashes[at, at + 32). */
   private counted(n: number, last: bigint, hashes: Buffer, at: number): void {
-    const computed = hashes.subarray(at, at + 32);
+    const computed = Buffer.from(hashes.subarray(at, at + 32)); // (a copy: the batch's arrays may be used again)
     this.eventsChecked += n;
     this.previousHash = computed;
     this.previousSeq = last;

@@ -43,10 +43,14 @@ class BatchCollector implements ExportEventSink, BatchResults {
     this.tenantUtf8 = tenantBytesOf(tenantId);
     this.tenantBytes = this.tenantUtf8 ?? new Uint8Array(0);
     this.tenantOk = this.tenantUtf8 !== null;
-    this.seq = new BigInt64Array(capacity);
-    this.version = new Float64Array(capacity);
-    this.hashes = new Uint8Array(capacity * HASHES_PER_EVENT);
-    this.same = new Uint8Array(capacity);
+    // Arrays of a batch already checked (recycleResults()) when they are large enough: every element of an
+    // event is written when it is collected, so nothing of the batch before can remain in it.
+    const k = spareResults.findIndex((r) => r.capacity >= capacity);
+    const spare = k >= 0 ? (spareResults.splice(k, 1)[0] as SpareResults) : null;
+    this.seq = spare === null ? new BigInt64Array(capacity) : new BigInt64Array(spare.seq);
+    this.version = spare === null ? new Float64Array(capacity) : new Float64Array(spare.version);
+    this.hashes = spare === null ? new Uint8Array(capacity * HASHES_PER_EVENT) : new Uint8Array(spare.hashes);
+    this.same = spare === null ? new Uint8Array(capacity) : new Uint8Array(spare.same);
   }
 
   grow(): void {
@@ -85,9 +89,39 @@ class BatchCollector implements ExportEventSink, BatchResults {
       hashes[o + 64 + k] = c;
       d |= r ^ c;
     }
-    if (d === 0) this.same[i] = 1;
+    this.same[i] = d === 0 ? 1 : 0; // (written either way: the arrays may be a checked batch's, recycled)
     if (other !== null) this.others.push([i, other]);
     this.count = i + 1;
+  }
+}
+
+/** The result arrays of a checked batch, all of `capacity` events. */
+interface SpareResults {
+  capacity: number;
+  seq: ArrayBuffer;
+  version: ArrayBuffer;
+  hashes: ArrayBuffer;
+  same: ArrayBuffer;
+}
+
+/** Result arrays for the next batches this thread decodes (a few MB per batch the garbage collector need not clear). */
+const spareResults: SpareResults[] = [];
+
+/**
+ * Hands the result arrays of a batch decoded on this thread back for the
+ * next ones, once its events were checked and nothing keeps a view into them
+ * (StreamingChainVerifier.pushBatch() copies what it keeps).
+ */
+export function recycleResults(r: DecodeResult): void {
+  const capacity = r.seq.byteLength / 8;
+  if (
+    spareResults.length < 2 &&
+    r.version.byteLength === capacity * 8 &&
+    r.hashes.byteLength === capacity * HASHES_PER_EVENT &&
+    r.same.byteLength === capacity &&
+    !spareResults.some((s) => s.seq === r.seq)
+  ) {
+    spareResults.push({ capacity, seq: r.seq, version: r.version, hashes: r.hashes, same: r.same });
   }
 }
 

@@ -23,7 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { AuditTrailError, EvidenceFileError } from '../errors.ts';
 import { bad, parseJsonlLine } from './jsonl.ts';
 import { fileSha256, openParquetExport, rowGroupRange } from './parquet.ts';
-import { decodeBatch } from './decode_batch.ts';
+import { decodeBatch, recycleResults } from './decode_batch.ts';
 import { loadedNativePath, loadNativeCore, nativeThreads, type NativeCore, type NativeDigest } from './native.ts';
 import { HASHES_PER_EVENT, type DecodeResult, type JsonlTask, type ParquetTask, type WorkerFailure } from './decode_protocol.ts';
 
@@ -265,7 +265,7 @@ async function digestRange(handle: FileHandle, from: number, to: number, d: Read
  * buffer must then not be changed or transferred (digestStart()); nothing
  * does (no worker threads with the native core).
  */
-async function* parquetTasks(path: string, label: string, tenantId: string, digest: ReadDigest | null): AsyncGenerator<TaskInput> {
+async function* parquetTasks(path: string, label: string, tenantId: string, digest: ReadDigest | null, spare: ArrayBuffer[]): AsyncGenerator<TaskInput> {
   const { metadata } = await openParquetExport(path, label);
   const fileSize = (await stat(path)).size;
   const handle = await open(path, 'r');
@@ -276,7 +276,13 @@ async function* parquetTasks(path: string, label: string, tenantId: string, dige
     for (const group of metadata.row_groups) {
       const rows = Number(group.num_rows);
       const { offset, rangeEnd } = rowGroupRange(group, fileSize);
-      const data = ownBuffer(Math.min(rangeEnd, fileSize) - offset);
+      const size = Math.min(rangeEnd, fileSize) - offset;
+      // A buffer of a row group already decoded and checked (readFileParallel() recycles them with the digest only),
+      // once the digest's thread is done with it; else a new one.
+      const k = digest === null ? -1 : spare.findIndex((b) => b.byteLength >= size);
+      if (k >= 0) digest?.core.digestJoin(digest.digest);
+      // (new ones with room to spare, so that the next row groups, a little larger or smaller, fit in them)
+      const data = Buffer.from(k >= 0 ? (spare.splice(k, 1)[0] as ArrayBuffer) : ownBuffer(digest === null ? size : size + (size >>> 3) + 65536).buffer, 0, size);
       let read = 0;
       while (read < data.length) {
         const { bytesRead } = await handle.read(data, read, data.length - read, offset + read);
@@ -341,12 +347,14 @@ export async function* readFileParallel(
   const readDigest = readCore === null ? null : { core: readCore, digest: readCore.digestCreate() };
   const parquetDigest = format === 'parquet' && readDigest === null ? fileSha256(path) : null;
   parquetDigest?.catch(() => undefined); // awaited below; a failed read must not be unhandled meanwhile
-  // JSONL batch buffers of batchBytes whose batch is decoded, for the next batches.
+  // Buffers of batches decoded and checked, for the next batches: JSONL ones of batchBytes; Parquet row groups'
+  // when this thread decodes them all (hashed for the digest as read: parquetTasks() waits for that).
   const spare: ArrayBuffer[] = [];
   const recycle = (r: DecodeResult): void => {
-    if (format === 'jsonl' && r.data !== undefined && r.data.byteLength === batchBytes && spare.length < 4) spare.push(r.data);
+    if (r.data === undefined || spare.length >= 4) return;
+    if (format === 'jsonl' ? r.data.byteLength === batchBytes : readDigest !== null) spare.push(r.data);
   };
-  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, nativeDigest === null ? digest : null, state, batchBytes, spare) : parquetTasks(path, label, tenantId, readDigest);
+  const tasks = format === 'jsonl' ? jsonlTasks(path, label, tenantId, nativeDigest === null ? digest : null, state, batchBytes, spare) : parquetTasks(path, label, tenantId, readDigest, spare);
   /** Decodes a batch on this thread (its bytes hashed into the native digest meanwhile, when there is one). */
   const decodeHere = async (task: TaskInput): Promise<DecodeResult> => {
     if (core === null || nativeDigest === null) return decodeBatch({ ...task, id: 0 });
@@ -395,6 +403,7 @@ export async function* readFileParallel(
         const r = await (inflight.shift() as (typeof inflight)[number]).result;
         recycle(r);
         yield take(r);
+        recycleResults(r); // (the batch is checked: the consumer asked for the next)
         if (r.error !== null) rethrow(r.error, label, lines + r.count + 1);
         lines += r.count;
       }
@@ -403,6 +412,7 @@ export async function* readFileParallel(
       const r = await (inflight.shift() as (typeof inflight)[number]).result;
       recycle(r);
       yield take(r);
+      recycleResults(r);
       if (r.error !== null) rethrow(r.error, label, lines + r.count + 1);
       lines += r.count;
     }
