@@ -15,7 +15,9 @@
  *
  *   npx tsx bench/verify_export.ts [events=200000] [runs=3]
  */
-import { createHash, hash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,94 +31,120 @@ import { verifyExport } from '../src/export/verify_export.ts';
 import { setNativeCoreEnabled, verifierCore } from '../src/export/native.ts';
 import { fileBoundSeconds, sha256BoundSeconds, summarize } from './lib.ts';
 
+/**
+ * Writes a valid synthetic chain of `n` events as a JSONL and a Parquet
+ * export, and measures the SHA-256 half of the bound over its messages.
+ * Runs in a child process of its own (see below): the generated rows and
+ * messages, a GB at a million events, must not be in the heap of the process
+ * that verifies.
+ */
+async function generate(n: number): Promise<Generated> {
+  const encoder = new ChainEncoder();
+  const rows: ExportRow[] = [];
+  const messages: Buffer[] = [];
+  let prev: Buffer = GENESIS_HASH;
+  const t0 = 1_741_068_900_000_000n;
+  for (let i = 1; i <= n; i++) {
+    const fields: EventBodyFields = {
+      event_id: `01JNK${String(i).padStart(21, '0')}`,
+      tenant_id: 'plant_hd',
+      occurred_at: t0 + BigInt(i) * 1000n,
+      ingested_at: t0 + BigInt(i) * 1000n + 17n,
+      actor_type: 'user',
+      actor_id: `operator.${i % 40}`,
+      actor_name: null,
+      auth_method: 'badge',
+      source_ip: '10.1.2.3',
+      user_agent_hash: null,
+      action: 'update',
+      resource_type: 'production_order',
+      resource_id: `PO-${i}`,
+      parent_type: null,
+      parent_id: null,
+      changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}, {"after": "running", "field": "status", "before": "planned"}]`,
+      reason: i % 10 === 0 ? 'Re-classified after review of PLC alarm log 4711' : null,
+      context: '{"request_id": "r-12345", "capture_method": "trigger"}',
+      db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
+    };
+    const message = encoder.encodeMessage(fields, BigInt(i), prev);
+    messages.push(message);
+    const record = createHash('sha256').update(message).digest();
+    rows.push({
+      sequence_no: String(i),
+      event_id: fields.event_id as string,
+      tenant_id: 'plant_hd',
+      occurred_at_us: String(fields.occurred_at),
+      ingested_at_us: String(fields.ingested_at),
+      actor_type: 'user',
+      actor_id: fields.actor_id as string,
+      actor_name: null,
+      auth_method: 'badge',
+      source_ip: '10.1.2.3',
+      user_agent_hash: null,
+      action: 'update',
+      resource_type: 'production_order',
+      resource_id: fields.resource_id as string,
+      parent_type: null,
+      parent_id: null,
+      changes: fields.changes as string,
+      reason: fields.reason as string | null,
+      context: fields.context as string,
+      db_identity: fields.db_identity as string,
+      encoding_version: 1,
+      prev_hash: prev.toString('hex'),
+      record_hash: record.toString('hex'),
+    });
+    prev = record;
+  }
+  void isoFromMicros;
+
+  const dirs: Array<[string, string, number]> = [];
+  for (const format of ['jsonl', 'parquet'] as const) {
+    const dir = path.join(await mkdtemp(path.join(tmpdir(), 'bench-verify-')), 'export');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(dir);
+    const name = `events-00001.${format}`;
+    const writer: DataFileWriter = format === 'jsonl' ? new JsonlFileWriter(path.join(dir, name)) : new ParquetFileWriter(path.join(dir, name));
+    for (let i = 0; i < rows.length; i += 10_000) await writer.writeRows(rows.slice(i, i + 10_000));
+    const written = await writer.close();
+    const last = rows[rows.length - 1] as ExportRow;
+    const manifest: ExportManifest = {
+      format: 'pg-audit-trail export', manifest_version: 1, encoding_version: 1, tenant_id: 'plant_hd', data_format: format,
+      exported_at: new Date().toISOString(), requested_range: { from_sequence_no: 1, to_sequence_no: null },
+      chain_head: { sequence_no: n, record_hash: last.record_hash }, from_sequence_no: 1, to_sequence_no: n, event_count: n,
+      first_prev_hash: rows[0]?.prev_hash ?? null, first_record_hash: rows[0]?.record_hash ?? null, last_record_hash: last.record_hash,
+      files: [{ path: name, sha256: written.sha256, bytes: written.bytes, event_count: n, first_sequence_no: 1, last_sequence_no: n }],
+    };
+    await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+    dirs.push([format, dir, written.bytes]);
+  }
+  // The bound's SHA-256 (sha256BoundSeconds(): a worker of its own, on a fresh heap, best of three passes).
+  rows.length = 0;
+  const bytes = messages.reduce((s, m) => s + m.length, 0);
+  const sha = await sha256BoundSeconds(messages);
+  return { sha, bytes, dirs };
+}
+
+interface Generated {
+  sha: { raw: number; perMessage: number };
+  /** The messages' bytes. */
+  bytes: number;
+  dirs: Array<[string, string, number]>;
+}
+
+const GENERATE = '--generate';
+if (process.argv[2] === GENERATE) {
+  process.stdout.write(JSON.stringify(await generate(Number(process.argv[3]))));
+  process.exit(0);
+}
+
 const n = Number(process.argv[2] ?? 200_000);
 const reps = Number(process.argv[3] ?? 3);
-const encoder = new ChainEncoder();
-const rows: ExportRow[] = [];
-const messages: Buffer[] = [];
-let prev: Buffer = GENESIS_HASH;
-const t0 = 1_741_068_900_000_000n;
-for (let i = 1; i <= n; i++) {
-  const fields: EventBodyFields = {
-    event_id: `01JNK${String(i).padStart(21, '0')}`,
-    tenant_id: 'plant_hd',
-    occurred_at: t0 + BigInt(i) * 1000n,
-    ingested_at: t0 + BigInt(i) * 1000n + 17n,
-    actor_type: 'user',
-    actor_id: `operator.${i % 40}`,
-    actor_name: null,
-    auth_method: 'badge',
-    source_ip: '10.1.2.3',
-    user_agent_hash: null,
-    action: 'update',
-    resource_type: 'production_order',
-    resource_id: `PO-${i}`,
-    parent_type: null,
-    parent_id: null,
-    changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}, {"after": "running", "field": "status", "before": "planned"}]`,
-    reason: i % 10 === 0 ? 'Re-classified after review of PLC alarm log 4711' : null,
-    context: '{"request_id": "r-12345", "capture_method": "trigger"}',
-    db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
-  };
-  const message = encoder.encodeMessage(fields, BigInt(i), prev);
-  messages.push(message);
-  const record = createHash('sha256').update(message).digest();
-  rows.push({
-    sequence_no: String(i),
-    event_id: fields.event_id as string,
-    tenant_id: 'plant_hd',
-    occurred_at_us: String(fields.occurred_at),
-    ingested_at_us: String(fields.ingested_at),
-    actor_type: 'user',
-    actor_id: fields.actor_id as string,
-    actor_name: null,
-    auth_method: 'badge',
-    source_ip: '10.1.2.3',
-    user_agent_hash: null,
-    action: 'update',
-    resource_type: 'production_order',
-    resource_id: fields.resource_id as string,
-    parent_type: null,
-    parent_id: null,
-    changes: fields.changes as string,
-    reason: fields.reason as string | null,
-    context: fields.context as string,
-    db_identity: fields.db_identity as string,
-    encoding_version: 1,
-    prev_hash: prev.toString('hex'),
-    record_hash: record.toString('hex'),
-  });
-  prev = record;
-}
-void isoFromMicros;
-
-const dirs: Array<[string, string, number]> = [];
-for (const format of ['jsonl', 'parquet'] as const) {
-  const dir = path.join(await mkdtemp(path.join(tmpdir(), 'bench-verify-')), 'export');
-  const { mkdir } = await import('node:fs/promises');
-  await mkdir(dir);
-  const name = `events-00001.${format}`;
-  const writer: DataFileWriter = format === 'jsonl' ? new JsonlFileWriter(path.join(dir, name)) : new ParquetFileWriter(path.join(dir, name));
-  for (let i = 0; i < rows.length; i += 10_000) await writer.writeRows(rows.slice(i, i + 10_000));
-  const written = await writer.close();
-  const last = rows[rows.length - 1] as ExportRow;
-  const manifest: ExportManifest = {
-    format: 'pg-audit-trail export', manifest_version: 1, encoding_version: 1, tenant_id: 'plant_hd', data_format: format,
-    exported_at: new Date().toISOString(), requested_range: { from_sequence_no: 1, to_sequence_no: null },
-    chain_head: { sequence_no: n, record_hash: last.record_hash }, from_sequence_no: 1, to_sequence_no: n, event_count: n,
-    first_prev_hash: rows[0]?.prev_hash ?? null, first_record_hash: rows[0]?.record_hash ?? null, last_record_hash: last.record_hash,
-    files: [{ path: name, sha256: written.sha256, bytes: written.bytes, event_count: n, first_sequence_no: 1, last_sequence_no: n }],
-  };
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
-  dirs.push([format, dir, written.bytes]);
-}
-// The bound's SHA-256 (sha256BoundSeconds(): a worker of its own, on a fresh
-// heap, best of three passes). The verifications run with the generated data
-// released, so the verifier's own garbage is what the collector sees.
-rows.length = 0;
-const bytes = messages.reduce((s, m) => s + m.length, 0);
-const sha = await sha256BoundSeconds(messages);
-messages.length = 0;
+// The exports and the bound's SHA-256 from a child process (this script again, with the same loader): the process
+// that verifies holds only what a user's `audit-trail verify --export` would.
+const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), GENERATE, String(n)], { encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
+if (child.status !== 0) throw new Error(`generating the exports failed (exit ${String(child.status)})`);
+const { sha, bytes, dirs } = JSON.parse(child.stdout) as Generated;
 const core = verifierCore();
 console.log(`SHA-256 alone over ${n} messages (${(bytes / n).toFixed(0)} bytes each), one thread: at the CPU's speed ${(n / sha.raw).toFixed(0)} events/s; one crypto.hash() call per message ${(n / sha.perMessage).toFixed(0)} events/s`);
 console.log(`native core: ${core.core === 'native' ? 'built' : `not used (${core.why})`}`);

@@ -45,7 +45,10 @@ class BatchCollector implements ExportEventSink, BatchResults {
     this.tenantOk = this.tenantUtf8 !== null;
     // Arrays of a batch already checked (recycleResults()) when they are large enough: every element of an
     // event is written when it is collected, so nothing of the batch before can remain in it.
-    const k = spareResults.findIndex((r) => r.capacity >= capacity);
+    let k = -1;
+    spareResults.forEach((r, i) => {
+      if (r.capacity >= capacity && (k < 0 || r.capacity < (spareResults[k] as SpareResults).capacity)) k = i;
+    });
     const spare = k >= 0 ? (spareResults.splice(k, 1)[0] as SpareResults) : null;
     this.seq = spare === null ? new BigInt64Array(capacity) : new BigInt64Array(spare.seq);
     this.version = spare === null ? new Float64Array(capacity) : new Float64Array(spare.version);
@@ -114,15 +117,15 @@ const spareResults: SpareResults[] = [];
  */
 export function recycleResults(r: DecodeResult): void {
   const capacity = r.seq.byteLength / 8;
-  if (
-    spareResults.length < 2 &&
-    r.version.byteLength === capacity * 8 &&
-    r.hashes.byteLength === capacity * HASHES_PER_EVENT &&
-    r.same.byteLength === capacity &&
-    !spareResults.some((s) => s.seq === r.seq)
-  ) {
-    spareResults.push({ capacity, seq: r.seq, version: r.version, hashes: r.hashes, same: r.same });
+  if (r.version.byteLength !== capacity * 8 || r.hashes.byteLength !== capacity * HASHES_PER_EVENT || r.same.byteLength !== capacity) return;
+  if (spareResults.some((s) => s.seq === r.seq)) return;
+  // Two sets at most; a larger one takes the place of the smallest (batches of another file may be larger).
+  if (spareResults.length >= 2) {
+    const smallest = spareResults.reduce((a, b) => (b.capacity < a.capacity ? b : a));
+    if (smallest.capacity >= capacity) return;
+    spareResults.splice(spareResults.indexOf(smallest), 1);
   }
+  spareResults.push({ capacity, seq: r.seq, version: r.version, hashes: r.hashes, same: r.same });
 }
 
 export function failure(err: unknown): WorkerFailure {
