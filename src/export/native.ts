@@ -18,6 +18,7 @@
  * the TypeScript path alone, same results.
  */
 import { existsSync } from 'node:fs';
+import type { ChainRun } from '../chain/verifier.ts';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -61,19 +62,8 @@ export interface NativeCore {
    * leave the group to the TypeScript, which decides what its pages are.
    */
   parquetGroup(src: Uint8Array, columns: Float64Array, rows: number, bytes: Uint8Array, starts: Int32Array[], lengths: Int32Array[], threads: number): boolean;
-  /** See chain_run(): StreamingChainVerifier.pushBatch()'s fast path (a ChainRun of src/chain/verifier.ts). */
-  chainRun(
-    seq: BigInt64Array,
-    version: Float64Array,
-    hashes: Uint8Array,
-    same: Uint8Array,
-    from: number,
-    to: number,
-    expected: bigint,
-    encodingVersion: number,
-    prev: Uint8Array,
-    prevAt: number,
-  ): number;
+  /** See chain_run(): StreamingChainVerifier.pushBatch()'s fast path. */
+  chainRun: ChainRun;
   /** See snappy_decompress(): true when it decompressed the block, false to let snappyDecompressInto() decide. */
   snappyDecompress(input: Uint8Array, inputStart: number, inputEnd: number, output: Uint8Array, outputStart: number, outputLength: number): boolean;
   /** See read_plain(): parquet_decode.ts's readPlain(), false where that throws. */

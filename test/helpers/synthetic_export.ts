@@ -92,3 +92,33 @@ export async function writeOneFileExport(dir: string, format: 'jsonl' | 'parquet
   await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(oneFileManifest(rows, format, name, written), null, 2));
   return dir;
 }
+
+/**
+ * A chain of n production-order updates of one tenant, with text outside
+ * ASCII (combining marks, right-to-left, outside the BMP) in every third
+ * actor name and a multi-line reason in every fifth event.
+ */
+export function productionOrderRows(n: number, tenant: string): ExportRow[] {
+  const t0 = 1_741_068_900_000_000n;
+  return chainedRows(n, (i): EventBodyFields => ({
+    event_id: `01JNK${String(i).padStart(21, '0')}`,
+    tenant_id: tenant,
+    occurred_at: t0 + BigInt(i) * 1000n,
+    ingested_at: t0 + BigInt(i) * 1000n + 17n,
+    actor_type: 'user',
+    actor_id: `operator.${i % 7}`,
+    actor_name: i % 3 === 0 ? 'Zoë Çelik \u05e9\u05dc\u05d5\u05dd e\u0301 \u{1F600}' : null,
+    auth_method: 'badge',
+    source_ip: null,
+    user_agent_hash: null,
+    action: 'update',
+    resource_type: 'production_order',
+    resource_id: `PO-${i}`,
+    parent_type: null,
+    parent_id: null,
+    changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
+    reason: i % 5 === 0 ? 'line 1\nline 2 "quoted" \\ tab\t' : null,
+    context: '{"capture_method": "trigger"}',
+    db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
+  }));
+}

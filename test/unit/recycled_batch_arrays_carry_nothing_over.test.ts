@@ -14,7 +14,6 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { EventBodyFields } from '../../src/chain/encoding.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
 import { decodeBatch, recycleResults } from '../../src/export/decode_batch.ts';
 import type { DecodeTask } from '../../src/export/decode_protocol.ts';
@@ -22,7 +21,7 @@ import type { ExportManifest } from '../../src/export/manifest.ts';
 import { setNativeCoreEnabled } from '../../src/export/native.ts';
 import { verifyExport } from '../../src/export/verify_export.ts';
 import { writtenLines } from '../helpers/jsonl_lines.ts';
-import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
+import { productionOrderRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
 
 let work: string;
 beforeAll(async () => {
@@ -33,29 +32,7 @@ afterAll(async () => {
 });
 afterEach(() => setNativeCoreEnabled(true));
 
-function rowsOf(n: number): ExportRow[] {
-  return chainedRows(n, (i): EventBodyFields => ({
-    event_id: `01JNK${String(i).padStart(21, '0')}`,
-    tenant_id: 'plant_hd',
-    occurred_at: 1_741_068_900_000_000n + BigInt(i) * 1000n,
-    ingested_at: 1_741_068_900_000_000n + BigInt(i) * 1000n + 17n,
-    actor_type: 'user',
-    actor_id: `operator.${i % 7}`,
-    actor_name: null,
-    auth_method: 'badge',
-    source_ip: null,
-    user_agent_hash: null,
-    action: 'update',
-    resource_type: 'production_order',
-    resource_id: `PO-${i}`,
-    parent_type: null,
-    parent_id: null,
-    changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
-    reason: null,
-    context: '{"capture_method": "trigger"}',
-    db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
-  }));
-}
+const rowsOf = (n: number): ExportRow[] => productionOrderRows(n, 'plant_hd');
 
 function jsonlTask(lines: string[]): DecodeTask {
   const bytes = Buffer.from(lines.map((l) => `${l}\n`).join(''));

@@ -12,13 +12,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChainEncoder, GENESIS_HASH, isoFromMicros, type EventBodyFields } from '../../src/chain/encoding.ts';
+import { ChainEncoder, GENESIS_HASH } from '../../src/chain/encoding.ts';
 import type { ExportRow } from '../../src/export/columns.ts';
 import { jsonlLine, parseJsonlEvent } from '../../src/export/jsonl.ts';
 import type { ExportManifest } from '../../src/export/manifest.ts';
 import { verifyExport, type VerifyExportOptions } from '../../src/export/verify_export.ts';
 import { setNativeCoreEnabled } from '../../src/export/native.ts';
-import { chainedRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
+import { productionOrderRows, writeOneFileExport } from '../helpers/synthetic_export.ts';
 
 const TENANT = 'plant_jobs';
 const EVENTS = 600;
@@ -27,30 +27,7 @@ let work: string;
 let counter = 0;
 
 function rowsOf(n: number, tenant = TENANT): ExportRow[] {
-  const t0 = 1_741_068_900_000_000n;
-  return chainedRows(n, (i): EventBodyFields => {
-  return {
-    event_id: `01JNK${String(i).padStart(21, '0')}`,
-    tenant_id: tenant,
-    occurred_at: t0 + BigInt(i) * 1000n,
-    ingested_at: t0 + BigInt(i) * 1000n + 17n,
-    actor_type: 'user',
-    actor_id: `operator.${i % 7}`,
-    actor_name: i % 3 === 0 ? 'Zoë Çelik \u05e9\u05dc\u05d5\u05dd e\u0301 \u{1F600}' : null,
-    auth_method: 'badge',
-    source_ip: null,
-    user_agent_hash: null,
-    action: 'update',
-    resource_type: 'production_order',
-    resource_id: `PO-${i}`,
-    parent_type: null,
-    parent_id: null,
-    changes: `[{"after": ${i + 1}, "field": "quantity", "before": ${i}}]`,
-    reason: i % 5 === 0 ? 'line 1\nline 2 "quoted" \\ tab\t' : null,
-    context: '{"capture_method": "trigger"}',
-    db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
-  };
-  });
+  return productionOrderRows(n, tenant);
 }
 
 /** Writes an export of `rows` (row groups of 37 rows for Parquet) and returns its directory. */
