@@ -168,9 +168,10 @@ export class StreamingChainVerifier {
    * its hash recomputed equal, the link to its predecessor, this tenant, no
    * per-event callback) is only counted; any other goes through
    * pushComputed() itself. Without a subarray per hash: this runs on the
-   * main thread for every event. It keeps no view into the arrays (it copies
-   * the hashes it keeps): the caller may use them again for the next batch. With `run`, the runs of such events are
-   * found by it (the native core) rather than by the loop here.
+   * main thread for every event. With `run`, the runs of such events are
+   * found by it (the native core) rather than by the loop here. It keeps no
+   * view into the arrays (it copies the hashes it keeps): the caller may use
+   * them again for the next batch.
    */
   pushBatch(
     count: number,

@@ -747,8 +747,10 @@ export function decodeRowGroup(metadata: FileMetaData, group: RowGroup, src: Uin
     });
     if (core.parquetGroup(src, description, rows, bytes, start, length, nativeThreads())) return { rowStart, rows, bytes, view: target.view, start, length };
   }
+  // (the TypeScript fills the bytes column after column, all of them within the chunks' sizes and one SPARE)
+  const sequential: ColumnTarget = { bytes: bytes.subarray(0, total - (columns.length - 1) * SPARE), view: target.view, out: 0 };
   for (let c = 0; c < columns.length; c++) {
-    decodeColumn(src, places[c] as ChunkPlace, types[c] as string, optional[c] as boolean, rows, target, start[c] as Int32Array, length[c] as Int32Array);
+    decodeColumn(src, places[c] as ChunkPlace, types[c] as string, optional[c] as boolean, rows, sequential, start[c] as Int32Array, length[c] as Int32Array);
   }
-  return { rowStart, rows, bytes, view: target.view, start, length };
+  return { rowStart, rows, bytes: sequential.bytes, view: target.view, start, length };
 }
