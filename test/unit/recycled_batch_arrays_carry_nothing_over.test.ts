@@ -86,7 +86,7 @@ describe('recycled batch arrays', () => {
     }
   });
 
-  it('a Parquet file is hashed for its manifest from the very bytes read for decoding, buffers reused or not', async () => {
+  it('a Parquet file\'s digest covers its bytes outside the row groups too, with the read buffers used again (native core) or not', async () => {
     const rows = rowsOf(900);
     const dir = await writeOneFileExport(path.join(work, 'digest'), 'parquet', rows, 50);
     const file = path.join(dir, 'events-00001.parquet');
