@@ -964,7 +964,15 @@ returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
+-- A session plans these statements once, at its first commit, and keeps the
+-- plans; the trail and the registry may have been empty then (a new
+-- installation, a new month, VACUUM ANALYZE after a quiet spell), and a plan
+-- that scans them would read more at every commit as they grow. The look-ups
+-- of chain heads, actors, the rules and (in the head guard) the head's event
+-- are by key, so they must use their indexes whatever the statistics said.
+-- (The buffer has no index and is still read in full, as it must be.)
 set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
 as $$
 declare
   v_tenants text[];
@@ -1720,6 +1728,8 @@ returns text
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 set plan_cache_mode = force_generic_plan
+-- (look-ups by key use their indexes whatever the tables held when planned: see flush_pending_events())
+set enable_seqscan = off
 as $$
 declare
   v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');
@@ -2516,6 +2526,10 @@ create function audit_trail.refuse_chain_head_rewind()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- The head's event is looked up by its index, never by reading the partition:
+-- the plan is made once per session, maybe when the trail was nearly empty
+-- (see flush_pending_events()).
+set enable_seqscan = off
 as $$
 begin
   if TG_OP <> 'UPDATE' or new.tenant_id <> old.tenant_id or new.sequence_no <= old.sequence_no

@@ -408,7 +408,15 @@ returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
+-- A session plans these statements once, at its first commit, and keeps the
+-- plans; the trail and the registry may have been empty then (a new
+-- installation, a new month, VACUUM ANALYZE after a quiet spell), and a plan
+-- that scans them would read more at every commit as they grow. The look-ups
+-- of chain heads, actors, the rules and (in the head guard) the head's event
+-- are by key, so they must use their indexes whatever the statistics said.
+-- (The buffer has no index and is still read in full, as it must be.)
 set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
 as $$
 declare
   v_tenants text[];
