@@ -1,0 +1,6 @@
+-- The bound of any gapless chain taken in the writing transaction: no trigger,
+-- no event; the transaction only moves its tenant's head (one UPDATE, the last
+-- statement before COMMIT, see tpcb_head_through_commit.sql) and holds it
+-- through the commit. With one hot tenant, every transaction waits for the
+-- previous one's commit: this is as far as such a chain can go.
+-- script: tpcb_head_through_commit.sql
