@@ -17,8 +17,9 @@ returns text
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 set plan_cache_mode = force_generic_plan
--- (look-ups by key use their indexes whatever the tables held when planned: see flush_pending_events())
+-- (look-ups by key use their indexes whatever the tables held when planned, no JIT: see flush_pending_events())
 set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_session_tenant text := nullif(current_setting('audit_trail.tenant_id', true), '');

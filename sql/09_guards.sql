@@ -30,8 +30,9 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 -- The head's event is looked up by its index, never by reading the partition:
 -- the plan is made once per session, maybe when the trail was nearly empty
--- (see flush_pending_events()).
+-- (see flush_pending_events()), and without JIT.
 set enable_seqscan = off
+set jit = off
 as $$
 begin
   if TG_OP <> 'UPDATE' or new.tenant_id <> old.tenant_id or new.sequence_no <= old.sequence_no
