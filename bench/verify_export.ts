@@ -16,20 +16,18 @@
  *   npx tsx bench/verify_export.ts [events=200000] [runs=3]
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { ChainEncoder, GENESIS_HASH, type EventBodyFields } from '../src/chain/encoding.ts';
-import { isoFromMicros } from '../src/chain/encoding.ts';
-import type { ExportRow } from '../src/export/columns.ts';
-import { JsonlFileWriter } from '../src/export/jsonl.ts';
-import { ParquetFileWriter, type DataFileWriter } from '../src/export/parquet.ts';
-import type { ExportManifest } from '../src/export/manifest.ts';
+import { ChainEncoder, type EventBodyFields } from '../src/chain/encoding.ts';
 import { verifyExport } from '../src/export/verify_export.ts';
 import { setNativeCoreEnabled, verifierCore } from '../src/export/native.ts';
 import { fileBoundSeconds, sha256BoundSeconds, summarize } from './lib.ts';
+// (the chain builder and one-file export writer the verifier's tests use)
+import { chainedRows, writeOneFileExport } from '../test/helpers/synthetic_export.ts';
+
+const T0 = 1_741_068_900_000_000n;
 
 /**
  * Writes a valid synthetic chain of `n` events as a JSONL and a Parquet
@@ -39,17 +37,13 @@ import { fileBoundSeconds, sha256BoundSeconds, summarize } from './lib.ts';
  * that verifies.
  */
 async function generate(n: number): Promise<Generated> {
-  const encoder = new ChainEncoder();
-  const rows: ExportRow[] = [];
-  const messages: Buffer[] = [];
-  let prev: Buffer = GENESIS_HASH;
-  const t0 = 1_741_068_900_000_000n;
-  for (let i = 1; i <= n; i++) {
-    const fields: EventBodyFields = {
+  const fieldsOf = (i: number): EventBodyFields => {
+    const t = T0 + BigInt(i) * 1000n;
+    return {
       event_id: `01JNK${String(i).padStart(21, '0')}`,
       tenant_id: 'plant_hd',
-      occurred_at: t0 + BigInt(i) * 1000n,
-      ingested_at: t0 + BigInt(i) * 1000n + 17n,
+      occurred_at: t,
+      ingested_at: t + 17n,
       actor_type: 'user',
       actor_id: `operator.${i % 40}`,
       actor_name: null,
@@ -66,57 +60,17 @@ async function generate(n: number): Promise<Generated> {
       context: '{"request_id": "r-12345", "capture_method": "trigger"}',
       db_identity: '{"login":"mes_app","app":"mes","client":"10.0.0.7","pid":4242,"xid":1234567}',
     };
-    const message = encoder.encodeMessage(fields, BigInt(i), prev);
-    messages.push(message);
-    const record = createHash('sha256').update(message).digest();
-    rows.push({
-      sequence_no: String(i),
-      event_id: fields.event_id as string,
-      tenant_id: 'plant_hd',
-      occurred_at_us: String(fields.occurred_at),
-      ingested_at_us: String(fields.ingested_at),
-      actor_type: 'user',
-      actor_id: fields.actor_id as string,
-      actor_name: null,
-      auth_method: 'badge',
-      source_ip: '10.1.2.3',
-      user_agent_hash: null,
-      action: 'update',
-      resource_type: 'production_order',
-      resource_id: fields.resource_id as string,
-      parent_type: null,
-      parent_id: null,
-      changes: fields.changes as string,
-      reason: fields.reason as string | null,
-      context: fields.context as string,
-      db_identity: fields.db_identity as string,
-      encoding_version: 1,
-      prev_hash: prev.toString('hex'),
-      record_hash: record.toString('hex'),
-    });
-    prev = record;
-  }
-  void isoFromMicros;
+  };
+  const rows = chainedRows(n, fieldsOf);
+  // The hashed messages, for the bound (the rows carry each event's prev_hash).
+  const encoder = new ChainEncoder();
+  const messages = rows.map((r, k) => encoder.encodeMessage(fieldsOf(k + 1), BigInt(k + 1), Buffer.from(r.prev_hash, 'hex')));
 
   const dirs: Array<[string, string, number]> = [];
   for (const format of ['jsonl', 'parquet'] as const) {
-    const dir = path.join(await mkdtemp(path.join(tmpdir(), 'bench-verify-')), 'export');
-    const { mkdir } = await import('node:fs/promises');
-    await mkdir(dir);
-    const name = `events-00001.${format}`;
-    const writer: DataFileWriter = format === 'jsonl' ? new JsonlFileWriter(path.join(dir, name)) : new ParquetFileWriter(path.join(dir, name));
-    for (let i = 0; i < rows.length; i += 10_000) await writer.writeRows(rows.slice(i, i + 10_000));
-    const written = await writer.close();
-    const last = rows[rows.length - 1] as ExportRow;
-    const manifest: ExportManifest = {
-      format: 'pg-audit-trail export', manifest_version: 1, encoding_version: 1, tenant_id: 'plant_hd', data_format: format,
-      exported_at: new Date().toISOString(), requested_range: { from_sequence_no: 1, to_sequence_no: null },
-      chain_head: { sequence_no: n, record_hash: last.record_hash }, from_sequence_no: 1, to_sequence_no: n, event_count: n,
-      first_prev_hash: rows[0]?.prev_hash ?? null, first_record_hash: rows[0]?.record_hash ?? null, last_record_hash: last.record_hash,
-      files: [{ path: name, sha256: written.sha256, bytes: written.bytes, event_count: n, first_sequence_no: 1, last_sequence_no: n }],
-    };
-    await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
-    dirs.push([format, dir, written.bytes]);
+    // (row groups of 10,000 events, as the exporter writes them)
+    const dir = await writeOneFileExport(path.join(await mkdtemp(path.join(tmpdir(), 'bench-verify-')), 'export'), format, rows, 10_000);
+    dirs.push([format, dir, (await stat(path.join(dir, `events-00001.${format}`))).size]);
   }
   // The bound's SHA-256 (sha256BoundSeconds(): a worker of its own, on a fresh heap, best of three passes).
   rows.length = 0;
