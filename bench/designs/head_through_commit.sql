@@ -1,6 +1,7 @@
 -- The bound of any gapless chain taken in the writing transaction: no trigger,
 -- no event; the transaction only moves its tenant's head (one UPDATE, the last
--- statement before COMMIT, see tpcb_head_through_commit.sql) and holds it
+-- statement before COMMIT: bench/designs.ts runs bench/pgbench/tpcb_tenant.sql
+-- with "UPDATE bench_design.heads SET sequence_no = sequence_no + 1 WHERE
+-- tenant_id = 't' || :tenant;" added before END) and holds it
 -- through the commit. With one hot tenant, every transaction waits for the
 -- previous one's commit: this is as far as such a chain can go.
--- script: tpcb_head_through_commit.sql
