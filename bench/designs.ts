@@ -2,13 +2,13 @@
  * Capture designs side by side on TPC-B-like (bench/pgbench/tpcb_tenant.sql),
  * as ratios to the unaudited run in the same bench run: the measurements
  * behind the README's statement of which targets of the performance issue
- * PL/pgSQL can reach (docs/architecture.md, "What the targets would take").
+ * PL/pgSQL can reach (docs/architecture.md, "What capture costs").
  *
  *   npx tsx bench/designs.ts [--seconds 8] [--reps 3] [--cells 1:100,16:100,16:1] [--only a,b]
  *
  * Designs (bench/designs/*.sql, each in its own clone of one `pgbench -i -s 10`):
- * baseline (no trigger); ours (migrate() and bench/tpcb_audit.sql); floor
- * (bench/floor_chain.sql); head_through_commit (no trigger, the transaction
+ * baseline (no trigger); naive (bench/naive_trigger.sql, no chain); ours
+ * (migrate() and bench/tpcb_audit.sql); floor (bench/floor_chain.sql); head_through_commit (no trigger, the transaction
  * moves its tenant's head as its last statement); deferred_row_chain;
  * deferred_row_chain_with_context_marks; deferred_row_event. A cell is
  * CLIENTS:TENANTS. Runs are interleaved (every design once, then again), each
@@ -104,6 +104,16 @@ function prototype(name: string, what: string, options: { needsAuditTrail?: bool
 
 const DESIGNS: Design[] = [
   { name: 'baseline', what: 'no audit', script: tpcbScript, install: async () => undefined },
+  {
+    // (the bar of the issue's "faster than the naive trigger in every cell", here next to the chains' bounds)
+    name: 'naive',
+    what: 'bench/naive_trigger.sql: to_jsonb(OLD) and to_jsonb(NEW) into one table, no delta, no chain',
+    script: tpcbScript,
+    async install(url) {
+      await sqlFile(url, path.join(benchDir, 'naive_trigger.sql'));
+      await enableAll(url, 'bench_naive_enable');
+    },
+  },
   {
     name: 'ours',
     what: 'pg-audit-trail (capture trigger, buffer, commit step)',
