@@ -4,7 +4,7 @@
  * behind the README's statement of which targets of the performance issue
  * PL/pgSQL can reach (docs/architecture.md, "What capture costs").
  *
- *   npx tsx bench/designs.ts [--seconds 8] [--reps 3] [--cells 1:100,16:100,16:1] [--only a,b]
+ *   npx tsx bench/designs.ts [--seconds 8] [--reps 3] [--cells 1:100,16:100,16:1] [--only a,b] [--out FILE]
  *
  * Designs (bench/designs/*.sql, each in its own clone of one `pgbench -i -s 10`):
  * baseline (no trigger); naive (bench/naive_trigger.sql, no chain); ours
@@ -14,10 +14,12 @@
  * CLIENTS:TENANTS. Runs are interleaved (every design once, then again), each
  * after VACUUM of the small hot tables and a CHECKPOINT; medians with min-max.
  * Afterwards every chain is checked (gapless, linked, hashes recomputed).
- * Writes bench/results/designs.md. Starts its own PostgreSQL like `npm run
+ * Writes bench/results/designs.md (or --out). Starts its own PostgreSQL like `npm run
  * bench` (DATABASE_URL for another server).
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +39,8 @@ interface Design {
   script: string;
   /** "tenants events bad" of its chains after the runs. */
   check?(url: string): Promise<{ tenants: number; events: number; bad: number }>;
+  /** Why the design cannot run on this server (it is then skipped, with that note), or null. */
+  unavailable?(url: string): Promise<string | null>;
 }
 
 const tpcbScript = path.join(benchDir, 'pgbench', 'tpcb_tenant.sql');
@@ -102,6 +106,49 @@ function prototype(name: string, what: string, options: { needsAuditTrail?: bool
   };
 }
 
+/**
+ * The C prototype (designs/deferred_row_event_c.c) is compiled against the
+ * running server's own headers: pg_config of AUDIT_TRAIL_PG_BIN, of Debian's
+ * /usr/lib/postgresql/MAJOR/bin, or on the PATH, if its major version is the
+ * server's and its server headers are installed (Debian:
+ * postgresql-server-dev-MAJOR). The embedded PostgreSQL 17 ships none, so
+ * there the design is skipped with a note.
+ */
+const cModule = path.join(os.tmpdir(), `pg-audit-trail-designs-${process.pid}-deferred_row_event_c.so`);
+let cBuildProblem: string | null | undefined;
+
+async function buildCPrototype(url: string): Promise<string | null> {
+  if (cBuildProblem !== undefined) return cBuildProblem;
+  const major = await withClient(url, async (c) =>
+    Math.floor(Number((await c.query<{ v: string }>("select current_setting('server_version_num') as v")).rows[0]!.v) / 10000));
+  const candidates = [process.env['AUDIT_TRAIL_PG_BIN'], `/usr/lib/postgresql/${major}/bin`, '']
+    .filter((d): d is string => d !== undefined)
+    .map((d) => (d === '' ? 'pg_config' : path.join(d, 'pg_config')));
+  const include = candidates.map((pgConfig) => {
+    try {
+      const version = execFileSync(pgConfig, ['--version'], { encoding: 'utf8' });
+      const dir = execFileSync(pgConfig, ['--includedir-server'], { encoding: 'utf8' }).trim();
+      return new RegExp(`^PostgreSQL ${major}\\b`).test(version) && existsSync(path.join(dir, 'postgres.h')) ? dir : null;
+    } catch {
+      return null;
+    }
+  }).find((d) => d !== null);
+  if (include === undefined || include === null) {
+    cBuildProblem = `no server headers of PostgreSQL ${major} (pg_config and postgres.h; Debian: postgresql-server-dev-${major}); ` +
+      'run it on a server that has them, e.g. AUDIT_TRAIL_PG_BIN=/usr/lib/postgresql/15/bin';
+    return cBuildProblem;
+  }
+  try {
+    execFileSync('cc', ['-O2', '-fPIC', '-shared', `-I${include}`, '-o', cModule, path.join(designsDir, 'deferred_row_event_c.c')],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    await chmod(cModule, 0o755); // the server runs as another OS user
+    cBuildProblem = null;
+  } catch (err) {
+    cBuildProblem = `cc could not build designs/deferred_row_event_c.c: ${String((err as { stderr?: string }).stderr ?? err).split('\n')[0]}`;
+  }
+  return cBuildProblem;
+}
+
 const DESIGNS: Design[] = [
   { name: 'baseline', what: 'no audit', script: tpcbScript, install: async () => undefined },
   {
@@ -145,15 +192,31 @@ const DESIGNS: Design[] = [
   prototype('deferred_row_chain_with_context_marks', 'the same, with the settings of each change and one head move a transaction'),
   prototype('deferred_row_event', 'deferred row trigger writing the full event (delta, ULID, context, encoding)',
     { needsAuditTrail: true, check: 'select * from bench_design.check_trail()' }),
+  {
+    name: 'deferred_row_event_c',
+    what: 'deferred_row_event with its trigger in C (designs/deferred_row_event_c.c), the same event',
+    script: tpcbScript,
+    unavailable: buildCPrototype,
+    async install(url) {
+      await migrate({ databaseUrl: url });
+      await sqlFile(url, path.join(designsDir, 'common.sql'));
+      await sqlFile(url, path.join(designsDir, 'deferred_row_event.sql'));
+      await withClient(url, (c) => c.query(`create or replace function bench_design.capture() returns trigger
+        language c as '${cModule.replace(/'/g, "''")}', 'design_capture_c'`));
+      await enableAll(url, 'bench_design.enable');
+    },
+    check: (url) => countChecks(url, 'select * from bench_design.check_trail()'),
+  },
 ];
 
-function parseArgs(argv: string[]): { seconds: number; reps: number; cells: [number, number][]; only: string[] | null } {
-  const o = { seconds: 8, reps: 3, cells: [[1, 100], [16, 100], [16, 1]] as [number, number][], only: null as string[] | null };
+function parseArgs(argv: string[]): { seconds: number; reps: number; cells: [number, number][]; only: string[] | null; out: string } {
+  const o = { seconds: 8, reps: 3, cells: [[1, 100], [16, 100], [16, 1]] as [number, number][], only: null as string[] | null,
+    out: path.join(benchDir, 'results', 'designs.md') };
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i];
     const v = argv[i + 1];
     if (a === '--help' || a === '-h') {
-      console.log('usage: npx tsx bench/designs.ts [--seconds 8] [--reps 3] [--cells 1:100,16:100,16:1] [--only ours,floor,...]\n' +
+      console.log('usage: npx tsx bench/designs.ts [--seconds 8] [--reps 3] [--cells 1:100,16:100,16:1] [--only ours,floor,...] [--out FILE]\n' +
         `designs: ${DESIGNS.map((d) => d.name).join(', ')} (baseline always runs)`);
       process.exit(0);
     }
@@ -167,6 +230,7 @@ function parseArgs(argv: string[]): { seconds: number; reps: number; cells: [num
         return [Number(m[1]), Number(m[2])] as [number, number];
       });
     } else if (a === '--only') o.only = v.split(',');
+    else if (a === '--out') o.out = path.resolve(v);
     else throw new Error(`unknown option ${a}`);
     i += 1;
   }
@@ -187,6 +251,14 @@ async function main(): Promise<void> {
     const init = await run(findClientTool('pgbench'), ['-i', '-s', '10', '-q', '-I', 'dtGvp'], libpqEnv(template));
     if (init.code !== 0) throw new Error(`pgbench -i failed:\n${init.stderr}`);
     const urls = new Map<string, string>();
+    const skipped: string[] = [];
+    for (const d of [...designs]) {
+      const why = d.unavailable ? await d.unavailable(template) : null;
+      if (why === null) continue;
+      console.log(`NOTE: ${d.name} skipped: ${why}`);
+      skipped.push(`- ${d.name}: skipped: ${why}`);
+      designs.splice(designs.indexOf(d), 1);
+    }
     for (const d of designs) {
       const url = await freshDatabase(server.superuserUrl, `bench_design_${d.name}`, 'bench_designs_template');
       await d.install(url);
@@ -234,14 +306,15 @@ async function main(): Promise<void> {
       `Machine: ${machineDescription()}; server: ${server.source}; pgbench: ${await toolVersion(findClientTool('pgbench'))}; ` +
         `${args.reps} interleaved runs of ${args.seconds} s per design and cell, median [min-max]; ratio = median / baseline median.`, '',
       '| clients | tenants | design | tps | ratio |', '|---|---|---|---|---|', ...table, '',
-      'Designs:', ...designs.map((d) => `- ${d.name}: ${d.what}`), '', 'Chains checked after the runs:', ...checks, '');
-    const out = path.join(benchDir, 'results', 'designs.md');
+      'Designs:', ...designs.map((d) => `- ${d.name}: ${d.what}`), ...skipped, '', 'Chains checked after the runs:', ...checks, '');
+    const out = args.out;
     await mkdir(path.dirname(out), { recursive: true });
     await writeFile(out, lines.join('\n'));
     console.log(`\n${lines.join('\n')}\nwritten to ${path.relative(process.cwd(), out)}`);
   } finally {
     await server.stop();
     await rm(headThroughCommitScript, { force: true });
+    await rm(cModule, { force: true });
   }
 }
 

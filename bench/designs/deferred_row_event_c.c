@@ -1,0 +1,521 @@
+/*
+ * deferred_row_event.sql's trigger written in C: what building the event on
+ * the server in C, rather than in SQL and PL/pgSQL, would buy. A prototype
+ * for bench/designs.ts, not part of the product (which installs by
+ * migration, with no compiled code on the server).
+ *
+ * The same structure and the same event as deferred_row_event.sql's
+ * bench_design.capture(): a deferred constraint row trigger that, at commit,
+ * per changed row, builds the event (the field delta, a ULID, the actor and
+ * context from the session's audit_trail.* settings, db_identity), encodes it
+ * canonically (docs/hash-chain.md), moves the tenant's head and writes the
+ * event into bench_design.trail; bench_design.check_trail() recomputes every
+ * hash with audit_trail.encode_body() afterwards. Differences, all in the
+ * prototype's favour or neutral: the row images are not built as jsonb (each
+ * column's JSON text is written directly, for the column types of pgbench's
+ * tables: numbers, text, timestamps; others are refused), db_identity is read
+ * once per transaction, and the head is read and moved with two saved plans.
+ *
+ * Built by bench/designs.ts against the server's own headers (pg_config
+ * --includedir-server; PostgreSQL 15 here, from Debian's
+ * postgresql-server-dev-15) and loaded from its path.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(design_capture_c);
+
+/* Saved plans: read and lock the head, move it, write the event. */
+static SPIPlanPtr head_plan = NULL;
+static SPIPlanPtr move_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr identity_plan = NULL;
+/* db_identity of the transaction that last asked for it. */
+static LocalTransactionId identity_lxid = InvalidLocalTransactionId;
+static char *identity_text = NULL;
+
+/* An audit_trail.* setting; NULL when unset or empty, as nullif(current_setting(..., true), ''). */
+static const char *
+setting(const char *name)
+{
+	const char *v = GetConfigOption(name, true, false);
+
+	return (v == NULL || v[0] == '\0') ? NULL : v;
+}
+
+/* A canonical field: 4-byte big-endian length, then the bytes; NULL is 0xFFFFFFFF. */
+static void
+put_field(StringInfo body, const char *bytes, int len)
+{
+	uint32		n = pg_hton32(bytes == NULL ? 0xFFFFFFFFu : (uint32) len);
+
+	appendBinaryStringInfo(body, (const char *) &n, 4);
+	if (bytes != NULL)
+		appendBinaryStringInfo(body, bytes, len);
+}
+
+static void
+put_text(StringInfo body, const char *s)
+{
+	put_field(body, s, s == NULL ? 0 : (int) strlen(s));
+}
+
+static void
+put_int8(StringInfo body, int64 v)
+{
+	uint64		n = pg_hton64((uint64) v);
+
+	put_field(body, (const char *) &n, 8);
+}
+
+/* Microseconds since 1970-01-01 UTC of a timestamptz. */
+static int64
+unix_micros(TimestampTz t)
+{
+	return (int64) t + ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC);
+}
+
+/* A ULID: 48-bit milliseconds and 80 random bits, Crockford base32. */
+static void
+new_ulid(TimestampTz now, char *out)
+{
+	static const char digits[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	uint64		ms = (uint64) (unix_micros(now) / 1000);
+	uint8		r[10];
+	int			i;
+
+	if (!pg_strong_random(r, sizeof(r)))
+		elog(ERROR, "could not draw random bytes");
+	for (i = 9; i >= 0; i--)
+	{
+		out[i] = digits[ms & 31];
+		ms >>= 5;
+	}
+	/* 80 bits: two 40-bit halves, eight digits each */
+	for (i = 0; i < 2; i++)
+	{
+		uint64		half = 0;
+		int			j;
+
+		for (j = 0; j < 5; j++)
+			half = (half << 8) | r[i * 5 + j];
+		for (j = 7; j >= 0; j--)
+		{
+			out[10 + i * 8 + j] = digits[half & 31];
+			half >>= 5;
+		}
+	}
+	out[26] = '\0';
+}
+
+/* The JSON text to_jsonb() gives a column's value (the types of pgbench's tables and their like). */
+static void
+append_json_value(StringInfo out, Datum value, bool isnull, Oid typid)
+{
+	Oid			outfn;
+	bool		varlena;
+	char	   *s;
+
+	if (isnull)
+	{
+		appendStringInfoString(out, "null");
+		return;
+	}
+	switch (typid)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			getTypeOutputInfo(typid, &outfn, &varlena);
+			s = OidOutputFunctionCall(outfn, value);
+			/* NaN and the infinities are strings in JSON */
+			if (strcmp(s, "NaN") == 0 || strcmp(s, "Infinity") == 0 || strcmp(s, "-Infinity") == 0)
+				escape_json(out, s);
+			else
+				appendStringInfoString(out, s);
+			return;
+		case BOOLOID:
+			appendStringInfoString(out, DatumGetBool(value) ? "true" : "false");
+			return;
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			{
+				char		buf[MAXDATELEN + 1];
+
+				JsonEncodeDateTime(buf, value, typid, NULL);
+				escape_json(out, buf);
+				return;
+			}
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+			getTypeOutputInfo(typid, &outfn, &varlena);
+			escape_json(out, OidOutputFunctionCall(outfn, value));
+			return;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the C prototype does not write columns of type %s", format_type_be(typid))));
+	}
+}
+
+typedef struct Column
+{
+	const char *name;
+	int			attnum;
+	Oid			typid;
+} Column;
+
+static int
+column_by_name(const void *a, const void *b)
+{
+	return strcmp(((const Column *) a)->name, ((const Column *) b)->name);
+}
+
+/* The field delta as jsonb text: every column for a create or delete, the changed ones for an update; NULL when none changed. */
+static char *
+changes_text(TupleDesc desc, HeapTuple oldt, HeapTuple newt)
+{
+	Column	   *cols = palloc(sizeof(Column) * desc->natts);
+	int			n = 0;
+	int			i;
+	bool		any = false;
+	StringInfoData out;
+	StringInfoData before;
+	StringInfoData after;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		cols[n].name = NameStr(att->attname);
+		cols[n].attnum = att->attnum;
+		cols[n].typid = att->atttypid;
+		n++;
+	}
+	/* order by key, as the SQL's array_agg(... order by f.key) in a C-collation database */
+	qsort(cols, n, sizeof(Column), column_by_name);
+
+	initStringInfo(&out);
+	initStringInfo(&before);
+	initStringInfo(&after);
+	appendStringInfoChar(&out, '[');
+	for (i = 0; i < n; i++)
+	{
+		bool		bnull = true;
+		bool		anull = true;
+		Datum		bv = (Datum) 0;
+		Datum		av = (Datum) 0;
+
+		resetStringInfo(&before);
+		resetStringInfo(&after);
+		if (oldt != NULL)
+			bv = heap_getattr(oldt, cols[i].attnum, desc, &bnull);
+		if (newt != NULL)
+			av = heap_getattr(newt, cols[i].attnum, desc, &anull);
+		append_json_value(&before, bv, oldt == NULL || bnull, cols[i].typid);
+		append_json_value(&after, av, newt == NULL || anull, cols[i].typid);
+		/* an update records the fields whose JSON differs (the SQL compares the jsonb values) */
+		if (oldt != NULL && newt != NULL && strcmp(before.data, after.data) == 0)
+			continue;
+		if (any)
+			appendStringInfoString(&out, ", ");
+		any = true;
+		appendStringInfoString(&out, "{\"after\": ");
+		appendStringInfoString(&out, newt == NULL ? "null" : after.data);
+		appendStringInfoString(&out, ", \"field\": ");
+		escape_json(&out, cols[i].name);
+		appendStringInfoString(&out, ", \"before\": ");
+		appendStringInfoString(&out, oldt == NULL ? "null" : before.data);
+		appendStringInfoChar(&out, '}');
+	}
+	appendStringInfoChar(&out, ']');
+	return any ? out.data : NULL;
+}
+
+/* A string member of the trigger's options (jsonb text), or the first element of an array member. */
+static char *
+option(Jsonb *options, const char *key, bool first_of_array)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&options->root, JB_FOBJECT, &k);
+	if (v != NULL && first_of_array && v->type == jbvBinary)
+		v = getIthJsonbValueFromContainer(v->val.binary.data, 0);
+	if (v == NULL || v->type != jbvString)
+		elog(ERROR, "the trigger's options have no string \"%s\"", key);
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static SPIPlanPtr
+saved_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+static Datum
+text_or_null(const char *s, bool *isnull)
+{
+	*isnull = (s == NULL);
+	return s == NULL ? (Datum) 0 : CStringGetTextDatum(s);
+}
+
+Datum
+design_capture_c(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	oldt = NULL;
+	HeapTuple	newt = NULL;
+	const char *action;
+	Jsonb	   *options;
+	char	   *table;
+	char	   *resource_type;
+	char	   *key_column;
+	char	   *resource_id = NULL;
+	const char *tenant;
+	const char *occurred_setting;
+	const char *actor_type;
+	const char *request_id;
+	char	   *changes;
+	Datum		changes_jsonb;
+	Datum		context_jsonb;
+	char	   *changes_out;
+	char	   *context_out;
+	StringInfoData ctx;
+	StringInfoData body;
+	char		event_id[27];
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz occurred_at;
+	int64		seq;
+	bytea	   *prev;
+	uint8		hash[32];
+	bytea	   *record_hash;
+	pg_cryptohash_ctx *sha;
+	Datum		values[20];
+	bool		nulls[20];
+	bool		isnull;
+	int			ret;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "design_capture_c: an AFTER ... FOR EACH ROW trigger only");
+	if (td->tg_trigger->tgnargs != 1)
+		elog(ERROR, "design_capture_c: one argument, the options");
+	desc = RelationGetDescr(td->tg_relation);
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	{
+		newt = td->tg_trigtuple;
+		action = "create";
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+	{
+		oldt = td->tg_trigtuple;
+		action = "delete";
+	}
+	else
+	{
+		oldt = td->tg_trigtuple;
+		newt = td->tg_newtuple;
+		action = "update";
+	}
+
+	changes = changes_text(desc, oldt, newt);
+	if (changes == NULL)
+		return PointerGetDatum(NULL);	/* an update of nothing writes nothing */
+
+	options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(td->tg_trigger->tgargs[0])));
+	table = option(options, "table", false);
+	resource_type = option(options, "resource_type", false);
+	key_column = option(options, "key_columns", true);
+	{
+		int			attnum = SPI_fnumber(desc, key_column);
+		HeapTuple	keyt = newt != NULL ? newt : oldt;
+
+		if (attnum <= 0)
+			elog(ERROR, "no column \"%s\"", key_column);
+		resource_id = SPI_getvalue(keyt, desc, attnum);
+	}
+
+	tenant = GetConfigOption("audit_trail.tenant_id", false, false);
+	occurred_setting = setting("audit_trail.occurred_at");
+	occurred_at = occurred_setting == NULL ? now
+		: DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(occurred_setting),
+												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	actor_type = setting("audit_trail.actor_type");
+	if (actor_type == NULL)
+		actor_type = "user";
+	request_id = setting("audit_trail.request_id");
+
+	/* context: {"table": ...} || strip_nulls({"request_id": ..., "capture_method": "trigger"}) */
+	initStringInfo(&ctx);
+	appendStringInfoString(&ctx, "{\"table\": ");
+	escape_json(&ctx, table);
+	if (request_id != NULL)
+	{
+		appendStringInfoString(&ctx, ", \"request_id\": ");
+		escape_json(&ctx, request_id);
+	}
+	appendStringInfoString(&ctx, ", \"capture_method\": \"trigger\"}");
+
+	/* jsonb values, and their text as jsonb_out() gives it: what the canonical encoding hashes */
+	changes_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(changes));
+	context_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.data));
+	changes_out = JsonbToCString(NULL, &DatumGetJsonbP(changes_jsonb)->root, VARSIZE(DatumGetPointer(changes_jsonb)));
+	context_out = JsonbToCString(NULL, &DatumGetJsonbP(context_jsonb)->root, VARSIZE(DatumGetPointer(context_jsonb)));
+	new_ulid(now, event_id);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (head_plan == NULL)
+	{
+		Oid			head_types[1] = {TEXTOID};
+		Oid			move_types[3] = {TEXTOID, INT8OID, BYTEAOID};
+		Oid			insert_types[20] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+			TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, JSONBOID, JSONOID,
+		BYTEAOID, BYTEAOID};
+
+		head_plan = saved_plan("select sequence_no, record_hash from bench_design.heads where tenant_id = $1 for update",
+							   1, head_types);
+		move_plan = saved_plan("update bench_design.heads set sequence_no = $2, prev_hash = record_hash, record_hash = $3 "
+							   "where tenant_id = $1", 3, move_types);
+		insert_plan = saved_plan("insert into bench_design.trail (event_id, tenant_id, sequence_no, occurred_at, ingested_at, "
+								 "actor_type, actor_id, actor_name, auth_method, source_ip, user_agent_hash, action, "
+								 "resource_type, resource_id, parent_type, parent_id, changes, reason, context, db_identity, "
+								 "encoding_version, prev_hash, record_hash) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+								 "$11, $12, $13, $14, null, null, $15, $16, $17, $18, 1, $19, $20)", 20, insert_types);
+		identity_plan = saved_plan("select audit_trail.db_identity_text(session_user::text, "
+								   "pg_catalog.current_setting('application_name'), pg_catalog.inet_client_addr(), "
+								   "pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id())::text", 0, NULL);
+	}
+	/* db_identity: once per transaction, as the product's commit step */
+	if (identity_text == NULL || identity_lxid != MyProc->lxid)
+	{
+		char	   *t;
+
+		if (SPI_execute_plan(identity_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "db_identity_text() failed");
+		t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (identity_text != NULL)
+			pfree(identity_text);
+		identity_text = MemoryContextStrdup(TopMemoryContext, t);
+		identity_lxid = MyProc->lxid;
+	}
+
+	/* the tenant's head, locked until the end of the commit */
+	values[0] = CStringGetTextDatum(tenant);
+	ret = SPI_execute_plan(head_plan, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "no head for tenant \"%s\"", tenant);
+	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) + 1;
+	prev = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (VARSIZE_ANY_EXHDR(prev) != 32)
+		elog(ERROR, "the head's hash is not 32 bytes");
+
+	/* the canonical encoding (docs/hash-chain.md) and the chain step */
+	initStringInfo(&body);
+	appendBinaryStringInfo(&body, "PGAT\x00\x01", 6);
+	put_text(&body, event_id);
+	put_text(&body, tenant);
+	put_int8(&body, unix_micros(occurred_at));
+	put_int8(&body, unix_micros(now));
+	put_text(&body, actor_type);
+	put_text(&body, setting("audit_trail.actor_id"));
+	put_text(&body, setting("audit_trail.actor_name"));
+	put_text(&body, setting("audit_trail.auth_method"));
+	put_text(&body, setting("audit_trail.source_ip"));
+	put_text(&body, setting("audit_trail.user_agent_hash"));
+	put_text(&body, action);
+	put_text(&body, resource_type);
+	put_text(&body, resource_id);
+	put_text(&body, NULL);		/* parent_type */
+	put_text(&body, NULL);		/* parent_id */
+	put_text(&body, changes_out);
+	put_text(&body, setting("audit_trail.reason"));
+	put_text(&body, context_out);
+	put_text(&body, identity_text);
+	put_int8(&body, seq);
+	put_field(&body, VARDATA_ANY(prev), 32);
+	sha = pg_cryptohash_create(PG_SHA256);
+	if (sha == NULL || pg_cryptohash_init(sha) < 0 || pg_cryptohash_update(sha, (uint8 *) body.data, body.len) < 0 ||
+		pg_cryptohash_final(sha, hash, sizeof(hash)) < 0)
+		elog(ERROR, "SHA-256 failed");
+	pg_cryptohash_free(sha);
+	record_hash = palloc(VARHDRSZ + 32);
+	SET_VARSIZE(record_hash, VARHDRSZ + 32);
+	memcpy(VARDATA(record_hash), hash, 32);
+
+	values[1] = Int64GetDatum(seq);
+	values[2] = PointerGetDatum(record_hash);
+	if (SPI_execute_plan(move_plan, values, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "the head of tenant \"%s\" did not move", tenant);
+
+	memset(nulls, false, sizeof(nulls));
+	values[0] = CStringGetTextDatum(event_id);
+	values[1] = CStringGetTextDatum(tenant);
+	values[2] = Int64GetDatum(seq);
+	values[3] = TimestampTzGetDatum(occurred_at);
+	values[4] = TimestampTzGetDatum(now);
+	values[5] = CStringGetTextDatum(actor_type);
+	values[6] = text_or_null(setting("audit_trail.actor_id"), &nulls[6]);
+	values[7] = text_or_null(setting("audit_trail.actor_name"), &nulls[7]);
+	values[8] = text_or_null(setting("audit_trail.auth_method"), &nulls[8]);
+	values[9] = text_or_null(setting("audit_trail.source_ip"), &nulls[9]);
+	values[10] = text_or_null(setting("audit_trail.user_agent_hash"), &nulls[10]);
+	values[11] = CStringGetTextDatum(action);
+	values[12] = CStringGetTextDatum(resource_type);
+	values[13] = text_or_null(resource_id, &nulls[13]);
+	values[14] = changes_jsonb;
+	values[15] = text_or_null(setting("audit_trail.reason"), &nulls[15]);
+	values[16] = context_jsonb;
+	values[17] = CStringGetTextDatum(identity_text);	/* json's stored form is its text */
+	values[18] = PointerGetDatum(prev);
+	values[19] = PointerGetDatum(record_hash);
+	{
+		char		n[20];
+		int			i;
+
+		for (i = 0; i < 20; i++)
+			n[i] = nulls[i] ? 'n' : ' ';
+		if (SPI_execute_plan(insert_plan, values, n, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "the event was not written");
+	}
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
