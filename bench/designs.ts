@@ -134,8 +134,8 @@ async function buildCPrototype(url: string): Promise<string | null> {
     }
   }).find((d) => d !== null);
   if (include === undefined || include === null) {
-    cBuildProblem = `no server headers of PostgreSQL ${major} (pg_config and postgres.h; Debian: postgresql-server-dev-${major}); ` +
-      'run it on a server that has them, e.g. AUDIT_TRAIL_PG_BIN=/usr/lib/postgresql/15/bin';
+    cBuildProblem = `no server headers of PostgreSQL ${major} (a pg_config of that version whose --includedir-server holds postgres.h); ` +
+      'run it on a server whose headers are installed, e.g. Debian\'s PostgreSQL 15 with postgresql-server-dev-15: AUDIT_TRAIL_PG_BIN=/usr/lib/postgresql/15/bin';
     return cBuildProblem;
   }
   try {

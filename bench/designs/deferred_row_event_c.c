@@ -403,27 +403,37 @@ design_capture_c(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* (each plan prepared once per session; one that failed is prepared again at the next call) */
 	if (head_plan == NULL)
 	{
-		Oid			head_types[1] = {TEXTOID};
-		Oid			move_types[3] = {TEXTOID, INT8OID, BYTEAOID};
-		Oid			insert_types[20] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+		Oid			types[1] = {TEXTOID};
+
+		head_plan = saved_plan("select sequence_no, record_hash from bench_design.heads where tenant_id = $1 for update",
+							   1, types);
+	}
+	if (move_plan == NULL)
+	{
+		Oid			types[3] = {TEXTOID, INT8OID, BYTEAOID};
+
+		move_plan = saved_plan("update bench_design.heads set sequence_no = $2, prev_hash = record_hash, record_hash = $3 "
+							   "where tenant_id = $1", 3, types);
+	}
+	if (insert_plan == NULL)
+	{
+		Oid			types[20] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
 			TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, JSONBOID, JSONOID,
 		BYTEAOID, BYTEAOID};
 
-		head_plan = saved_plan("select sequence_no, record_hash from bench_design.heads where tenant_id = $1 for update",
-							   1, head_types);
-		move_plan = saved_plan("update bench_design.heads set sequence_no = $2, prev_hash = record_hash, record_hash = $3 "
-							   "where tenant_id = $1", 3, move_types);
 		insert_plan = saved_plan("insert into bench_design.trail (event_id, tenant_id, sequence_no, occurred_at, ingested_at, "
 								 "actor_type, actor_id, actor_name, auth_method, source_ip, user_agent_hash, action, "
 								 "resource_type, resource_id, parent_type, parent_id, changes, reason, context, db_identity, "
 								 "encoding_version, prev_hash, record_hash) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-								 "$11, $12, $13, $14, null, null, $15, $16, $17, $18, 1, $19, $20)", 20, insert_types);
+								 "$11, $12, $13, $14, null, null, $15, $16, $17, $18, 1, $19, $20)", 20, types);
+	}
+	if (identity_plan == NULL)
 		identity_plan = saved_plan("select audit_trail.db_identity_text(session_user::text, "
 								   "pg_catalog.current_setting('application_name'), pg_catalog.inet_client_addr(), "
 								   "pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id())::text", 0, NULL);
-	}
 	/* db_identity: once per transaction, as the product's commit step */
 	if (identity_text == NULL || identity_lxid != MyProc->lxid)
 	{
