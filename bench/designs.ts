@@ -106,6 +106,20 @@ function prototype(name: string, what: string, options: { needsAuditTrail?: bool
   };
 }
 
+/** A trigger of `npm run bench` (a file in bench/ and its function that attaches it to a table). */
+function benchTrigger(name: string, what: string, file: string, enable: string, check?: string): Design {
+  return {
+    name,
+    what: `bench/${file}: ${what}`,
+    script: tpcbScript,
+    async install(url) {
+      await sqlFile(url, path.join(benchDir, file));
+      await enableAll(url, enable);
+    },
+    ...(check === undefined ? {} : { check: (url: string) => countChecks(url, check) }),
+  };
+}
+
 /**
  * The C prototype (designs/deferred_row_event_c.c) is compiled against the
  * running server's own headers: pg_config of AUDIT_TRAIL_PG_BIN, of Debian's
@@ -151,16 +165,8 @@ async function buildCPrototype(url: string): Promise<string | null> {
 
 const DESIGNS: Design[] = [
   { name: 'baseline', what: 'no audit', script: tpcbScript, install: async () => undefined },
-  {
-    // (the bar of the issue's "faster than the naive trigger in every cell", here next to the chains' bounds)
-    name: 'naive',
-    what: 'bench/naive_trigger.sql: to_jsonb(OLD) and to_jsonb(NEW) into one table, no delta, no chain',
-    script: tpcbScript,
-    async install(url) {
-      await sqlFile(url, path.join(benchDir, 'naive_trigger.sql'));
-      await enableAll(url, 'bench_naive_enable');
-    },
-  },
+  // (the bar of the issue's "faster than the naive trigger in every cell", here next to the chains' bounds)
+  benchTrigger('naive', 'to_jsonb(OLD) and to_jsonb(NEW) into one table, no delta, no chain', 'naive_trigger.sql', 'bench_naive_enable'),
   {
     name: 'ours',
     what: 'pg-audit-trail (capture trigger, buffer, commit step)',
@@ -173,16 +179,8 @@ const DESIGNS: Design[] = [
       countChecks(url, `select count(*) as tenants, coalesce(sum(v.events_checked), 0) as events, count(*) filter (where not v.ok) as bad
                           from audit_trail.chain_heads h cross join lateral audit_trail.verify(h.tenant_id) v`),
   },
-  {
-    name: 'floor',
-    what: 'bench/floor_chain.sql: row trigger into a buffer, chain at commit, nothing else',
-    script: tpcbScript,
-    async install(url) {
-      await sqlFile(url, path.join(benchDir, 'floor_chain.sql'));
-      await enableAll(url, 'bench_floor.enable');
-    },
-    check: (url) => countChecks(url, bareChainCheck('bench_floor.events')),
-  },
+  benchTrigger('floor', 'row trigger into a buffer, chain at commit, nothing else', 'floor_chain.sql', 'bench_floor.enable',
+    bareChainCheck('bench_floor.events')),
   prototype('head_through_commit', 'no trigger; the head moved by the last statement and held through the commit',
     // (no events: the check counts the heads' moves, and fails if the script did not move them)
     { script: headThroughCommitScript,
