@@ -2,15 +2,18 @@
  * Capture designs side by side on TPC-B-like (bench/pgbench/tpcb_tenant.sql),
  * as ratios to the unaudited run in the same bench run: the measurements
  * behind the README's statement of which targets of the performance issue
- * PL/pgSQL can reach (docs/architecture.md, "What capture costs").
+ * PL/pgSQL can reach, and what C on the server would (docs/architecture.md,
+ * "What capture costs").
  *
  *   npx tsx bench/designs.ts [--seconds 8] [--reps 3] [--cells 1:100,16:100,16:1] [--only a,b] [--out FILE]
  *
  * Designs (bench/designs/*.sql, each in its own clone of one `pgbench -i -s 10`):
  * baseline (no trigger); naive (bench/naive_trigger.sql, no chain); ours
- * (migrate() and bench/tpcb_audit.sql); floor (bench/floor_chain.sql); head_through_commit (no trigger, the transaction
- * moves its tenant's head as its last statement); deferred_row_chain;
- * deferred_row_chain_with_context_marks; deferred_row_event. A cell is
+ * (migrate() and bench/tpcb_audit.sql); floor (bench/floor_chain.sql);
+ * head_through_commit (no trigger, the transaction moves its tenant's head as
+ * its last statement); deferred_row_chain; deferred_row_chain_with_context_marks;
+ * deferred_row_event; deferred_row_event_c (its trigger in C, built against
+ * the server's headers; skipped with a note where there are none). A cell is
  * CLIENTS:TENANTS. Runs are interleaved (every design once, then again), each
  * after VACUUM of the small hot tables and a CHECKPOINT; medians with min-max.
  * Afterwards every chain is checked (gapless, linked, hashes recomputed).
@@ -305,10 +308,9 @@ async function main(): Promise<void> {
         `${args.reps} interleaved runs of ${args.seconds} s per design and cell, median [min-max]; ratio = median / baseline median.`, '',
       '| clients | tenants | design | tps | ratio |', '|---|---|---|---|---|', ...table, '',
       'Designs:', ...designs.map((d) => `- ${d.name}: ${d.what}`), ...skipped, '', 'Chains checked after the runs:', ...checks, '');
-    const out = args.out;
-    await mkdir(path.dirname(out), { recursive: true });
-    await writeFile(out, lines.join('\n'));
-    console.log(`\n${lines.join('\n')}\nwritten to ${path.relative(process.cwd(), out)}`);
+    await mkdir(path.dirname(args.out), { recursive: true });
+    await writeFile(args.out, lines.join('\n'));
+    console.log(`\n${lines.join('\n')}\nwritten to ${path.relative(process.cwd(), args.out)}`);
   } finally {
     await server.stop();
     await rm(headThroughCommitScript, { force: true });
