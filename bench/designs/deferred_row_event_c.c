@@ -10,11 +10,13 @@
  * context from the session's audit_trail.* settings, db_identity), encodes it
  * canonically (docs/hash-chain.md), moves the tenant's head and writes the
  * event into bench_design.trail; bench_design.check_trail() recomputes every
- * hash with audit_trail.encode_body() afterwards. Differences, all in the
- * prototype's favour or neutral: the row images are not built as jsonb (each
- * column's JSON text is written directly, for the column types of pgbench's
- * tables: numbers, text, timestamps; others are refused), db_identity is read
- * once per transaction, and the head is read and moved with two saved plans.
+ * hash with audit_trail.encode_body() afterwards. Differences, in the
+ * prototype's favour or neutral: the field delta is written from each
+ * column's JSON text directly rather than from to_jsonb() row images (for
+ * the column types of pgbench's tables and their like: numbers, booleans,
+ * text, dates and timestamps; others are refused), db_identity is read once
+ * per transaction (as the product's commit step does), and the head is read
+ * and moved with two saved plans instead of one UPDATE ... RETURNING.
  *
  * Built by bench/designs.ts against the server's own headers (pg_config
  * --includedir-server; PostgreSQL 15 here, from Debian's
