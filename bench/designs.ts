@@ -20,14 +20,13 @@
  * Writes bench/results/designs.md (or --out). Starts its own PostgreSQL like `npm run
  * bench` (DATABASE_URL for another server).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate } from '../src/db/migrate.ts';
 import { findClientTool, libpqEnv, machineDescription, run, runPgbench, summarize, toolVersion } from './lib.ts';
+import { buildCPrototype } from './designs/c_prototype.ts';
 import { freshDatabase, startBenchServer, withClient } from './server.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -123,48 +122,8 @@ function benchTrigger(name: string, what: string, file: string, enable: string, 
   };
 }
 
-/**
- * The C prototype (designs/deferred_row_event_c.c) is compiled against the
- * running server's own headers: pg_config of AUDIT_TRAIL_PG_BIN, of Debian's
- * /usr/lib/postgresql/MAJOR/bin, or on the PATH, if its major version is the
- * server's and its server headers are installed (Debian:
- * postgresql-server-dev-MAJOR). The embedded PostgreSQL 17 ships none, so
- * there the design is skipped with a note.
- */
+/** Where designs/c_prototype.ts builds the C prototype for this run. */
 const cModule = path.join(os.tmpdir(), `pg-audit-trail-designs-${process.pid}-deferred_row_event_c.so`);
-let cBuildProblem: string | null | undefined;
-
-async function buildCPrototype(url: string): Promise<string | null> {
-  if (cBuildProblem !== undefined) return cBuildProblem;
-  const major = await withClient(url, async (c) =>
-    Math.floor(Number((await c.query<{ v: string }>("select current_setting('server_version_num') as v")).rows[0]!.v) / 10000));
-  const candidates = [process.env['AUDIT_TRAIL_PG_BIN'], `/usr/lib/postgresql/${major}/bin`, '']
-    .filter((d): d is string => d !== undefined)
-    .map((d) => (d === '' ? 'pg_config' : path.join(d, 'pg_config')));
-  const include = candidates.map((pgConfig) => {
-    try {
-      const version = execFileSync(pgConfig, ['--version'], { encoding: 'utf8' });
-      const dir = execFileSync(pgConfig, ['--includedir-server'], { encoding: 'utf8' }).trim();
-      return new RegExp(`^PostgreSQL ${major}\\b`).test(version) && existsSync(path.join(dir, 'postgres.h')) ? dir : null;
-    } catch {
-      return null;
-    }
-  }).find((d) => d !== null);
-  if (include === undefined || include === null) {
-    cBuildProblem = `no server headers of PostgreSQL ${major} (a pg_config of that version whose --includedir-server holds postgres.h); ` +
-      'run it on a server whose headers are installed, e.g. Debian\'s PostgreSQL 15 with postgresql-server-dev-15: AUDIT_TRAIL_PG_BIN=/usr/lib/postgresql/15/bin';
-    return cBuildProblem;
-  }
-  try {
-    execFileSync('cc', ['-O2', '-fPIC', '-shared', `-I${include}`, '-o', cModule, path.join(designsDir, 'deferred_row_event_c.c')],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    await chmod(cModule, 0o755); // the server runs as another OS user
-    cBuildProblem = null;
-  } catch (err) {
-    cBuildProblem = `cc could not build designs/deferred_row_event_c.c: ${String((err as { stderr?: string }).stderr ?? err).split('\n')[0]}`;
-  }
-  return cBuildProblem;
-}
 
 const DESIGNS: Design[] = [
   { name: 'baseline', what: 'no audit', script: tpcbScript, install: async () => undefined },
@@ -197,7 +156,7 @@ const DESIGNS: Design[] = [
     name: 'deferred_row_event_c',
     what: 'deferred_row_event with its trigger in C (designs/deferred_row_event_c.c), the same event',
     script: tpcbScript,
-    unavailable: buildCPrototype,
+    unavailable: (url) => buildCPrototype(url, cModule),
     async install(url) {
       await migrate({ databaseUrl: url });
       await sqlFile(url, path.join(designsDir, 'common.sql'));

@@ -29,6 +29,7 @@
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -42,16 +43,21 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/queryenvironment.h"
+#include "utils/tuplestore.h"
 
 PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(design_capture_c);
+PG_FUNCTION_INFO_V1(design_capture_inserts_c);
 
 /* Saved plans: read and lock the head, move it, write the event. */
 static SPIPlanPtr head_plan = NULL;
 static SPIPlanPtr move_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr identity_plan = NULL;
+/* Events a bulk statement collects before it writes them. */
+#define BUILT_BATCH 1000
 /* db_identity of the transaction that last asked for it. */
 static LocalTransactionId identity_lxid = InvalidLocalTransactionId;
 static char *identity_text = NULL;
@@ -299,112 +305,30 @@ text_or_null(const char *s, bool *isnull)
 	return s == NULL ? (Datum) 0 : CStringGetTextDatum(s);
 }
 
-Datum
-design_capture_c(PG_FUNCTION_ARGS)
+/* What every event of one trigger call shares: its table's options, the session's settings, the context. */
+typedef struct Call
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	HeapTuple	oldt = NULL;
-	HeapTuple	newt = NULL;
-	const char *action;
-	Jsonb	   *options;
 	char	   *table;
 	char	   *resource_type;
-	char	   *key_column;
-	char	   *resource_id = NULL;
+	int			key_attnum;
+	int			tenant_attnum;	/* 0: the tenant is the session's audit_trail.tenant_id */
 	const char *tenant;
-	const char *occurred_setting;
 	const char *actor_type;
-	const char *request_id;
-	char	   *changes;
-	Datum		changes_jsonb;
+	const char *actor_id;
+	const char *actor_name;
+	const char *auth_method;
+	const char *source_ip;
+	const char *user_agent_hash;
+	const char *reason;
+	const char *occurred_setting;
 	Datum		context_jsonb;
-	char	   *changes_out;
 	char	   *context_out;
-	StringInfoData ctx;
-	StringInfoData body;
-	char		event_id[27];
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz occurred_at;
-	int64		seq;
-	bytea	   *prev;
-	uint8		hash[32];
-	bytea	   *record_hash;
-	pg_cryptohash_ctx *sha;
-	Datum		values[20];
-	bool		nulls[20];
-	bool		isnull;
-	int			ret;
+} Call;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "design_capture_c: an AFTER ... FOR EACH ROW trigger only");
-	if (td->tg_trigger->tgnargs != 1)
-		elog(ERROR, "design_capture_c: one argument, the options");
-	desc = RelationGetDescr(td->tg_relation);
-	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-	{
-		newt = td->tg_trigtuple;
-		action = "create";
-	}
-	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-	{
-		oldt = td->tg_trigtuple;
-		action = "delete";
-	}
-	else
-	{
-		oldt = td->tg_trigtuple;
-		newt = td->tg_newtuple;
-		action = "update";
-	}
-
-	changes = changes_text(desc, oldt, newt);
-	if (changes == NULL)
-		return PointerGetDatum(NULL);	/* an update of nothing writes nothing */
-
-	options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(td->tg_trigger->tgargs[0])));
-	table = option(options, "table", false);
-	resource_type = option(options, "resource_type", false);
-	key_column = option(options, "key_columns", true);
-	{
-		int			attnum = SPI_fnumber(desc, key_column);
-		HeapTuple	keyt = newt != NULL ? newt : oldt;
-
-		if (attnum <= 0)
-			elog(ERROR, "no column \"%s\"", key_column);
-		resource_id = SPI_getvalue(keyt, desc, attnum);
-	}
-
-	tenant = GetConfigOption("audit_trail.tenant_id", false, false);
-	occurred_setting = setting("audit_trail.occurred_at");
-	occurred_at = occurred_setting == NULL ? now
-		: DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(occurred_setting),
-												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-	actor_type = setting("audit_trail.actor_type");
-	if (actor_type == NULL)
-		actor_type = "user";
-	request_id = setting("audit_trail.request_id");
-
-	/* context: {"table": ...} || strip_nulls({"request_id": ..., "capture_method": "trigger"}) */
-	initStringInfo(&ctx);
-	appendStringInfoString(&ctx, "{\"table\": ");
-	escape_json(&ctx, table);
-	if (request_id != NULL)
-	{
-		appendStringInfoString(&ctx, ", \"request_id\": ");
-		escape_json(&ctx, request_id);
-	}
-	appendStringInfoString(&ctx, ", \"capture_method\": \"trigger\"}");
-
-	/* jsonb values, and their text as jsonb_out() gives it: what the canonical encoding hashes */
-	changes_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(changes));
-	context_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.data));
-	changes_out = JsonbToCString(NULL, &DatumGetJsonbP(changes_jsonb)->root, VARSIZE(DatumGetPointer(changes_jsonb)));
-	context_out = JsonbToCString(NULL, &DatumGetJsonbP(context_jsonb)->root, VARSIZE(DatumGetPointer(context_jsonb)));
-	new_ulid(now, event_id);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+/* The plans, connected to SPI; db_identity of this transaction. */
+static void
+prepare_plans(void)
+{
 	/* (each plan prepared once per session; one that failed is prepared again at the next call) */
 	if (head_plan == NULL)
 	{
@@ -449,76 +373,201 @@ design_capture_c(PG_FUNCTION_ARGS)
 		identity_text = MemoryContextStrdup(TopMemoryContext, t);
 		identity_lxid = MyProc->lxid;
 	}
+}
 
-	/* the tenant's head, locked until the end of the commit */
-	values[0] = CStringGetTextDatum(tenant);
-	ret = SPI_execute_plan(head_plan, values, NULL, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "no head for tenant \"%s\"", tenant);
-	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) + 1;
-	prev = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	if (VARSIZE_ANY_EXHDR(prev) != 32)
-		elog(ERROR, "the head's hash is not 32 bytes");
+/* The options (the trigger's argument, jsonb text) and the settings, read once per call. */
+static void
+start_call(TriggerData *td, Call *call)
+{
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	Jsonb	   *options;
+	char	   *key_column;
+	StringInfoData ctx;
 
-	/* the canonical encoding (docs/hash-chain.md) and the chain step */
-	initStringInfo(&body);
-	appendBinaryStringInfo(&body, "PGAT\x00\x01", 6);
-	put_text(&body, event_id);
-	put_text(&body, tenant);
-	put_int8(&body, unix_micros(occurred_at));
-	put_int8(&body, unix_micros(now));
-	put_text(&body, actor_type);
-	put_text(&body, setting("audit_trail.actor_id"));
-	put_text(&body, setting("audit_trail.actor_name"));
-	put_text(&body, setting("audit_trail.auth_method"));
-	put_text(&body, setting("audit_trail.source_ip"));
-	put_text(&body, setting("audit_trail.user_agent_hash"));
-	put_text(&body, action);
-	put_text(&body, resource_type);
-	put_text(&body, resource_id);
-	put_text(&body, NULL);		/* parent_type */
-	put_text(&body, NULL);		/* parent_id */
-	put_text(&body, changes_out);
-	put_text(&body, setting("audit_trail.reason"));
-	put_text(&body, context_out);
-	put_text(&body, identity_text);
-	put_int8(&body, seq);
-	put_field(&body, VARDATA_ANY(prev), 32);
-	sha = pg_cryptohash_create(PG_SHA256);
-	if (sha == NULL || pg_cryptohash_init(sha) < 0 || pg_cryptohash_update(sha, (uint8 *) body.data, body.len) < 0 ||
-		pg_cryptohash_final(sha, hash, sizeof(hash)) < 0)
-		elog(ERROR, "SHA-256 failed");
-	pg_cryptohash_free(sha);
-	record_hash = palloc(VARHDRSZ + 32);
-	SET_VARSIZE(record_hash, VARHDRSZ + 32);
-	memcpy(VARDATA(record_hash), hash, 32);
+	if (td->tg_trigger->tgnargs != 1)
+		elog(ERROR, "the capture trigger takes one argument, its options");
+	options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(td->tg_trigger->tgargs[0])));
+	call->table = option(options, "table", false);
+	call->resource_type = option(options, "resource_type", false);
+	key_column = option(options, "key_columns", true);
+	call->key_attnum = SPI_fnumber(desc, key_column);
+	if (call->key_attnum <= 0)
+		elog(ERROR, "no column \"%s\"", key_column);
+	call->tenant_attnum = 0;
+	call->tenant = setting("audit_trail.tenant_id");
+	if (call->tenant == NULL)
+	{
+		char	   *tenant_column = option(options, "tenant_column", false);
 
-	values[1] = Int64GetDatum(seq);
-	values[2] = PointerGetDatum(record_hash);
-	if (SPI_execute_plan(move_plan, values, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "the head of tenant \"%s\" did not move", tenant);
+		call->tenant_attnum = SPI_fnumber(desc, tenant_column);
+		if (call->tenant_attnum <= 0)
+			elog(ERROR, "no column \"%s\"", tenant_column);
+	}
+	call->actor_type = setting("audit_trail.actor_type");
+	if (call->actor_type == NULL)
+		call->actor_type = "user";
+	call->actor_id = setting("audit_trail.actor_id");
+	call->actor_name = setting("audit_trail.actor_name");
+	call->auth_method = setting("audit_trail.auth_method");
+	call->source_ip = setting("audit_trail.source_ip");
+	call->user_agent_hash = setting("audit_trail.user_agent_hash");
+	call->reason = setting("audit_trail.reason");
+	call->occurred_setting = setting("audit_trail.occurred_at");
 
-	memset(nulls, false, sizeof(nulls));
+	/* context: {"table": ...} || strip_nulls({"request_id": ..., "capture_method": "trigger"}) */
+	initStringInfo(&ctx);
+	appendStringInfoString(&ctx, "{\"table\": ");
+	escape_json(&ctx, call->table);
+	if (setting("audit_trail.request_id") != NULL)
+	{
+		appendStringInfoString(&ctx, ", \"request_id\": ");
+		escape_json(&ctx, setting("audit_trail.request_id"));
+	}
+	appendStringInfoString(&ctx, ", \"capture_method\": \"trigger\"}");
+	call->context_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.data));
+	call->context_out = JsonbToCString(NULL, &DatumGetJsonbP(call->context_jsonb)->root,
+									   VARSIZE(DatumGetPointer(call->context_jsonb)));
+}
+
+/* A row's tenant: the session's, or the row's tenant column. */
+static const char *
+row_tenant(Call *call, TupleDesc desc, HeapTuple t)
+{
+	char	   *tenant;
+
+	if (call->tenant_attnum == 0)
+		return call->tenant;
+	tenant = SPI_getvalue(t, desc, call->tenant_attnum);
+	if (tenant == NULL)
+		elog(ERROR, "a row without a tenant");
+	return tenant;
+}
+
+/*
+ * One event: its canonical body (every field but the chain position) into
+ * `body`, the insert's values into values[] and nulls[] (all but
+ * sequence_no, prev_hash and record_hash). False when an update changed
+ * nothing (no event).
+ */
+static bool
+build_event(Call *call, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const char *action, const char *tenant,
+			StringInfo body, Datum *values, bool *nulls)
+{
+	char	   *changes = changes_text(desc, oldt, newt);
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz occurred_at;
+	char	   *event_id = palloc(27);
+	char	   *resource_id;
+	Datum		changes_jsonb;
+	char	   *changes_out;
+
+	if (changes == NULL)
+		return false;
+	resource_id = SPI_getvalue(newt != NULL ? newt : oldt, desc, call->key_attnum);
+	occurred_at = call->occurred_setting == NULL ? now
+		: DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(call->occurred_setting),
+												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	/* the jsonb value, and its text as jsonb_out() gives it: what the canonical encoding hashes */
+	changes_jsonb = DirectFunctionCall1(jsonb_in, CStringGetDatum(changes));
+	changes_out = JsonbToCString(NULL, &DatumGetJsonbP(changes_jsonb)->root, VARSIZE(DatumGetPointer(changes_jsonb)));
+	new_ulid(now, event_id);
+
+	/* the canonical encoding (docs/hash-chain.md) */
+	resetStringInfo(body);
+	appendBinaryStringInfo(body, "PGAT\x00\x01", 6);
+	put_text(body, event_id);
+	put_text(body, tenant);
+	put_int8(body, unix_micros(occurred_at));
+	put_int8(body, unix_micros(now));
+	put_text(body, call->actor_type);
+	put_text(body, call->actor_id);
+	put_text(body, call->actor_name);
+	put_text(body, call->auth_method);
+	put_text(body, call->source_ip);
+	put_text(body, call->user_agent_hash);
+	put_text(body, action);
+	put_text(body, call->resource_type);
+	put_text(body, resource_id);
+	put_text(body, NULL);		/* parent_type */
+	put_text(body, NULL);		/* parent_id */
+	put_text(body, changes_out);
+	put_text(body, call->reason);
+	put_text(body, call->context_out);
+	put_text(body, identity_text);
+
+	memset(nulls, false, sizeof(bool) * 20);
 	values[0] = CStringGetTextDatum(event_id);
 	values[1] = CStringGetTextDatum(tenant);
-	values[2] = Int64GetDatum(seq);
 	values[3] = TimestampTzGetDatum(occurred_at);
 	values[4] = TimestampTzGetDatum(now);
-	values[5] = CStringGetTextDatum(actor_type);
-	values[6] = text_or_null(setting("audit_trail.actor_id"), &nulls[6]);
-	values[7] = text_or_null(setting("audit_trail.actor_name"), &nulls[7]);
-	values[8] = text_or_null(setting("audit_trail.auth_method"), &nulls[8]);
-	values[9] = text_or_null(setting("audit_trail.source_ip"), &nulls[9]);
-	values[10] = text_or_null(setting("audit_trail.user_agent_hash"), &nulls[10]);
+	values[5] = CStringGetTextDatum(call->actor_type);
+	values[6] = text_or_null(call->actor_id, &nulls[6]);
+	values[7] = text_or_null(call->actor_name, &nulls[7]);
+	values[8] = text_or_null(call->auth_method, &nulls[8]);
+	values[9] = text_or_null(call->source_ip, &nulls[9]);
+	values[10] = text_or_null(call->user_agent_hash, &nulls[10]);
 	values[11] = CStringGetTextDatum(action);
-	values[12] = CStringGetTextDatum(resource_type);
+	values[12] = CStringGetTextDatum(call->resource_type);
 	values[13] = text_or_null(resource_id, &nulls[13]);
 	values[14] = changes_jsonb;
-	values[15] = text_or_null(setting("audit_trail.reason"), &nulls[15]);
-	values[16] = context_jsonb;
+	values[15] = text_or_null(call->reason, &nulls[15]);
+	values[16] = call->context_jsonb;
 	values[17] = CStringGetTextDatum(identity_text);	/* json's stored form is its text */
-	values[18] = PointerGetDatum(prev);
-	values[19] = PointerGetDatum(record_hash);
+	return true;
+}
+
+/* A 32-byte bytea. */
+static bytea *
+hash_bytea(const uint8 *hash)
+{
+	bytea	   *b = palloc(VARHDRSZ + 32);
+
+	SET_VARSIZE(b, VARHDRSZ + 32);
+	memcpy(VARDATA(b), hash, 32);
+	return b;
+}
+
+/*
+ * The chain step (record_hash = sha256(body || field(sequence_no) ||
+ * field(prev_hash))), then the event: written with the saved plan, or, with
+ * `collect`, added to it as a row of bench_design.trail (`trail`: its
+ * descriptor), for write_built().
+ */
+static void
+chain_and_write(StringInfo body, Datum *values, bool *nulls, int64 seq, const uint8 *prev, uint8 *record_hash,
+				Tuplestorestate *collect, TupleDesc trail)
+{
+	pg_cryptohash_ctx *sha;
+
+	put_int8(body, seq);
+	put_field(body, (const char *) prev, 32);
+	sha = pg_cryptohash_create(PG_SHA256);
+	if (sha == NULL || pg_cryptohash_init(sha) < 0 || pg_cryptohash_update(sha, (uint8 *) body->data, body->len) < 0 ||
+		pg_cryptohash_final(sha, record_hash, 32) < 0)
+		elog(ERROR, "SHA-256 failed");
+	pg_cryptohash_free(sha);
+	values[2] = Int64GetDatum(seq);
+	values[18] = PointerGetDatum(hash_bytea(prev));
+	values[19] = PointerGetDatum(hash_bytea(record_hash));
+	if (collect != NULL)
+	{
+		/* the table's columns: the 20 values with parent_type, parent_id (NULL) and encoding_version (1) */
+		Datum		row[23];
+		bool		row_nulls[23];
+
+		memcpy(row, values, sizeof(Datum) * 14);
+		memcpy(row_nulls, nulls, sizeof(bool) * 14);
+		row_nulls[14] = row_nulls[15] = true;
+		row[14] = row[15] = (Datum) 0;
+		memcpy(row + 16, values + 14, sizeof(Datum) * 4);
+		memcpy(row_nulls + 16, nulls + 14, sizeof(bool) * 4);
+		row[20] = Int16GetDatum(1);
+		row_nulls[20] = false;
+		memcpy(row + 21, values + 18, sizeof(Datum) * 2);
+		memcpy(row_nulls + 21, nulls + 18, sizeof(bool) * 2);
+		tuplestore_putvalues(collect, trail, row, row_nulls);
+	}
+	else
 	{
 		char		n[20];
 		int			i;
@@ -528,6 +577,201 @@ design_capture_c(PG_FUNCTION_ARGS)
 		if (SPI_execute_plan(insert_plan, values, n, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "the event was not written");
 	}
+}
+
+/* The tenant's head, locked until the end of the transaction. */
+static int64
+lock_head(const char *tenant, uint8 *hash)
+{
+	Datum		arg = CStringGetTextDatum(tenant);
+	bool		isnull;
+	bytea	   *h;
+
+	if (SPI_execute_plan(head_plan, &arg, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "no head for tenant \"%s\"", tenant);
+	h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull || VARSIZE_ANY_EXHDR(h) != 32)
+		elog(ERROR, "the head's hash is not 32 bytes");
+	memcpy(hash, VARDATA_ANY(h), 32);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static void
+move_head(const char *tenant, int64 seq, const uint8 *hash)
+{
+	Datum		args[3];
+
+	args[0] = CStringGetTextDatum(tenant);
+	args[1] = Int64GetDatum(seq);
+	args[2] = PointerGetDatum(hash_bytea(hash));
+	if (SPI_execute_plan(move_plan, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "the head of tenant \"%s\" did not move", tenant);
+}
+
+/* The deferred constraint row trigger (AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW): one event, one head move. */
+Datum
+design_capture_c(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	oldt = NULL;
+	HeapTuple	newt = NULL;
+	const char *action;
+	const char *tenant;
+	Call		call;
+	StringInfoData body;
+	Datum		values[20];
+	bool		nulls[20];
+	uint8		prev[32];
+	uint8		hash[32];
+	int64		seq;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "design_capture_c: an AFTER ... FOR EACH ROW trigger only");
+	desc = RelationGetDescr(td->tg_relation);
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	{
+		newt = td->tg_trigtuple;
+		action = "create";
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+	{
+		oldt = td->tg_trigtuple;
+		action = "delete";
+	}
+	else
+	{
+		oldt = td->tg_trigtuple;
+		newt = td->tg_newtuple;
+		action = "update";
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_plans();
+	start_call(td, &call);
+	tenant = row_tenant(&call, desc, newt != NULL ? newt : oldt);
+	initStringInfo(&body);
+	if (build_event(&call, desc, oldt, newt, action, tenant, &body, values, nulls))
+	{
+		seq = lock_head(tenant, prev) + 1;
+		chain_and_write(&body, values, nulls, seq, prev, hash, NULL, NULL);
+		move_head(tenant, seq, hash);
+	}
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/* Writes the events collected so far (registered as built_events) with one INSERT, and empties the collection. */
+static void
+write_built(Tuplestorestate *collect)
+{
+	int64		n = tuplestore_tuple_count(collect);
+
+	if (n == 0)
+		return;
+	if (SPI_execute("insert into bench_design.trail select * from built_events", false, 0) != SPI_OK_INSERT ||
+		SPI_processed != (uint64) n)
+		elog(ERROR, "the events were not written");
+	tuplestore_clear(collect);
+}
+
+/*
+ * The statement trigger of a bulk import (AFTER INSERT ... REFERENCING NEW
+ * TABLE AS new_rows FOR EACH STATEMENT): one event per row, collected and
+ * written by one INSERT per BUILT_BATCH events (the rows as an ephemeral
+ * named relation), the head locked once and moved once. One tenant per statement
+ * (refused otherwise).
+ */
+Datum
+design_capture_inserts_c(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	TupleTableSlot *slot;
+	MemoryContext per_row;
+	MemoryContext outer;
+	Call		call;
+	StringInfoData body;
+	Datum		values[20];
+	bool		nulls[20];
+	uint8		prev[32];
+	uint8		hash[32];
+	int64		seq = -1;
+	char	   *tenant = NULL;
+	TupleDesc	trail;
+	Tuplestorestate *collect;
+	EphemeralNamedRelation built;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL)
+		elog(ERROR, "design_capture_inserts_c: an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT trigger only");
+	desc = RelationGetDescr(td->tg_relation);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_plans();
+	start_call(td, &call);
+	initStringInfo(&body);
+	/* the events, collected and written BUILT_BATCH at a time by an INSERT ... SELECT from them */
+	if (SPI_execute("select * from bench_design.trail limit 0", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read bench_design.trail's columns");
+	trail = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+	if (trail->natts != 23)
+		elog(ERROR, "bench_design.trail has %d columns, not those of audit_trail.events", trail->natts);
+	collect = tuplestore_begin_heap(false, false, work_mem);
+	built = palloc0(sizeof(EphemeralNamedRelationData));
+	built->md.name = "built_events";
+	built->md.reliddesc = InvalidOid;
+	built->md.tupdesc = trail;
+	built->md.enrtype = ENR_NAMED_TUPLESTORE;
+	built->md.enrtuples = BUILT_BATCH;
+	built->reldata = collect;
+	if (SPI_register_relation(built) != SPI_OK_REL_REGISTER)
+		elog(ERROR, "could not register the built events");
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	per_row = AllocSetContextCreate(CurrentMemoryContext, "design_capture_inserts_c row", ALLOCSET_DEFAULT_SIZES);
+	outer = CurrentMemoryContext;
+	tuplestore_rescan(td->tg_newtable);
+	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
+	{
+		bool		should_free;
+		HeapTuple	t;
+		const char *row_tenant_id;
+
+		/* what the row builds goes into its own context (SPI calls return in SPI's procedure context) */
+		MemoryContextSwitchTo(per_row);
+		t = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		row_tenant_id = row_tenant(&call, desc, t);
+
+		if (tenant == NULL)
+		{
+			tenant = MemoryContextStrdup(outer, row_tenant_id);
+			seq = lock_head(tenant, prev);
+		}
+		else if (strcmp(tenant, row_tenant_id) != 0)
+			elog(ERROR, "the C prototype takes one tenant per statement");
+		if (build_event(&call, desc, NULL, t, "create", tenant, &body, values, nulls))
+		{
+			seq += 1;
+			chain_and_write(&body, values, nulls, seq, prev, hash, collect, trail);
+			memcpy(prev, hash, 32);
+			if (tuplestore_tuple_count(collect) >= BUILT_BATCH)
+				write_built(collect);
+		}
+		/*
+		 * The next row is read in the outer context (the slot frees it when it
+		 * takes the one after); what this row built (its heap tuple included) is freed. (The body's
+		 * buffer lives in the outer context too: build_event() resets its length.)
+		 */
+		MemoryContextSwitchTo(outer);
+		MemoryContextReset(per_row);
+	}
+	if (tenant != NULL)
+	{
+		write_built(collect);
+		move_head(tenant, seq, prev);
+	}
+	tuplestore_end(collect);
+	ExecDropSingleTupleTableSlot(slot);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
