@@ -18,8 +18,14 @@
  * per transaction (as the product's commit step does), and the head is read
  * and moved with two saved plans instead of one UPDATE ... RETURNING.
  *
- * Built by bench/designs.ts against the server's own headers (pg_config
- * --includedir-server; PostgreSQL 15 here, from Debian's
+ * A second function, design_capture_inserts_c(), is the statement trigger of
+ * a bulk import for bench/designs_bulk.ts: the same event per inserted row,
+ * read from the transition table, written BUILT_BATCH at a time, the head
+ * moved once a statement (as the product's statement trigger and commit
+ * step do for inserts).
+ *
+ * Built by bench/designs/c_prototype.ts against the server's own headers
+ * (pg_config --includedir-server; PostgreSQL 15 here, from Debian's
  * postgresql-server-dev-15) and loaded from its path.
  */
 #include "postgres.h"
@@ -42,8 +48,8 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/timestamp.h"
 #include "utils/queryenvironment.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 PG_MODULE_MAGIC;
