@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { migrate } from '../src/db/migrate.ts';
 import { findClientTool, libpqEnv, machineDescription, run, runPgbench, summarize, toolVersion } from './lib.ts';
 import { buildCPrototype } from './designs/c_prototype.ts';
-import { freshDatabase, startBenchServer, withClient } from './server.ts';
+import { freshDatabase, runSqlFile, startBenchServer, withClient } from './server.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const designsDir = path.join(benchDir, 'designs');
@@ -58,11 +58,6 @@ async function writeHeadThroughCommitScript(): Promise<void> {
   const tpcb = await readFile(tpcbScript, 'utf8');
   if (!/^END;$/m.test(tpcb)) throw new Error(`${tpcbScript} has no END; line to put the head's UPDATE before`);
   await writeFile(headThroughCommitScript, tpcb.replace(/^END;$/m, `${HEAD_THROUGH_COMMIT_STATEMENT}\nEND;`));
-}
-
-async function sqlFile(url: string, file: string): Promise<void> {
-  const text = await readFile(file, 'utf8');
-  await withClient(url, (c) => c.query(text));
 }
 
 async function enableAll(url: string, fn: string): Promise<void> {
@@ -100,8 +95,8 @@ function prototype(name: string, what: string, options: { needsAuditTrail?: bool
     script: options.script ?? tpcbScript,
     async install(url) {
       if (options.needsAuditTrail) await migrate({ databaseUrl: url });
-      await sqlFile(url, path.join(designsDir, 'common.sql'));
-      await sqlFile(url, path.join(designsDir, `${name}.sql`));
+      await runSqlFile(url, path.join(designsDir, 'common.sql'));
+      await runSqlFile(url, path.join(designsDir, `${name}.sql`));
       if (options.script === undefined) await enableAll(url, 'bench_design.enable');
     },
     ...(check === null ? {} : { check: (url: string) => countChecks(url, check) }),
@@ -115,7 +110,7 @@ function benchTrigger(name: string, what: string, file: string, enable: string, 
     what: `bench/${file}: ${what}`,
     script: tpcbScript,
     async install(url) {
-      await sqlFile(url, path.join(benchDir, file));
+      await runSqlFile(url, path.join(benchDir, file));
       await enableAll(url, enable);
     },
     ...(check === undefined ? {} : { check: (url: string) => countChecks(url, check) }),
@@ -135,7 +130,7 @@ const DESIGNS: Design[] = [
     script: tpcbScript,
     async install(url) {
       await migrate({ databaseUrl: url });
-      await sqlFile(url, path.join(benchDir, 'tpcb_audit.sql'));
+      await runSqlFile(url, path.join(benchDir, 'tpcb_audit.sql'));
     },
     check: (url) =>
       countChecks(url, `select count(*) as tenants, coalesce(sum(v.events_checked), 0) as events, count(*) filter (where not v.ok) as bad
@@ -159,8 +154,8 @@ const DESIGNS: Design[] = [
     unavailable: (url) => buildCPrototype(url, cModule),
     async install(url) {
       await migrate({ databaseUrl: url });
-      await sqlFile(url, path.join(designsDir, 'common.sql'));
-      await sqlFile(url, path.join(designsDir, 'deferred_row_event.sql'));
+      await runSqlFile(url, path.join(designsDir, 'common.sql'));
+      await runSqlFile(url, path.join(designsDir, 'deferred_row_event.sql'));
       await withClient(url, (c) => c.query(`create or replace function bench_design.capture() returns trigger
         language c as '${cModule.replace(/'/g, "''")}', 'design_capture_c'`));
       await enableAll(url, 'bench_design.enable');

@@ -17,23 +17,18 @@
  * the C chain with the product's encoding. Writes
  * bench/results/designs-bulk.md (or --out).
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate } from '../src/db/migrate.ts';
 import { findClientTool, machineDescription, runPgbench, summarize, toolVersion } from './lib.ts';
 import { buildCPrototype } from './designs/c_prototype.ts';
-import { freshDatabase, startBenchServer, withClient } from './server.ts';
+import { freshDatabase, runSqlFile, startBenchServer, withClient } from './server.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const TENANT = 'plant_bulk'; // bench/pgbench/bulk_insert_select.sql's
 const cModule = path.join(os.tmpdir(), `pg-audit-trail-designs-bulk-${process.pid}-deferred_row_event_c.so`);
-
-async function sqlFile(url: string, file: string): Promise<void> {
-  const text = await readFile(file, 'utf8');
-  await withClient(url, (c) => c.query(text));
-}
 
 interface Variant {
   name: string;
@@ -62,8 +57,8 @@ const VARIANTS: Variant[] = [
     what: 'designs/deferred_row_event_c.c: statement trigger in C, the same event, head moved once a statement',
     async install(url) {
       await migrate({ databaseUrl: url });
-      await sqlFile(url, path.join(benchDir, 'designs', 'common.sql'));
-      await sqlFile(url, path.join(benchDir, 'designs', 'deferred_row_event.sql'));
+      await runSqlFile(url, path.join(benchDir, 'designs', 'common.sql'));
+      await runSqlFile(url, path.join(benchDir, 'designs', 'deferred_row_event.sql'));
       await withClient(url, async (c) => {
         await c.query(`insert into bench_design.heads values ($1, 0, null, audit_trail.genesis_hash())`, [TENANT]);
         await c.query(`create function bench_design.capture_inserts() returns trigger
@@ -120,7 +115,7 @@ async function main(): Promise<void> {
           continue;
         }
       }
-      await sqlFile(url, path.join(benchDir, 'bulk_schema.sql'));
+      await runSqlFile(url, path.join(benchDir, 'bulk_schema.sql'));
       await v.install(url);
       urls.set(v.name, url);
     }

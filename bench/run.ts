@@ -35,7 +35,7 @@ import {
   WaitSampler,
   type Summary,
 } from './lib.ts';
-import { databaseUrl, dropDatabase, freshDatabase, startBenchServer, withClient } from './server.ts';
+import { databaseUrl, dropDatabase, freshDatabase, runSqlFile, startBenchServer, withClient } from './server.ts';
 import { renderMarkdown } from './report.ts';
 import { exportTenant } from '../src/export/export.ts';
 import { verifyExport } from '../src/export/verify_export.ts';
@@ -160,8 +160,7 @@ class Bench {
   }
 
   async sqlFile(url: string, file: string): Promise<void> {
-    const text = await readFile(path.join(benchDir, file), 'utf8');
-    await withClient(url, (c) => c.query(text));
+    await runSqlFile(url, path.join(benchDir, file));
   }
 
   async install(url: string): Promise<void> {

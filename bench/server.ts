@@ -5,6 +5,7 @@
  * DATABASE_URL (an existing server), AUDIT_TRAIL_PG_BIN (initdb from those
  * binaries), else the embedded PostgreSQL 17 package. fsync stays on.
  */
+import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { startManagedServer, stopManagedServer, type ManagedServer } from '../src/db/embedded_server.ts';
 
@@ -52,6 +53,12 @@ export async function withClient<T>(url: string, fn: (client: pg.Client) => Prom
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** Runs a file of SQL statements in one call. */
+export async function runSqlFile(url: string, file: string): Promise<void> {
+  const text = await readFile(file, 'utf8');
+  await withClient(url, (c) => c.query(text));
 }
 
 /** Drops (if there) and creates a UTF8 database. */
